@@ -1,0 +1,1 @@
+"""Bugtracker's common library. Library code only: no service logic lives here."""

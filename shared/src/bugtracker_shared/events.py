@@ -1,0 +1,69 @@
+"""The CloudEvents 1.0 envelope every Bugtracker event travels in (structured JSON)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXCHANGE = "bugtracker.events"
+DEAD_LETTER_EXCHANGE = "bugtracker.dlx"
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+def event_type(name: str) -> str:
+    """`ticket.assigned` -> `io.bugtracker.ticket.assigned.v1`."""
+    return f"io.bugtracker.{name}.v1"
+
+
+def event_name(type_: str) -> str:
+    """`io.bugtracker.ticket.assigned.v1` -> `ticket.assigned` (the routing key)."""
+    prefix, suffix = "io.bugtracker.", ".v1"
+    if not (type_.startswith(prefix) and type_.endswith(suffix)):
+        raise ValueError(f"not a Bugtracker event type: {type_}")
+    return type_[len(prefix) : -len(suffix)]
+
+
+class CloudEvent(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: str = "1.0"
+    id: uuid.UUID
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    datacontenttype: str = "application/json"
+    actorid: str | None = None
+    correlationid: str | None = None
+    sequence: int = Field(ge=0)
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return event_name(self.type)
+
+
+def new_event(
+    name: str,
+    *,
+    service: str,
+    subject: uuid.UUID,
+    sequence: int,
+    data: dict[str, Any],
+    actor_id: uuid.UUID | None,
+    correlation_id: str | None,
+) -> CloudEvent:
+    return CloudEvent(
+        id=uuid.uuid4(),
+        source=f"/bugtracker/{service}",
+        type=event_type(name),
+        subject=str(subject),
+        time=datetime.now(UTC),
+        actorid=str(actor_id) if actor_id else None,
+        correlationid=correlation_id,
+        sequence=sequence,
+        data=data,
+    )

@@ -1,0 +1,184 @@
+"""RabbitMQ with aio-pika: one robust connection per process, a confirming publisher and
+idempotent-consumer plumbing.
+
+Topology is declared idempotently by whoever needs it: publishers declare the durable
+topic exchange; each consumer declares its durable quorum queue with a delivery limit
+and its dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+
+from bugtracker_shared.events import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, CloudEvent
+
+logger = logging.getLogger("bugtracker.messaging")
+
+EventHandler = Callable[[CloudEvent], Awaitable[None]]
+
+
+class BrokerUnavailableError(RuntimeError):
+    pass
+
+
+class Broker:
+    """A robust connection that is made in the background, so a service starts (and keeps
+    accepting writes into its outbox) while RabbitMQ is away."""
+
+    def __init__(self, url: str, *, connection_name: str) -> None:
+        self._url = url
+        self._name = connection_name
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumers: list[tuple[str, Sequence[str], EventHandler, int]] = []
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+
+    def add_consumer(
+        self, queue: str, routing_keys: Sequence[str], handler: EventHandler, prefetch: int = 20
+    ) -> None:
+        """Register before `start`; the queue is declared and consumed once connected."""
+        self._consumers.append((queue, routing_keys, handler, prefetch))
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    @property
+    def is_ready(self) -> bool:
+        return (
+            self._connected.is_set()
+            and self._connection is not None
+            and not self._connection.is_closed
+        )
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(
+                    self._url, client_properties={"connection_name": self._name}
+                )
+                break
+            except (OSError, aio_pika.exceptions.AMQPError) as exc:
+                logger.warning("broker not reachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._connection = connection
+        self._publish_channel = await connection.channel(publisher_confirms=True)
+        self._exchange = await declare_exchange(self._publish_channel)
+        for queue, keys, handler, prefetch in self._consumers:
+            await self._consume(connection, queue, keys, handler, prefetch)
+        self._connected.set()
+        logger.info("connected to the broker")
+
+    async def _consume(
+        self,
+        connection: AbstractRobustConnection,
+        queue_name: str,
+        routing_keys: Sequence[str],
+        handler: EventHandler,
+        prefetch: int,
+    ) -> None:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        exchange = await declare_exchange(channel)
+        queue = await declare_consumer_queue(channel, exchange, queue_name, routing_keys)
+        await queue.consume(_message_callback(handler))
+
+    async def publish(
+        self, routing_key: str, body: bytes, *, message_id: str, correlation_id: str | None
+    ) -> None:
+        """Publish a persistent message and wait for the broker's confirm."""
+        if not self.is_ready or self._exchange is None:
+            raise BrokerUnavailableError("not connected to the broker")
+        await self._exchange.publish(
+            aio_pika.Message(
+                body,
+                content_type=CONTENT_TYPE,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+        )
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._connection is not None:
+            await self._connection.close()
+
+
+async def declare_exchange(channel: AbstractChannel) -> AbstractExchange:
+    return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def declare_consumer_queue(
+    channel: AbstractChannel,
+    exchange: AbstractExchange,
+    name: str,
+    routing_keys: Sequence[str],
+    *,
+    delivery_limit: int = 5,
+) -> aio_pika.abc.AbstractQueue:
+    """`name` as a durable quorum queue bound to `routing_keys`, with `name.dlq` behind it."""
+    dlx = await channel.declare_exchange(
+        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    dlq = await channel.declare_queue(
+        f"{name}.dlq", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dlq.bind(dlx, routing_key=name)
+    queue = await channel.declare_queue(
+        name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": name,
+        },
+    )
+    for key in routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    return queue
+
+
+def _message_callback(
+    handler: EventHandler,
+) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        try:
+            event = CloudEvent.model_validate_json(message.body)
+        except ValidationError:
+            logger.error("dead-lettering a message that is not a CloudEvent: %r", message.body)
+            await message.reject(requeue=False)
+            return
+        try:
+            await handler(event)
+        except Exception:
+            # Requeued; the quorum queue's delivery limit dead-letters a poison message.
+            logger.exception("handling event %s (%s) failed", event.id, event.type)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    return on_message

@@ -1,0 +1,83 @@
+"""The project role matrix: one table, used by projects and by tickets."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ProjectRole(StrEnum):
+    VIEWER = "viewer"
+    REPORTER = "reporter"
+    DEVELOPER = "developer"
+    MAINTAINER = "maintainer"
+    OWNER = "owner"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def at_least(self, other: ProjectRole) -> bool:
+        return self.rank >= other.rank
+
+
+_RANKS = {role: rank for rank, role in enumerate(ProjectRole)}
+
+
+class Permission(StrEnum):
+    PROJECT_READ = "project.read"
+    TICKET_COMMENT = "ticket.comment"
+    TICKET_WATCH = "ticket.watch"
+    TICKET_CREATE = "ticket.create"
+    TICKET_EDIT_OWN = "ticket.edit_own"
+    TICKET_EDIT_ANY = "ticket.edit_any"
+    TICKET_ASSIGN = "ticket.assign"
+    TICKET_TRANSITION_ANY = "ticket.transition_any"
+    TICKET_DELETE = "ticket.delete"
+    PROJECT_UPDATE = "project.update"
+    PROJECT_ARCHIVE = "project.archive"
+    MEMBER_MANAGE = "member.manage"
+    OWNER_MANAGE = "owner.manage"
+    PROJECT_DELETE = "project.delete"
+
+
+_GRANTED_AT: dict[ProjectRole, tuple[Permission, ...]] = {
+    ProjectRole.VIEWER: (
+        Permission.PROJECT_READ,
+        Permission.TICKET_COMMENT,
+        Permission.TICKET_WATCH,
+    ),
+    ProjectRole.REPORTER: (Permission.TICKET_CREATE, Permission.TICKET_EDIT_OWN),
+    ProjectRole.DEVELOPER: (
+        Permission.TICKET_EDIT_ANY,
+        Permission.TICKET_ASSIGN,
+        Permission.TICKET_TRANSITION_ANY,
+    ),
+    ProjectRole.MAINTAINER: (
+        Permission.TICKET_DELETE,
+        Permission.PROJECT_UPDATE,
+        Permission.PROJECT_ARCHIVE,
+        Permission.MEMBER_MANAGE,
+    ),
+    ProjectRole.OWNER: (Permission.OWNER_MANAGE, Permission.PROJECT_DELETE),
+}
+
+# Each role includes everything of the roles below it.
+ROLE_PERMISSIONS: dict[ProjectRole, frozenset[Permission]] = {
+    role: frozenset(
+        permission
+        for lower in ProjectRole
+        if role.at_least(lower)
+        for permission in _GRANTED_AT[lower]
+    )
+    for role in ProjectRole
+}
+
+ADMIN_PERMISSIONS = frozenset(Permission)
+
+
+def permissions_for(role: ProjectRole | None, *, is_admin: bool) -> frozenset[Permission]:
+    if is_admin:
+        return ADMIN_PERMISSIONS
+    if role is None:
+        return frozenset()
+    return ROLE_PERMISSIONS[role]

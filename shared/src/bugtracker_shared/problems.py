@@ -1,0 +1,175 @@
+"""RFC 9457 problem details: the one error shape of every Bugtracker response.
+
+Domain code raises plain exceptions; each app installs one handler table that maps
+them to problems here, at the edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bugtracker_shared.request_context import current_request_id
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+logger = logging.getLogger("bugtracker.problems")
+
+
+class ProblemError(Exception):
+    """An error that already knows its HTTP answer (raised at the API edge only)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def problem_body(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"https://bugtracker.dev/problems/{code.replace('_', '-')}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+        "request_id": current_request_id(),
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, detail, instance=instance, title=title, extra=extra),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+_STATUS_CODES = {
+    HTTPStatus.NOT_FOUND: "not_found",
+    HTTPStatus.METHOD_NOT_ALLOWED: "method_not_allowed",
+    HTTPStatus.UNAUTHORIZED: "unauthorized",
+    HTTPStatus.FORBIDDEN: "forbidden",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "payload_too_large",
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+}
+
+
+def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "")} for err in errors]
+
+
+def install_problem_handlers(
+    app: FastAPI, domain_errors: Mapping[type[Exception], int] | None = None
+) -> None:
+    """Map every error an app can raise to problem+json.
+
+    `domain_errors` maps a domain exception class to its HTTP status; the exception's
+    `code` attribute (or `conflict`/`not_found`-style default) becomes the problem code.
+    """
+    table = dict(domain_errors or {})
+
+    async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status,
+            exc.code,
+            exc.detail,
+            instance=request.url.path,
+            title=exc.title,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(err.get("type") == "json_invalid" for err in errors):
+            return problem_response(
+                400,
+                "malformed_json",
+                "The request body is not valid JSON.",
+                instance=request.url.path,
+                extra={"errors": _validation_errors(errors)},
+            )
+        return problem_response(
+            422,
+            "validation_error",
+            "The request is not valid.",
+            instance=request.url.path,
+            extra={"errors": _validation_errors(errors)},
+        )
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = HTTPStatus(exc.status_code)
+        code = _STATUS_CODES.get(status, status.phrase.lower().replace(" ", "_"))
+        detail = exc.detail if isinstance(exc.detail, str) else status.phrase
+        return problem_response(
+            exc.status_code, code, detail, instance=request.url.path, headers=exc.headers
+        )
+
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
+        status = next(
+            (code for cls, code in table.items() if isinstance(exc, cls)),
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+        )
+        code = getattr(exc, "code", None) or _STATUS_CODES.get(HTTPStatus(status), "error")
+        extra = getattr(exc, "extra", None)
+        return problem_response(
+            status, code, str(exc), instance=request.url.path, extra=extra or None
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(
+            500,
+            "internal_error",
+            "An unexpected error occurred; it has been logged.",
+            instance=request.url.path,
+        )
+
+    handlers = app.exception_handlers
+    handlers[ProblemError] = on_problem
+    handlers[RequestValidationError] = on_validation
+    handlers[StarletteHTTPException] = on_http
+    for cls in table:
+        handlers[cls] = on_domain
+    handlers[Exception] = on_unexpected

@@ -1,0 +1,165 @@
+"""Access-token verification shared by the gateway and every service.
+
+The algorithm is pinned to EdDSA, every claim of the contract is required, and the
+issuer, audience and `typ` header are checked. Verified tokens are cached until they
+expire (bounded LRU keyed by a hash of the token), because EdDSA verification costs
+about 200 µs on this hardware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+ALGORITHM = "EdDSA"
+TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "iat", "exp", "role")
+ROLES = ("admin", "member")
+
+JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class InvalidTokenError(Exception):
+    """The token cannot be accepted; `code` tells a client why."""
+
+    def __init__(self, detail: str, code: str = "invalid_token") -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as an access token proves it."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    role: str
+    token: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        fetch_jwks: JwksFetcher,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int = 5,
+        cache_size: int = 10_000,
+        min_refetch_seconds: float = 30.0,
+    ) -> None:
+        self._fetch_jwks = fetch_jwks
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._cache_size = cache_size
+        self._min_refetch = min_refetch_seconds
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+
+    async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(digest)
+        now = time.time()
+        if cached is not None:
+            principal, expires_at = cached
+            if now < expires_at + self._leeway:
+                self._cache.move_to_end(digest)
+                return principal
+            del self._cache[digest]
+        principal, expires_at = await self._verify_uncached(token)
+        self._cache[digest] = (principal, expires_at)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, float]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError("The access token is malformed.") from exc
+        if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
+            raise InvalidTokenError("The access token has the wrong algorithm or type.")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidTokenError("The access token names no signing key.")
+        key = await self._key(kid)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidTokenError("The access token has expired.", "token_expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(f"The access token is invalid: {exc}.") from exc
+        try:
+            principal = Principal(
+                user_id=uuid.UUID(str(claims["sub"])),
+                session_id=uuid.UUID(str(claims["sid"])),
+                role=str(claims["role"]),
+                token=token,
+            )
+        except ValueError as exc:
+            raise InvalidTokenError("The access token has malformed claims.") from exc
+        if principal.role not in ROLES:
+            raise InvalidTokenError("The access token has an unknown role.")
+        return principal, float(claims["exp"])
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        async with self._lock:
+            key = self._keys.get(kid)
+            recently = (
+                self._fetched_at is not None
+                and time.monotonic() - self._fetched_at < self._min_refetch
+            )
+            if key is None and not recently:
+                await self._refresh()
+                key = self._keys.get(kid)
+        if key is None:
+            raise InvalidTokenError("The access token was signed by an unknown key.")
+        return key
+
+    async def _refresh(self) -> None:
+        try:
+            document = await self._fetch_jwks()
+        except Exception as exc:
+            raise InvalidTokenError("The signing keys cannot be fetched right now.") from exc
+        self._fetched_at = time.monotonic()
+        keys: dict[str, jwt.PyJWK] = {}
+        for entry in document.get("keys", []):
+            if entry.get("kid") and entry.get("kty") == "OKP" and entry.get("crv") == "Ed25519":
+                keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=ALGORITHM)
+        self._keys = keys
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
