@@ -20,7 +20,6 @@ from sqlalchemy import (
     Identity,
     Index,
     MetaData,
-    Row,
     String,
     Table,
     Uuid,
@@ -145,7 +144,9 @@ class OutboxRelay:
             if not rows:
                 return 0
 
-            async def publish_in_order(aggregate_rows: Sequence[Row[Any, Any, Any, Any, Any]]) -> None:
+            async def publish_in_order(
+                aggregate_rows: Sequence[Any],
+            ) -> None:
                 for row in aggregate_rows:
                     payload: dict[str, Any] = row.payload
                     await self._broker.publish(

@@ -1,0 +1,184 @@
+"""`python -m bugtracker_devstack up|down`: the engine behind `make up` and `make down`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+from bugtracker_devstack.postgres import Postgres
+from bugtracker_devstack.rabbitmq import RabbitMQ
+from bugtracker_devstack.stack import (
+    PROCESSES,
+    REPO_ROOT,
+    SERVICES,
+    Ports,
+    Stack,
+    new_password,
+    wait_until_ready,
+)
+
+COLORS = {"auth": 36, "projects": 32, "tickets": 33, "notifications": 35, "gateway": 34}
+
+
+def _load_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith("#"):
+                values[key.strip()] = value.strip()
+    return values
+
+
+def _secrets(data: Path) -> dict[str, str]:
+    """Role passwords and the admin's credentials, made once and kept in .data/ (0600)."""
+    path = data / "secrets.env"
+    values = _load_env_file(path)
+    changed = False
+    for service in SERVICES:
+        key = f"PG_PASSWORD_{service.upper()}"
+        if key not in values:
+            values[key] = new_password()
+            changed = True
+    if "BUGTRACKER_ADMIN_EMAIL" not in values:
+        values["BUGTRACKER_ADMIN_EMAIL"] = os.environ.get(
+            "BUGTRACKER_ADMIN_EMAIL", "admin@bugtracker.local"
+        )
+        changed = True
+    if "BUGTRACKER_ADMIN_PASSWORD" not in values:
+        values["BUGTRACKER_ADMIN_PASSWORD"] = os.environ.get(
+            "BUGTRACKER_ADMIN_PASSWORD", new_password()
+        )
+        changed = True
+    if changed:
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        path.chmod(0o600)
+    return values
+
+
+def _pump(name: str, stream: IO[bytes]) -> None:
+    color = COLORS.get(name, 0)
+    prefix = f"\033[{color}m{name:<13}|\033[0m " if sys.stdout.isatty() else f"{name:<13}| "
+    for raw in iter(stream.readline, b""):
+        sys.stdout.write(prefix + raw.decode(errors="replace"))
+        sys.stdout.flush()
+
+
+def up(data: Path) -> int:
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "up.pid").write_text(str(os.getpid()))
+    file_env = _load_env_file(REPO_ROOT / ".env")
+    os.environ.update({k: v for k, v in file_env.items() if k not in os.environ})
+    secrets = _secrets(data)
+    ports = Ports(
+        **{
+            p: int(os.environ.get(f"BUGTRACKER_{p.upper()}_PORT", getattr(Ports(), p)))
+            for p in PROCESSES
+        }
+    )
+    pg_port = int(os.environ.get("BUGTRACKER_PG_PORT", "5432"))
+    amqp_port = int(os.environ.get("BUGTRACKER_AMQP_PORT", "5672"))
+    stack = Stack(
+        postgres=Postgres(base=data / "postgres", port=pg_port),
+        rabbitmq=RabbitMQ(
+            base=data / "rabbitmq",
+            port=amqp_port,
+            dist_port=amqp_port + 20000,
+            epmd_port=int(os.environ.get("BUGTRACKER_EPMD_PORT", "4369")),
+            node_name="bugtracker@localhost",
+        ),
+        ports=ports,
+        keys_dir=data / "keys",
+        role_passwords={s: secrets[f"PG_PASSWORD_{s.upper()}"] for s in SERVICES},
+    )
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        print(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'postgres'})")
+        stack.postgres.start()
+        print(f"starting RabbitMQ on 127.0.0.1:{amqp_port} (data in {data / 'rabbitmq'})")
+        stack.rabbitmq.start()
+        asyncio.run(stack.bootstrap_database())
+        for service in SERVICES:
+            print(f"migrating {service}")
+            stack.migrate(service)
+        admin = stack.create_admin(
+            secrets["BUGTRACKER_ADMIN_EMAIL"], secrets["BUGTRACKER_ADMIN_PASSWORD"]
+        )
+        print(admin)
+        for process in PROCESSES:
+            child = stack.launch(process, subprocess.PIPE)
+            children.append(child)
+            assert child.stdout is not None  # noqa: S101 (stdout=PIPE above)
+            threading.Thread(target=_pump, args=(process, child.stdout), daemon=True).start()
+        wait_until_ready(stack, PROCESSES, timeout=60)
+        print(
+            "\n"
+            f"  Bugtracker is up.\n"
+            f"  Gateway:  {stack.url('gateway')}/api/v1\n"
+            f"  Swagger:  {stack.url('gateway')}/docs\n"
+            f"  AMQP:     {stack.rabbitmq.url} (exchange bugtracker.events)\n"
+            f"  Admin:    {secrets['BUGTRACKER_ADMIN_EMAIL']} / "
+            f"{secrets['BUGTRACKER_ADMIN_PASSWORD']}  (kept in {data / 'secrets.env'})\n"
+            "  Stop with Ctrl-C or `make down`.\n",
+            flush=True,
+        )
+        while not stopping.is_set():
+            if any(child.poll() is not None for child in children):
+                print("a process exited; stopping everything", file=sys.stderr)
+                return 1
+            stopping.wait(0.5)
+        return 0
+    finally:
+        print("stopping…", flush=True)
+        from bugtracker_devstack.processes import stop_group
+
+        for child in reversed(children):
+            stop_group(child)
+        stack.rabbitmq.stop()
+        stack.postgres.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (data / "up.pid").unlink()
+        print("stopped.", flush=True)
+
+
+def down(data: Path) -> int:
+    pid_file = data / "up.pid"
+    if not pid_file.exists():
+        print("nothing to stop: no `make up` is running from this checkout")
+        return 0
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pid_file.unlink()
+        print("the recorded `make up` is gone already")
+        return 0
+    print(f"asked `make up` (pid {pid}) to stop")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bugtracker_devstack")
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--data", type=Path, default=REPO_ROOT / ".data")
+    args = parser.parse_args()
+    return up(args.data) if args.command == "up" else down(args.data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

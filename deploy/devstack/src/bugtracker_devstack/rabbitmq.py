@@ -1,0 +1,71 @@
+"""RabbitMQ as a child process (a private node: its own name, ports, epmd and data)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from bugtracker_devstack.processes import as_user, chown_to, stop_group, wait_for_port
+
+RABBIT_USER = "rabbitmq"
+
+
+@dataclass
+class RabbitMQ:
+    base: Path
+    port: int
+    dist_port: int
+    epmd_port: int
+    node_name: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/lib/rabbitmq/bin",
+            "HOME": str(self.base),
+            "LANG": "C.UTF-8",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.base / "log"),
+            "RABBITMQ_NODENAME": self.node_name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq"),
+            "RABBITMQ_PID_FILE": str(self.base / "pid"),
+        }
+
+    def start(self, *, timeout: float = 60.0, log: Path | None = None) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        (self.base / "enabled_plugins").write_text("[].\n")
+        (self.base / "rabbitmq.conf").touch()
+        chown_to(self.base, RABBIT_USER)
+        out = open(log or self.base / "server.out", "ab")  # noqa: SIM115 (owned by the child)
+        env = self._env()
+        argv = as_user(
+            RABBIT_USER, ["env", *(f"{k}={v}" for k, v in env.items()), "rabbitmq-server"]
+        )
+        self.process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd="/tmp"
+        )
+        wait_for_port(self.port, timeout, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process, timeout=30)
+        # The node's epmd outlives it; it is ours (private port), so stop it too.
+        env = self._env()
+        subprocess.run(
+            as_user(RABBIT_USER, ["env", *(f"{k}={v}" for k, v in env.items()), "epmd", "-kill"]),
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/tmp",
+        )

@@ -1,0 +1,185 @@
+"""The whole system on one machine: infrastructure, database bootstrap, migrations and
+the five processes, wired through environment variables exactly as in production."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import asyncpg
+import httpx
+
+from bugtracker_devstack.postgres import Postgres
+from bugtracker_devstack.rabbitmq import RabbitMQ
+
+SERVICES = ("auth", "projects", "tickets", "notifications")
+PROCESSES = (*SERVICES, "gateway")
+DATABASE = "bugtracker"
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def role_name(service: str) -> str:
+    return f"bugtracker_{service}"
+
+
+@dataclass
+class Ports:
+    gateway: int = 8000
+    auth: int = 8001
+    projects: int = 8002
+    tickets: int = 8003
+    notifications: int = 8004
+
+    def of(self, process: str) -> int:
+        return int(getattr(self, process))
+
+
+@dataclass
+class Stack:
+    postgres: Postgres
+    rabbitmq: RabbitMQ
+    ports: Ports
+    keys_dir: Path
+    role_passwords: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def database_url(self, service: str) -> str:
+        password = self.role_passwords[service]
+        return (
+            f"postgresql+asyncpg://{role_name(service)}:{password}"
+            f"@127.0.0.1:{self.postgres.port}/{DATABASE}"
+        )
+
+    def url(self, process: str) -> str:
+        return f"http://127.0.0.1:{self.ports.of(process)}"
+
+    def env(self, process: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        prefix = f"BUGTRACKER_{process.upper()}_"
+        values: dict[str, str] = {}
+        if process in SERVICES:
+            values["DATABASE_URL"] = self.database_url(process)
+            values["AMQP_URL"] = self.rabbitmq.url
+            values["JWKS_URL"] = f"{self.url('auth')}/.well-known/jwks.json"
+        if process == "auth":
+            values["KEYS_DIR"] = str(self.keys_dir)
+        if process in ("projects", "gateway"):
+            values["AUTH_URL"] = self.url("auth")
+        if process in ("tickets", "gateway"):
+            values["PROJECTS_URL"] = self.url("projects")
+        if process == "gateway":
+            values["TICKETS_URL"] = self.url("tickets")
+            values["NOTIFICATIONS_URL"] = self.url("notifications")
+        env.update({prefix + key: value for key, value in values.items()})
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    async def bootstrap_database(self) -> None:
+        """Create the database, one role and one schema per service (idempotent).
+
+        Each role owns its schema and nothing else: it cannot read another service's
+        tables, and it has no rights on `public`.
+        """
+        conn = await asyncpg.connect(self.postgres.superuser_dsn())
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(self.postgres.superuser_dsn(DATABASE))
+        try:
+            await conn.execute(f'REVOKE ALL ON DATABASE "{DATABASE}" FROM PUBLIC')
+            await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            for service in SERVICES:
+                role = role_name(service)
+                password = self.role_passwords[service]
+                quoted = password.replace("'", "''")
+                has_role = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+                verb = "ALTER" if has_role else "CREATE"
+                await conn.execute(
+                    f"{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    f"PASSWORD '{quoted}'"
+                )
+                await conn.execute(f'GRANT CONNECT ON DATABASE "{DATABASE}" TO {role}')
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {role}")
+                await conn.execute(f"ALTER ROLE {role} SET search_path = {service}")
+        finally:
+            await conn.close()
+
+    def migrate(self, service: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
+            cwd=REPO_ROOT / "services" / service,
+            env=self.env(service),
+            check=True,
+        )
+
+    def command(self, process: str) -> list[str]:
+        module = f"bugtracker_{process}.main:create_app"
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            module,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.of(process)),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+
+    def launch(self, process: str, output: IO[bytes] | int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.command(process),
+            env=self.env(process),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO_ROOT,
+        )
+
+    def create_admin(self, email: str, password: str) -> str:
+        env = self.env("auth") | {
+            "BUGTRACKER_ADMIN_EMAIL": email,
+            "BUGTRACKER_ADMIN_PASSWORD": password,
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "bugtracker_auth.cli", "create-admin"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        return result.stdout.strip()
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def wait_until_ready(stack: Stack, processes: tuple[str, ...], timeout: float) -> None:
+    """Poll each process's readiness endpoint until it answers 200 or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        path = "/health" if process == "gateway" else "/health/ready"
+        while True:
+            try:
+                if httpx.get(stack.url(process) + path, timeout=2).status_code == httpx.codes.OK:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{process} not ready within {timeout:.0f}s")
+            time.sleep(0.1)

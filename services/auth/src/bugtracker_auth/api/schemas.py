@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from bugtracker_shared.web import StrictModel
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
+
+Password = Annotated[str, Field(min_length=15, max_length=128)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class RegisterRequest(StrictModel):
+    email: EmailStr
+    password: Password
+    display_name: DisplayName
+
+
+class LoginRequest(StrictModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth2 token type)
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class UserResponse(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class PublicUserResponse(BaseModel):
+    id: uuid.UUID
+    display_name: str
+    email: str
+    is_active: bool

@@ -1,0 +1,87 @@
+"""The resources one service process holds for its lifetime, created in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bugtracker_shared.db import create_engine, ping
+from bugtracker_shared.messaging import Broker, BrokerUnavailableError
+from bugtracker_shared.outbox import OutboxRelay
+from bugtracker_shared.tokens import TokenVerifier
+
+
+def http_jwks_fetcher(client: httpx.AsyncClient, url: str) -> Callable[[], Awaitable[Any]]:
+    async def fetch() -> Any:
+        response = await client.get(url)
+        response.raise_for_status()
+        return response.json()
+
+    return fetch
+
+
+@dataclass
+class ServiceRuntime:
+    name: str
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    broker: Broker
+    relay: OutboxRelay | None
+    verifier: TokenVerifier
+    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        name: str,
+        database_url: str,
+        schema: str,
+        amqp_url: str,
+        pool_size: int,
+        outbox: Table | None,
+        verifier: TokenVerifier,
+    ) -> ServiceRuntime:
+        engine = create_engine(database_url, schema=schema, pool_size=pool_size)
+        broker = Broker(amqp_url, connection_name=f"bugtracker-{name}")
+        relay = OutboxRelay(engine, outbox, broker) if outbox is not None else None
+        return cls(
+            name=name,
+            engine=engine,
+            session_factory=async_sessionmaker(engine, expire_on_commit=False),
+            broker=broker,
+            relay=relay,
+            verifier=verifier,
+        )
+
+    def after_commit(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    def start(self) -> None:
+        self.broker.start()
+        if self.relay is not None:
+            self.relay.start()
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        await self.broker.close()
+        for client in self.http_clients:
+            await client.aclose()
+        await self.engine.dispose()
+
+    def health_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        async def database() -> None:
+            await ping(self.engine)
+
+        async def broker() -> None:
+            if not self.broker.is_ready:
+                raise BrokerUnavailableError("not connected")
+
+        return {"database": database, "broker": broker}
