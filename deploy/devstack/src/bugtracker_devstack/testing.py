@@ -1,0 +1,75 @@
+"""What the test suite needs from the devstack: a throw-away stack on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+
+from bugtracker_devstack.postgres import Postgres
+from bugtracker_devstack.processes import free_port
+from bugtracker_devstack.rabbitmq import RabbitMQ
+from bugtracker_devstack.stack import SERVICES, Ports, Stack, new_password
+
+
+@contextmanager
+def throwaway_stack() -> Iterator[Stack]:
+    """PostgreSQL and RabbitMQ in a temporary directory on free ports, removed after."""
+    base = Path(tempfile.mkdtemp(prefix="bugtracker-test-"))
+    base.chmod(0o755)
+    amqp_port = free_port()
+    stack = Stack(
+        postgres=Postgres(base=base / "postgres", port=free_port()),
+        rabbitmq=RabbitMQ(
+            base=base / "rabbitmq",
+            port=amqp_port,
+            dist_port=free_port(),
+            epmd_port=free_port(),
+            node_name=f"bt-test-{amqp_port}@localhost",
+        ),
+        ports=Ports(**{p: free_port() for p in ("gateway", *SERVICES)}),
+        keys_dir=base / "keys",
+        role_passwords={service: new_password() for service in SERVICES},
+    )
+    try:
+        stack.postgres.start(fast=True)
+        stack.rabbitmq.start()
+        asyncio.run(stack.bootstrap_database())
+        yield stack
+    finally:
+        stack.rabbitmq.stop()
+        stack.postgres.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_migrated: set[str] = set()
+
+
+def migrated(stack: Stack, service: str) -> Stack:
+    """Apply the service's migrations once per run (twice the first time: idempotence)."""
+    if service not in _migrated:
+        stack.migrate(service)
+        stack.migrate(service)
+        _migrated.add(service)
+    return stack
+
+
+async def truncate_schema(stack: Stack, service: str) -> None:
+    """Empty every table of a service's schema (the version table excepted)."""
+    conn = await asyncpg.connect(stack.database_url(service).replace("+asyncpg", ""))
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = $1 "
+            "AND tablename <> 'alembic_version'",
+            service,
+        )
+        if tables:
+            names = ", ".join(f'{service}."{row["tablename"]}"' for row in tables)
+            await conn.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await conn.close()
