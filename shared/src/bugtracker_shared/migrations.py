@@ -4,6 +4,7 @@ service's own schema, nothing outside it."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, MetaData, pool
@@ -15,7 +16,7 @@ def _ours(name: str | None, type_: str, _parent: object) -> bool:
 
 
 def run_migrations(metadata: MetaData, schema: str, url: str) -> None:
-    options = {
+    options: dict[str, Any] = {
         "include_name": _ours,
         "target_metadata": metadata,
         "version_table_schema": schema,
