@@ -44,6 +44,12 @@ class ProblemError(Exception):
         self.extra = dict(extra or {})
 
 
+class UpstreamUnavailableError(Exception):
+    """A service this one depends on did not answer; the caller may retry (503)."""
+
+    code = "service_unavailable"
+
+
 def problem_body(
     status: int,
     code: str,
@@ -107,7 +113,8 @@ def install_problem_handlers(
     `domain_errors` maps a domain exception class to its HTTP status; the exception's
     `code` attribute (or `conflict`/`not_found`-style default) becomes the problem code.
     """
-    table = dict(domain_errors or {})
+    table: dict[type[Exception], int] = {UpstreamUnavailableError: 503}
+    table.update(domain_errors or {})
 
     async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(

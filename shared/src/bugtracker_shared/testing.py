@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -21,3 +25,50 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+
+
+class TokenMinter:
+    """Signs access tokens like the auth service does, with a throw-away Ed25519 key."""
+
+    def __init__(self, *, issuer: str = "bugtracker-auth", audience: str = "bugtracker") -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.issuer = issuer
+        self.audience = audience
+        self._key = Ed25519PrivateKey.generate()
+        self.kid = f"test-{uuid.uuid4().hex[:8]}"
+
+    def jwks(self) -> dict[str, Any]:
+        from jwt.algorithms import OKPAlgorithm
+
+        jwk: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(self._key.public_key()))
+        return {"keys": [jwk | {"kid": self.kid, "use": "sig", "alg": "EdDSA"}]}
+
+    async def fetch_jwks(self) -> dict[str, Any]:
+        return self.jwks()
+
+    def mint(
+        self,
+        user_id: uuid.UUID,
+        *,
+        role: str = "member",
+        ttl_seconds: int = 600,
+        **overrides: Any,
+    ) -> str:
+        import jwt
+
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id),
+            "sid": str(uuid.uuid4()),
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "role": role,
+        }
+        claims.update(overrides)
+        return jwt.encode(
+            claims, self._key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt"}
+        )

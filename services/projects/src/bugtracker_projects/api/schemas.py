@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from bugtracker_shared.permissions import ProjectRole
+from bugtracker_shared.web import StrictModel
+from pydantic import BaseModel, Field, StringConstraints
+
+from bugtracker_projects.domain.projects import PROJECT_KEY, Member, Project
+
+
+class CreateProjectRequest(StrictModel):
+    key: Annotated[str, Field(pattern=PROJECT_KEY.pattern, examples=["BUG"])]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=10_000)] = ""
+
+
+class AddMemberRequest(StrictModel):
+    user_id: uuid.UUID
+    role: ProjectRole
+
+
+class ProjectResponse(BaseModel):
+    id: uuid.UUID
+    key: str
+    name: str
+    description: str
+    archived: bool
+    created_by: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, project: Project) -> ProjectResponse:
+        return cls(
+            id=project.id,
+            key=project.key,
+            name=project.name,
+            description=project.description,
+            archived=project.is_archived,
+            created_by=project.created_by,
+            created_at=project.created_at,
+            updated_at=project.updated_at,
+            version=project.version,
+        )
+
+
+class MemberResponse(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+    role: ProjectRole
+    added_at: datetime
+
+    @classmethod
+    def of(cls, member: Member) -> MemberResponse:
+        return cls(
+            user_id=member.user_id,
+            display_name=member.display_name,
+            role=member.role,
+            added_at=member.added_at,
+        )
+
+
+class MyAccessResponse(BaseModel):
+    """The caller's role here (null for an admin who is not a member) and what it allows."""
+
+    project_id: uuid.UUID
+    project_key: str
+    archived: bool
+    role: ProjectRole | None
+    permissions: list[str]
+
+
+class ProjectPage(BaseModel):
+    items: list[ProjectResponse]
+    next_cursor: str | None
+
+
+class MemberPage(BaseModel):
+    items: list[MemberResponse]
+    next_cursor: str | None

@@ -1,0 +1,68 @@
+"""What the use cases need from the outside world; infrastructure implements these."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from bugtracker_shared.events import CloudEvent
+from bugtracker_shared.permissions import ProjectRole
+
+from bugtracker_projects.domain.projects import Member, Project
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: uuid.UUID
+    display_name: str
+    is_active: bool
+
+
+class UserDirectory(Protocol):
+    async def get(self, user_id: uuid.UUID, *, token: str) -> UserInfo | None:
+        """The user as the auth service knows them, or None when there is no such user."""
+        ...
+
+
+class ProjectRepository(Protocol):
+    async def add(self, project: Project) -> None: ...
+    async def get(self, project_id: uuid.UUID) -> Project | None: ...
+    async def get_by_key(self, key: str) -> Project | None: ...
+    async def list_for(
+        self, user_id: uuid.UUID | None, *, after_key: str | None, limit: int
+    ) -> list[Project]:
+        """Projects ordered by key; only those `user_id` belongs to unless it is None."""
+        ...
+
+
+class MemberRepository(Protocol):
+    async def add(self, member: Member) -> None: ...
+    async def role_of(self, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectRole | None: ...
+    async def get(self, project_id: uuid.UUID, user_id: uuid.UUID) -> Member | None: ...
+    async def list(
+        self, project_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Member]:
+        """Members ordered by (added_at, user_id) after the keyset `after`."""
+        ...
+
+
+class EventSink(Protocol):
+    async def add(self, event: CloudEvent) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    projects: ProjectRepository
+    members: MemberRepository
+    outbox: EventSink
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...

@@ -1,0 +1,29 @@
+"""Domain errors: plain exceptions with a stable `code`; the API edge maps them to HTTP."""
+
+
+class ProjectsError(Exception):
+    code = "error"
+
+
+class ProjectNotFoundError(ProjectsError):
+    code = "not_found"
+
+
+class MemberNotFoundError(ProjectsError):
+    code = "not_found"
+
+
+class ForbiddenError(ProjectsError):
+    code = "forbidden"
+
+
+class ProjectKeyTakenError(ProjectsError):
+    code = "project_key_taken"
+
+
+class AlreadyMemberError(ProjectsError):
+    code = "already_member"
+
+
+class UnknownUserError(ProjectsError):
+    code = "unknown_user"
