@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
@@ -40,10 +44,40 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def next_link(url_path: str, query: dict[str, Any], next_cursor: str | None) -> str | None:
+def next_link(
+    url_path: str, query: Iterable[tuple[str, str]], next_cursor: str | None
+) -> str | None:
     """`Link: <...>; rel="next"` for the page after this one, keeping the other filters."""
     if next_cursor is None:
         return None
-    params = [(k, v) for k, v in query.items() if k != "cursor"]
+    params = [(k, v) for k, v in query if k != "cursor"]
     params.append(("cursor", next_cursor))
-    return f'<{url_path}?{urlencode(params, doseq=True)}>; rel="next"'
+    return f'<{url_path}?{urlencode(params)}>; rel="next"'
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    """One page of domain objects and the cursor of the next page, if any."""
+
+    items: list[T]
+    next_cursor: str | None
+
+    @classmethod
+    def from_overfetch(cls, rows: list[T], limit: int, key: Callable[[T], list[Any]]) -> Listing[T]:
+        """`rows` was fetched with `limit + 1`: the extra row tells whether a next page exists."""
+        if len(rows) > limit:
+            return cls(rows[:limit], encode_cursor(key(rows[limit - 1])))
+        return cls(rows, None)
+
+
+def decode_time_id_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A keyset cursor over (timestamp, id), the usual order of Bugtracker lists."""
+    moment, ident = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(str(moment)), uuid.UUID(str(ident))
+    except ValueError as exc:
+        raise InvalidCursorError("The cursor is not valid.") from exc
+
+
+def time_id_key(moment: datetime, ident: uuid.UUID) -> list[Any]:
+    return [moment.isoformat(), str(ident)]

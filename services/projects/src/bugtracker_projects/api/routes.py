@@ -38,7 +38,7 @@ router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 def _link(request: Request, response: Response, next_cursor: str | None) -> None:
-    link = next_link(request.url.path, dict(request.query_params), next_cursor)
+    link = next_link(request.url.path, request.query_params.multi_items(), next_cursor)
     if link:
         response.headers["Link"] = link
 

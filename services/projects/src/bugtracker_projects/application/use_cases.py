@@ -6,10 +6,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from bugtracker_shared.events import new_event
-from bugtracker_shared.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from bugtracker_shared.pagination import (
+    Listing,
+    decode_cursor,
+    decode_time_id_cursor,
+    time_id_key,
+)
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.request_context import current_request_id
 
@@ -31,15 +36,6 @@ from bugtracker_projects.domain.projects import (
 )
 
 SERVICE = "projects"
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Listing(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 def project_data(project: Project) -> dict[str, Any]:
@@ -114,8 +110,7 @@ class ProjectUseCases:
             projects = await uow.projects.list_for(
                 None if caller.is_admin else caller.user_id, after_key=after_key, limit=limit + 1
             )
-        next_cursor = encode_cursor([projects[limit - 1].key]) if len(projects) > limit else None
-        return Listing(projects[:limit], next_cursor)
+        return Listing.from_overfetch(projects, limit, lambda p: [p.key])
 
     async def access(self, caller: Caller, ref: str) -> Access:
         """The project and the caller's rights in it; 404 for a caller outside it."""
@@ -136,21 +131,11 @@ class ProjectUseCases:
     async def list_members(
         self, caller: Caller, ref: str, *, limit: int, cursor: str | None
     ) -> Listing[Member]:
-        after = None
-        if cursor:
-            added_at, user_id = decode_cursor(cursor, 2)
-            try:
-                after = (datetime.fromisoformat(str(added_at)), uuid.UUID(str(user_id)))
-            except ValueError as exc:
-                raise InvalidCursorError("The cursor is not valid.") from exc
+        after = decode_time_id_cursor(cursor) if cursor else None
         async with self.uow() as uow:
             access = await self._access(uow, caller, ref)
             members = await uow.members.list(access.project.id, after=after, limit=limit + 1)
-        next_cursor = None
-        if len(members) > limit:
-            last = members[limit - 1]
-            next_cursor = encode_cursor([last.added_at.isoformat(), str(last.user_id)])
-        return Listing(members[:limit], next_cursor)
+        return Listing.from_overfetch(members, limit, lambda m: time_id_key(m.added_at, m.user_id))
 
     async def get_member(self, caller: Caller, ref: str, user_id: uuid.UUID) -> Member:
         async with self.uow() as uow:

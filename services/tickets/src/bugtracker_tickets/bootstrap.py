@@ -1,0 +1,46 @@
+"""Wires the real adapters into the use cases."""
+
+from __future__ import annotations
+
+import httpx
+from bugtracker_shared.http_client import service_client
+from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
+from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
+
+from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.infrastructure.projects_client import HttpProjectDirectory
+from bugtracker_tickets.infrastructure.tables import SCHEMA, outbox
+from bugtracker_tickets.infrastructure.uow import TicketsUnitOfWork
+from bugtracker_tickets.settings import Settings
+
+
+def build(
+    settings: Settings,
+    *,
+    projects_transport: httpx.AsyncBaseTransport | None = None,
+    jwks_fetcher: JwksFetcher | None = None,
+) -> tuple[ServiceRuntime, TicketUseCases]:
+    projects = service_client(
+        settings.projects_url,
+        timeout_seconds=settings.http_timeout_seconds,
+        transport=projects_transport,
+    )
+    runtime = ServiceRuntime.create(
+        name="tickets",
+        database_url=settings.database_url,
+        schema=SCHEMA,
+        amqp_url=settings.amqp_url,
+        pool_size=settings.db_pool_size,
+        outbox=outbox,
+        verifier=TokenVerifier(
+            jwks_fetcher or http_jwks_fetcher(projects, settings.jwks_url),
+            issuer=settings.issuer,
+            audience=settings.audience,
+        ),
+    )
+    runtime.http_clients.append(projects)
+    use_cases = TicketUseCases(
+        uow=lambda: TicketsUnitOfWork(runtime.session_factory, runtime.after_commit),
+        projects=HttpProjectDirectory(projects),
+    )
+    return runtime, use_cases

@@ -1,0 +1,128 @@
+"""Tickets: data, enumerations and the rules that need no I/O."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from bugtracker_shared.permissions import Permission, ProjectRole
+
+from bugtracker_tickets.domain.errors import (
+    ForbiddenError,
+    ProjectArchivedError,
+    ProjectNotFoundError,
+)
+
+TICKET_KEY = re.compile(r"^(?P<project>[A-Z][A-Z0-9]{1,9})-(?P<number>[1-9][0-9]{0,8})$")
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
+
+
+class TicketType(StrEnum):
+    BUG = "bug"
+    FEATURE = "feature"
+    TASK = "task"
+    IMPROVEMENT = "improvement"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Priorities sort by rank, not alphabetically."""
+        return list(Priority).index(self)
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    IN_REVIEW = "in_review"
+    DONE = "done"
+    CLOSED = "closed"
+
+
+@dataclass
+class Ticket:
+    id: uuid.UUID
+    project_id: uuid.UUID
+    key: str
+    number: int
+    title: str
+    description: str
+    type: TicketType
+    priority: Priority
+    status: Status
+    reporter_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    assignee_id: uuid.UUID | None = None
+    resolution: str | None = None
+    labels: list[str] = field(default_factory=list)
+    due_date: date | None = None
+    version: int = 1
+
+    def event_data(self) -> dict[str, Any]:
+        """The ticket as events carry it."""
+        return {
+            "id": str(self.id),
+            "key": self.key,
+            "project_id": str(self.project_id),
+            "title": self.title,
+            "type": self.type.value,
+            "priority": self.priority.value,
+            "status": self.status.value,
+            "resolution": self.resolution,
+            "reporter_id": str(self.reporter_id),
+            "assignee_id": str(self.assignee_id) if self.assignee_id else None,
+            "labels": list(self.labels),
+            "due_date": self.due_date.isoformat() if self.due_date else None,
+            "version": self.version,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """A caller's standing in a project, as the projects service reports it."""
+
+    project_id: uuid.UUID
+    project_key: str
+    archived: bool
+    role: ProjectRole | None
+    permissions: frozenset[Permission]
+
+    def require(self, permission: Permission) -> None:
+        if permission not in self.permissions:
+            raise ForbiddenError("Your role in this project does not allow this.")
+
+    def require_writable(self) -> None:
+        if self.archived:
+            raise ProjectArchivedError("The project is archived and read-only.")
+
+
+def visible(access: ProjectAccess | None) -> ProjectAccess:
+    """Outsiders must not learn that a project or its tickets exist."""
+    if access is None or Permission.PROJECT_READ not in access.permissions:
+        raise ProjectNotFoundError("No such project.")
+    return access
+
+
+def project_ref(ref: str) -> str:
+    """A project is named by its id or key; anything else cannot name a project."""
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        if PROJECT_KEY.match(ref.upper()):
+            return ref.upper()
+    raise ProjectNotFoundError("No such project.")
+
+
+def ticket_key(project_key: str, number: int) -> str:
+    return f"{project_key}-{number}"

@@ -1,0 +1,44 @@
+"""The projects service, asked over HTTP with the caller's own token."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from bugtracker_shared.permissions import Permission, ProjectRole
+from bugtracker_shared.problems import UpstreamUnavailableError
+
+from bugtracker_tickets.domain.tickets import ProjectAccess
+
+
+class HttpProjectDirectory:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def _get(self, path: str, token: str) -> httpx.Response | None:
+        try:
+            response = await self._client.get(path, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError("The projects service cannot be reached.") from exc
+        if response.status_code == httpx.codes.NOT_FOUND:
+            return None
+        if response.status_code != httpx.codes.OK:
+            raise UpstreamUnavailableError(f"The projects service answered {response.status_code}.")
+        return response
+
+    async def access(self, project_ref: str, *, token: str) -> ProjectAccess | None:
+        response = await self._get(f"/api/v1/projects/{project_ref}/members/me", token)
+        if response is None:
+            return None
+        body = response.json()
+        return ProjectAccess(
+            project_id=uuid.UUID(body["project_id"]),
+            project_key=str(body["project_key"]),
+            archived=bool(body["archived"]),
+            role=ProjectRole(body["role"]) if body["role"] else None,
+            permissions=frozenset(Permission(p) for p in body["permissions"]),
+        )
+
+    async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID, *, token: str) -> bool:
+        response = await self._get(f"/api/v1/projects/{project_id}/members/{user_id}", token)
+        return response is not None

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUGTRACKER_TICKETS_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://bugtracker_tickets@127.0.0.1:5432/bugtracker"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    projects_url: str = "http://127.0.0.1:8002"
+    issuer: str = "bugtracker-auth"
+    audience: str = "bugtracker"
+    db_pool_size: int = 10
+    http_timeout_seconds: float = 5.0
+    log_level: str = "INFO"

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import jwt
+import pytest
+import respx
+from bugtracker_devstack.stack import Stack
+from bugtracker_devstack.testing import migrated, truncate_schema
+from bugtracker_shared.permissions import ROLE_PERMISSIONS, ProjectRole
+from bugtracker_shared.testing import TokenMinter, app_client
+from bugtracker_tickets.main import create_app
+from bugtracker_tickets.settings import Settings
+
+PROJECTS_URL = "http://projects.test"
+
+
+@dataclass
+class FakeProject:
+    id: uuid.UUID
+    key: str
+    members: dict[uuid.UUID, ProjectRole]
+    archived: bool = False
+
+
+@dataclass
+class FakeProjects:
+    """The two projects-service endpoints tickets calls, answered by a respx router."""
+
+    projects: dict[uuid.UUID, FakeProject] = field(default_factory=dict)
+    router: respx.Router = field(default_factory=lambda: respx.Router(base_url=PROJECTS_URL))
+    calls: int = 0
+
+    def __post_init__(self) -> None:
+        self.router.get(path__regex=r"^/api/v1/projects/(?P<ref>[^/]+)/members/me$").mock(
+            side_effect=self._me
+        )
+        self.router.get(
+            path__regex=r"^/api/v1/projects/(?P<ref>[^/]+)/members/(?P<user_id>[0-9a-f-]{36})$"
+        ).mock(side_effect=self._member)
+
+    def add(self, key: str, members: dict[uuid.UUID, ProjectRole]) -> FakeProject:
+        project = FakeProject(uuid.uuid4(), key, dict(members))
+        self.projects[project.id] = project
+        return project
+
+    def _caller(self, request: httpx.Request) -> uuid.UUID:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return uuid.UUID(claims["sub"])
+
+    def _find(self, ref: str) -> FakeProject | None:
+        for project in self.projects.values():
+            if ref in (str(project.id), project.key):
+                return project
+        return None
+
+    def _me(self, request: httpx.Request, ref: str) -> httpx.Response:
+        self.calls += 1
+        project = self._find(ref)
+        role = project.members.get(self._caller(request)) if project else None
+        if project is None or role is None:
+            return httpx.Response(404, json={"code": "not_found"})
+        return httpx.Response(
+            200,
+            json={
+                "project_id": str(project.id),
+                "project_key": project.key,
+                "archived": project.archived,
+                "role": role.value,
+                "permissions": sorted(ROLE_PERMISSIONS[role]),
+            },
+        )
+
+    def _member(self, request: httpx.Request, ref: str, user_id: str) -> httpx.Response:
+        project = self._find(ref)
+        if project is None or self._caller(request) not in project.members:
+            return httpx.Response(404, json={"code": "not_found"})
+        role = project.members.get(uuid.UUID(user_id))
+        if role is None:
+            return httpx.Response(404, json={"code": "not_found"})
+        return httpx.Response(200, json={"user_id": user_id, "role": role.value})
+
+
+@dataclass
+class TicketsApi:
+    client: httpx.AsyncClient
+    tokens: TokenMinter
+    projects: FakeProjects
+
+    def headers(self, user_id: uuid.UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.mint(user_id)}"}
+
+    async def create(
+        self, user_id: uuid.UUID, project_ref: str, **fields: object
+    ) -> httpx.Response:
+        body = {"title": "Login fails"} | fields
+        return await self.client.post(
+            f"/api/v1/projects/{project_ref}/tickets", json=body, headers=self.headers(user_id)
+        )
+
+
+@pytest.fixture
+async def tickets_api(infra: Stack) -> AsyncIterator[TicketsApi]:
+    migrated(infra, "tickets")
+    await truncate_schema(infra, "tickets")
+    tokens = TokenMinter()
+    projects = FakeProjects()
+    settings = Settings(
+        database_url=infra.database_url("tickets"),
+        amqp_url=infra.rabbitmq.url,
+        projects_url=PROJECTS_URL,
+    )
+    app = create_app(
+        settings,
+        projects_transport=httpx.MockTransport(projects.router.handler),
+        jwks_fetcher=tokens.fetch_jwks,
+    )
+    async with app_client(app) as client:
+        yield TicketsApi(client, tokens, projects)
