@@ -9,7 +9,20 @@ from pathlib import Path
 
 from bugtracker_devstack.processes import IS_ROOT, as_user, chown_to, wait_for_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """The server binaries of the installed PostgreSQL (15 on Debian 12; newest otherwise)."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+    )
+    preferred = Path("/usr/lib/postgresql/15/bin/initdb")
+    if preferred in candidates:
+        return preferred.parent
+    if candidates:
+        return candidates[-1].parent
+    raise RuntimeError("PostgreSQL server binaries not found; run `make bootstrap`")
+
+
 PG_USER = "postgres"
 
 
@@ -42,7 +55,7 @@ class Postgres:
                 as_user(
                     PG_USER,
                     [
-                        str(PG_BIN / "initdb"),
+                        str(_pg_bin() / "initdb"),
                         "-D",
                         str(self.data),
                         "-E",
@@ -70,7 +83,7 @@ class Postgres:
             as_user(
                 PG_USER,
                 [
-                    str(PG_BIN / "pg_ctl"),
+                    str(_pg_bin() / "pg_ctl"),
                     "-D",
                     str(self.data),
                     "-l",
@@ -92,8 +105,9 @@ class Postgres:
     def stop(self) -> None:
         if not (self.data / "postmaster.pid").exists():
             return
+        pg_ctl = str(_pg_bin() / "pg_ctl")
         subprocess.run(
-            as_user(PG_USER, [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"]),
+            as_user(PG_USER, [pg_ctl, "-D", str(self.data), "-m", "fast", "stop"]),
             check=False,
             stdout=subprocess.DEVNULL,
             cwd="/tmp",

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what `make up` and `make test` need and is missing, on Debian 12:
+# PostgreSQL 15 and RabbitMQ from apt, uv from PyPI into .tools/ (unless uv is on PATH),
+# then the locked workspace into .venv/. Idempotent and quick when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+{ command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ]; } || missing+=(rabbitmq-server)
+command -v runuser >/dev/null || missing+=(util-linux)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]} from apt"
+  $SUDO apt-get update -qq
+  # The packages' own services are not used (no systemd needed): we run private instances.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v uv >/dev/null && [ ! -x .tools/bin/uv ]; then
+  echo "bootstrap: installing uv from PyPI into .tools/"
+  python3 -m venv .tools
+  .tools/bin/pip install -q --disable-pip-version-check uv
+fi
+UV=$(command -v uv || echo .tools/bin/uv)
+"$UV" sync --frozen --quiet

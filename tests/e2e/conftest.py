@@ -1,0 +1,35 @@
+"""The whole system as separate processes on free ports, driven through the gateway only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from bugtracker_devstack.processes import stop_group
+from bugtracker_devstack.stack import PROCESSES, SERVICES, Stack, wait_until_ready
+from bugtracker_devstack.testing import migrated
+
+
+@dataclass(frozen=True)
+class System:
+    gateway_url: str
+    logs: Path
+
+
+@pytest.fixture(scope="session")
+def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    for service in SERVICES:
+        migrated(infra, service)
+    children = []
+    try:
+        for process in PROCESSES:
+            log = (logs / f"{process}.log").open("wb")
+            children.append(infra.launch(process, log))
+        wait_until_ready(infra, PROCESSES, timeout=60)
+        yield System(gateway_url=infra.url("gateway"), logs=logs)
+    finally:
+        for child in reversed(children):
+            stop_group(child)
