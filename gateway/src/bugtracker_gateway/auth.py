@@ -1,0 +1,110 @@
+"""Access-token check in front of every backend: public endpoints are listed here,
+everything else needs a valid `Authorization: Bearer` token (forwarded unchanged)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from bugtracker_shared.problems import ProblemError, problem_response
+from bugtracker_shared.tokens import InvalidTokenError, JwksFetcher, TokenVerifier, bearer_token
+from bugtracker_shared.web import unauthorized
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bugtracker_gateway.backends import Backends
+
+JWKS_PATH = "/.well-known/jwks.json"
+DOCS_ASSETS_PREFIX = "/docs/assets/"
+
+PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/v1/auth/register"),
+        ("POST", "/api/v1/auth/login"),
+        ("POST", "/api/v1/auth/token"),
+        ("POST", "/api/v1/auth/refresh"),
+        ("GET", "/api/v1/auth/jwks.json"),
+        ("GET", JWKS_PATH),
+        ("GET", "/health"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/redoc"),
+    }
+)
+PUBLIC_PREFIXES: frozenset[tuple[str, str]] = frozenset({("GET", DOCS_ASSETS_PREFIX)})
+
+
+def is_public(method: str, path: str) -> bool:
+    method = "GET" if method == "HEAD" else method
+    if (method, path) in PUBLIC_ENDPOINTS:
+        return True
+    return ".." not in path and any(
+        method == public_method and path.startswith(prefix)
+        for public_method, prefix in PUBLIC_PREFIXES
+    )
+
+
+def jwks_fetcher(backends: Backends, timeout_seconds: float) -> JwksFetcher:
+    async def fetch() -> dict[str, Any]:
+        async with backends.session("auth").get(
+            backends.url("auth", JWKS_PATH),
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            raise_for_status=True,
+        ) as response:
+            document: dict[str, Any] = await response.json()
+            return document
+
+    return fetch
+
+
+def _keys_unavailable(exc: InvalidTokenError) -> bool:
+    """The verifier could not fetch the keys: the token is not at fault, auth is."""
+    return isinstance(exc.__cause__, aiohttp.ClientError | TimeoutError)
+
+
+class AuthenticationMiddleware:
+    """Rejects a non-public request without a valid access token before any routing."""
+
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_public(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._authenticate(Headers(scope=scope).get("authorization"))
+        except ProblemError as problem:
+            response = problem_response(
+                problem.status,
+                problem.code,
+                problem.detail,
+                instance=scope["path"],
+                headers=problem.headers,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, authorization: str | None) -> None:
+        token = bearer_token(authorization)
+        if token is None:
+            raise ProblemError(
+                401,
+                "unauthorized",
+                "An access token is required.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            await self.verifier.verify(token)
+        except InvalidTokenError as exc:
+            if _keys_unavailable(exc):
+                raise ProblemError(
+                    503,
+                    "service_unavailable",
+                    "The signing keys cannot be fetched right now; try again shortly.",
+                    headers={"Retry-After": "1"},
+                ) from exc
+            raise unauthorized(str(exc), exc.code) from exc

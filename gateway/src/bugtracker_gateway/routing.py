@@ -1,0 +1,52 @@
+"""Which backend serves a path: an ordered table of path prefixes, first match wins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Backend = Literal["auth", "projects", "tickets", "notifications"]
+BACKENDS: tuple[Backend, ...] = ("auth", "projects", "tickets", "notifications")
+
+WILDCARD = "*"  # stands for exactly one non-empty path segment
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixRoute:
+    """Paths equal to `prefix` or below it (on segment boundaries) go to `backend`."""
+
+    prefix: str
+    backend: Backend
+    _segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_segments", tuple(self.prefix.strip("/").split("/")))
+
+    def matches(self, segments: list[str]) -> bool:
+        if len(segments) < len(self._segments):
+            return False
+        return all(
+            actual == expected or (expected == WILDCARD and actual != "")
+            for expected, actual in zip(self._segments, segments, strict=False)
+        )
+
+
+ROUTES: tuple[PrefixRoute, ...] = (
+    PrefixRoute("/api/v1/projects/*/tickets", "tickets"),
+    PrefixRoute("/api/v1/auth", "auth"),
+    PrefixRoute("/api/v1/users", "auth"),
+    PrefixRoute("/.well-known/jwks.json", "auth"),
+    PrefixRoute("/api/v1/projects", "projects"),
+    PrefixRoute("/api/v1/tickets", "tickets"),
+    PrefixRoute("/api/v1/notifications", "notifications"),
+)
+
+
+def backend_for(path: str) -> Backend | None:
+    """The backend for a request path, or None when no backend serves it."""
+    if not path.startswith("/"):
+        return None
+    segments = path[1:].split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return None  # never let dot segments reinterpret the path behind our checks
+    return next((route.backend for route in ROUTES if route.matches(segments)), None)
