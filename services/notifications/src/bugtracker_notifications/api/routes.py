@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, next_link
+from bugtracker_shared.web import CurrentPrincipal
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from bugtracker_notifications.api.schemas import NotificationResponse, UnreadCountResponse
+from bugtracker_notifications.application.use_cases import NotificationUseCases
+from bugtracker_notifications.domain.notifications import Notification
+
+
+def use_cases(request: Request) -> NotificationUseCases:
+    cases: NotificationUseCases = request.app.state.use_cases
+    return cases
+
+
+UseCases = Annotated[NotificationUseCases, Depends(use_cases)]
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"])
+
+
+def _notification(notification: Notification) -> NotificationResponse:
+    return NotificationResponse(
+        id=notification.id,
+        type=notification.type,
+        event_id=notification.event_id,
+        actor_id=notification.actor_id,
+        project_id=notification.project_id,
+        ticket_id=notification.ticket_id,
+        ticket_key=notification.ticket_key,
+        summary=notification.summary,
+        created_at=notification.created_at,
+        read_at=notification.read_at,
+    )
+
+
+@router.get("/notifications")
+async def list_notifications(
+    principal: CurrentPrincipal,
+    cases: UseCases,
+    request: Request,
+    response: Response,
+    unread: bool = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[NotificationResponse]:
+    """The caller's notifications, newest first; `unread=true` keeps the unread ones."""
+    page = await cases.list_notifications(
+        principal.user_id, unread_only=unread, limit=limit, cursor=cursor
+    )
+    link = next_link(request.url.path, request.query_params.multi_items(), page.next_cursor)
+    if link is not None:
+        response.headers["Link"] = link
+    return Page[NotificationResponse](
+        items=[_notification(n) for n in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/notifications/unread-count")
+async def unread_count(principal: CurrentPrincipal, cases: UseCases) -> UnreadCountResponse:
+    return UnreadCountResponse(count=await cases.unread_count(principal.user_id))
+
+
+@router.post("/notifications/read-all", status_code=204)
+async def read_all(principal: CurrentPrincipal, cases: UseCases) -> None:
+    await cases.mark_all_read(principal.user_id)
+
+
+@router.post("/notifications/{notification_id}/read")
+async def read_one(
+    notification_id: uuid.UUID, principal: CurrentPrincipal, cases: UseCases
+) -> NotificationResponse:
+    return _notification(await cases.mark_read(principal.user_id, notification_id))

@@ -1,0 +1,63 @@
+"""What the use cases need from the outside world; infrastructure implements these."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from bugtracker_notifications.domain.notifications import Notification
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """A position in a user's list, newest first: rows strictly after it come next."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+class NotificationRepository(Protocol):
+    async def add_many(self, notifications: Sequence[Notification]) -> None:
+        """Insert; a notification for an (event, user) that exists already is skipped."""
+        ...
+
+    async def list_for_user(
+        self, user_id: uuid.UUID, *, unread_only: bool, after: Keyset | None, limit: int
+    ) -> list[Notification]:
+        """The user's notifications, newest first (created_at, id descending)."""
+        ...
+
+    async def count_unread(self, user_id: uuid.UUID) -> int: ...
+
+    async def mark_read(
+        self, user_id: uuid.UUID, notification_id: uuid.UUID, at: datetime
+    ) -> Notification | None:
+        """Mark one of the user's notifications read (keeping an earlier `read_at`);
+        None when the user has no such notification."""
+        ...
+
+    async def mark_all_read(self, user_id: uuid.UUID, at: datetime) -> int: ...
+
+
+class Inbox(Protocol):
+    async def claim(self, event_id: uuid.UUID, event_type: str) -> bool:
+        """Record the event as applied in this unit of work; False if it was already."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    notifications: NotificationRepository
+    inbox: Inbox
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...

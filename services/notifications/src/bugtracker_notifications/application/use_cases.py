@@ -1,0 +1,117 @@
+"""Notification use cases. Each one owns a unit of work and commits it at most once."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bugtracker_shared.events import CloudEvent
+from bugtracker_shared.pagination import (
+    InvalidCursorError,
+    Listing,
+    decode_time_id_cursor,
+    time_id_key,
+)
+
+from bugtracker_notifications.application.ports import Keyset, UnitOfWork
+from bugtracker_notifications.domain.errors import NotificationNotFoundError
+from bugtracker_notifications.domain.notifications import (
+    RULES,
+    EventFacts,
+    Notification,
+    parse_optional_uuid,
+    plan_notifications,
+)
+
+logger = logging.getLogger("bugtracker.notifications")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def keyset_of(cursor: str) -> Keyset:
+    created_at, id_ = decode_time_id_cursor(cursor)
+    if created_at.tzinfo is None:
+        raise InvalidCursorError("The cursor is not valid.")
+    return Keyset(created_at=created_at, id=id_)
+
+
+def _event_name(event: CloudEvent) -> str | None:
+    try:
+        return event.name
+    except ValueError:
+        return None
+
+
+@dataclass
+class NotificationUseCases:
+    uow: Callable[[], UnitOfWork]
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    async def handle_event(self, event: CloudEvent) -> None:
+        """Turn one delivered event into notifications, exactly once per event id."""
+        name = _event_name(event)
+        if name is None or name not in RULES:
+            logger.info("ignoring event %s of type %s", event.id, event.type)
+            return
+        async with self.uow() as uow:
+            if not await uow.inbox.claim(event.id, event.type):
+                logger.info("event %s was handled already; skipped", event.id)
+                return
+            facts = EventFacts(
+                id=event.id,
+                name=name,
+                actor_id=parse_optional_uuid(event.actorid, "actorid"),
+                data=event.data,
+            )
+            now = self.clock()
+            await uow.notifications.add_many(
+                [
+                    Notification(
+                        id=uuid.uuid4(),
+                        user_id=draft.user_id,
+                        type=draft.type,
+                        event_id=event.id,
+                        actor_id=facts.actor_id,
+                        project_id=draft.project_id,
+                        ticket_id=draft.ticket_id,
+                        ticket_key=draft.ticket_key,
+                        summary=draft.summary,
+                        created_at=now,
+                    )
+                    for draft in plan_notifications(facts)
+                ]
+            )
+            await uow.commit()
+
+    async def list_notifications(
+        self, user_id: uuid.UUID, *, unread_only: bool, limit: int, cursor: str | None
+    ) -> Listing[Notification]:
+        """One page, newest first; `cursor` is the `next_cursor` of the page before."""
+        after = keyset_of(cursor) if cursor is not None else None
+        async with self.uow() as uow:
+            rows = await uow.notifications.list_for_user(
+                user_id, unread_only=unread_only, after=after, limit=limit + 1
+            )
+        return Listing.from_overfetch(rows, limit, lambda n: time_id_key(n.created_at, n.id))
+
+    async def unread_count(self, user_id: uuid.UUID) -> int:
+        async with self.uow() as uow:
+            return await uow.notifications.count_unread(user_id)
+
+    async def mark_read(self, user_id: uuid.UUID, notification_id: uuid.UUID) -> Notification:
+        async with self.uow() as uow:
+            notification = await uow.notifications.mark_read(user_id, notification_id, self.clock())
+            if notification is None:
+                raise NotificationNotFoundError
+            await uow.commit()
+        return notification
+
+    async def mark_all_read(self, user_id: uuid.UUID) -> None:
+        async with self.uow() as uow:
+            await uow.notifications.mark_all_read(user_id, self.clock())
+            await uow.commit()

@@ -1,0 +1,41 @@
+"""Wires the real adapters into the use cases."""
+
+from __future__ import annotations
+
+import httpx
+from bugtracker_shared.http_client import service_client
+from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
+from bugtracker_shared.tokens import TokenVerifier
+
+from bugtracker_notifications.application.use_cases import NotificationUseCases
+from bugtracker_notifications.infrastructure.tables import SCHEMA
+from bugtracker_notifications.infrastructure.uow import NotificationsUnitOfWork
+from bugtracker_notifications.settings import Settings
+
+SERVICE = "notifications"
+
+
+def build(
+    settings: Settings, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> tuple[ServiceRuntime, NotificationUseCases]:
+    """`http_transport` replaces the aiohttp transport of the JWKS client (tests pass an
+    `httpx.MockTransport` that serves their own keys)."""
+    auth_client = service_client(settings.jwks_url, transport=http_transport)
+    runtime = ServiceRuntime.create(
+        name=SERVICE,
+        database_url=settings.database_url,
+        schema=SCHEMA,
+        amqp_url=settings.amqp_url,
+        pool_size=settings.db_pool_size,
+        outbox=None,  # this service publishes nothing
+        verifier=TokenVerifier(
+            http_jwks_fetcher(auth_client, settings.jwks_url),
+            issuer=settings.issuer,
+            audience=settings.audience,
+        ),
+    )
+    runtime.http_clients.append(auth_client)
+    use_cases = NotificationUseCases(
+        uow=lambda: NotificationsUnitOfWork(runtime.session_factory, runtime.after_commit)
+    )
+    return runtime, use_cases

@@ -1,0 +1,130 @@
+"""Notifications and the rules that decide who is told about an event; no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bugtracker_notifications.domain.errors import MalformedEventError
+
+TITLE_MAX_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """What the rules need to know about an event: its name (routing key), who acted and
+    the aggregate's state after the change."""
+
+    id: uuid.UUID
+    name: str
+    actor_id: uuid.UUID | None
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationDraft:
+    """One user to notify about one event, and what to tell them."""
+
+    user_id: uuid.UUID
+    type: str
+    summary: str
+    project_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    ticket_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    type: str
+    event_id: uuid.UUID
+    actor_id: uuid.UUID | None
+    project_id: uuid.UUID | None
+    ticket_id: uuid.UUID | None
+    ticket_key: str | None
+    summary: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+
+def parse_optional_uuid(value: object, field: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise MalformedEventError(f"{field} is not a UUID: {value!r}") from exc
+
+
+def _required_uuid(data: Mapping[str, Any], field: str) -> uuid.UUID:
+    value = parse_optional_uuid(data.get(field), field)
+    if value is None:
+        raise MalformedEventError(f"the event data has no {field}")
+    return value
+
+
+def _required_text(data: Mapping[str, Any], field: str) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value:
+        raise MalformedEventError(f"the event data has no {field}")
+    return value
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _ticket_assigned(event: EventFacts) -> list[NotificationDraft]:
+    assignee_id = parse_optional_uuid(event.data.get("assignee_id"), "assignee_id")
+    if assignee_id is None:  # unassigned: nobody to tell
+        return []
+    key = _required_text(event.data, "key")
+    title = _shorten(_required_text(event.data, "title"), TITLE_MAX_CHARS)
+    return [
+        NotificationDraft(
+            user_id=assignee_id,
+            type="ticket.assigned",
+            summary=f"You were assigned {key}: {title}",
+            project_id=_required_uuid(event.data, "project_id"),
+            ticket_id=_required_uuid(event.data, "id"),
+            ticket_key=key,
+        )
+    ]
+
+
+Rule = Callable[[EventFacts], list[NotificationDraft]]
+
+# One rule per event name; the consumer binds exactly these routing keys. A rule lists the
+# most specific reason first (a mention before a plain comment): the first draft for a user
+# wins, because a user gets at most one notification per event.
+RULES: Mapping[str, Rule] = {
+    "ticket.assigned": _ticket_assigned,
+}
+
+
+def handled_events() -> list[str]:
+    """The event names (routing keys) that can produce notifications."""
+    return list(RULES)
+
+
+def plan_notifications(event: EventFacts) -> list[NotificationDraft]:
+    """Who is told about `event`, and what: never the actor, at most once per user."""
+    rule = RULES.get(event.name)
+    if rule is None:
+        return []
+    drafts: list[NotificationDraft] = []
+    seen: set[uuid.UUID] = set()
+    for draft in rule(event):
+        if draft.user_id == event.actor_id or draft.user_id in seen:
+            continue
+        seen.add(draft.user_id)
+        drafts.append(draft)
+    return drafts

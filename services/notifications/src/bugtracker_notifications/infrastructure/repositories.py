@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from bugtracker_shared.inbox import claim_event
+from sqlalchemy import Table, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult, RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bugtracker_notifications.application.ports import Keyset
+from bugtracker_notifications.domain.notifications import Notification
+from bugtracker_notifications.infrastructure.tables import notifications
+
+_t = notifications
+
+
+def _notification(row: RowMapping) -> Notification:
+    return Notification(
+        id=row["id"],
+        user_id=row["user_id"],
+        type=row["type"],
+        event_id=row["event_id"],
+        actor_id=row["actor_id"],
+        project_id=row["project_id"],
+        ticket_id=row["ticket_id"],
+        ticket_key=row["ticket_key"],
+        summary=row["summary"],
+        created_at=row["created_at"],
+        read_at=row["read_at"],
+    )
+
+
+class SqlNotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add_many(self, items: Sequence[Notification]) -> None:
+        if not items:
+            return
+        await self._session.execute(
+            insert(_t)
+            .values(
+                [
+                    {
+                        "id": n.id,
+                        "user_id": n.user_id,
+                        "type": n.type,
+                        "event_id": n.event_id,
+                        "actor_id": n.actor_id,
+                        "project_id": n.project_id,
+                        "ticket_id": n.ticket_id,
+                        "ticket_key": n.ticket_key,
+                        "summary": n.summary,
+                        "created_at": n.created_at,
+                        "read_at": n.read_at,
+                    }
+                    for n in items
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[_t.c.event_id, _t.c.user_id])
+        )
+
+    async def list_for_user(
+        self, user_id: uuid.UUID, *, unread_only: bool, after: Keyset | None, limit: int
+    ) -> list[Notification]:
+        query = select(_t).where(_t.c.user_id == user_id)
+        if unread_only:
+            query = query.where(_t.c.read_at.is_(None))
+        if after is not None:
+            query = query.where(
+                tuple_(_t.c.created_at, _t.c.id) < tuple_(after.created_at, after.id)
+            )
+        query = query.order_by(_t.c.created_at.desc(), _t.c.id.desc()).limit(limit)
+        rows = (await self._session.execute(query)).mappings().all()
+        return [_notification(row) for row in rows]
+
+    async def count_unread(self, user_id: uuid.UUID) -> int:
+        count = await self._session.scalar(
+            select(func.count())
+            .select_from(_t)
+            .where(_t.c.user_id == user_id, _t.c.read_at.is_(None))
+        )
+        return int(count or 0)
+
+    async def mark_read(
+        self, user_id: uuid.UUID, notification_id: uuid.UUID, at: datetime
+    ) -> Notification | None:
+        row = (
+            (
+                await self._session.execute(
+                    update(_t)
+                    .where(_t.c.id == notification_id, _t.c.user_id == user_id)
+                    .values(read_at=func.coalesce(_t.c.read_at, at))
+                    .returning(*_t.c)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return _notification(row) if row is not None else None
+
+    async def mark_all_read(self, user_id: uuid.UUID, at: datetime) -> int:
+        result = await self._session.execute(
+            update(_t).where(_t.c.user_id == user_id, _t.c.read_at.is_(None)).values(read_at=at)
+        )
+        return cast(CursorResult[Any], result).rowcount
+
+
+class SqlInbox:
+    def __init__(self, session: AsyncSession, table: Table) -> None:
+        self._session = session
+        self._table = table
+
+    async def claim(self, event_id: uuid.UUID, event_type: str) -> bool:
+        return await claim_event(self._session, self._table, event_id, event_type)

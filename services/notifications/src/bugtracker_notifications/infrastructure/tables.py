@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from bugtracker_shared.inbox import inbox_table
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+
+SCHEMA = "notifications"
+metadata = MetaData(schema=SCHEMA)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("actor_id", Uuid),
+    Column("project_id", Uuid),
+    Column("ticket_id", Uuid),
+    Column("ticket_key", String(64)),
+    Column("summary", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True)),
+    # A redelivered or replayed event cannot notify the same user twice.
+    UniqueConstraint("event_id", "user_id", name="uq_notifications_event_id_user_id"),
+)
+
+# The list, newest first, with the keyset (created_at, id) as the sort order.
+Index(
+    "ix_notifications_user_id_created_at_id",
+    notifications.c.user_id,
+    notifications.c.created_at.desc(),
+    notifications.c.id.desc(),
+)
+# `?unread=true` and the unread count touch only the (few) unread rows.
+Index(
+    "ix_notifications_unread",
+    notifications.c.user_id,
+    notifications.c.created_at.desc(),
+    notifications.c.id.desc(),
+    postgresql_where=notifications.c.read_at.is_(None),
+)
+
+inbox = inbox_table(metadata)

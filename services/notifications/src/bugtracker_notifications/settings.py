@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUGTRACKER_NOTIFICATIONS_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://bugtracker_notifications@127.0.0.1:5432/bugtracker"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    issuer: str = "bugtracker-auth"
+    audience: str = "bugtracker"
+    db_pool_size: int = 10
+    log_level: str = "INFO"
