@@ -20,6 +20,7 @@ class RabbitMQ:
     epmd_port: int
     node_name: str
     process: subprocess.Popen[bytes] | None = None
+    epmd: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -31,6 +32,7 @@ class RabbitMQ:
             "HOME": str(self.base),
             "LANG": "C.UTF-8",
             "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
             "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.base / "log"),
             "RABBITMQ_NODENAME": self.node_name,
@@ -49,6 +51,16 @@ class RabbitMQ:
         chown_to(self.base, RABBIT_USER)
         out = open(log or self.base / "server.out", "ab")  # noqa: SIM115 (owned by the child)
         env = self._env()
+        # Our own epmd in the foreground, so it is stopped with the node instead of
+        # outliving it as the daemon Erlang would start by itself.
+        self.epmd = subprocess.Popen(
+            as_user(RABBIT_USER, ["env", *(f"{k}={v}" for k, v in env.items()), "epmd"]),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd="/tmp",
+        )
+        wait_for_port(self.epmd_port, timeout, self.epmd)
         argv = as_user(
             RABBIT_USER, ["env", *(f"{k}={v}" for k, v in env.items()), "rabbitmq-server"]
         )
@@ -60,12 +72,5 @@ class RabbitMQ:
     def stop(self) -> None:
         if self.process is not None:
             stop_group(self.process, timeout=30)
-        # The node's epmd outlives it; it is ours (private port), so stop it too.
-        env = self._env()
-        subprocess.run(
-            as_user(RABBIT_USER, ["env", *(f"{k}={v}" for k, v in env.items()), "epmd", "-kill"]),
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd="/tmp",
-        )
+        if self.epmd is not None:
+            stop_group(self.epmd)
