@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -108,18 +109,20 @@ def up(data: Path) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
+        started = time.monotonic()
+        print(f"starting RabbitMQ on 127.0.0.1:{amqp_port} (data in {data / 'rabbitmq'})")
+        stack.rabbitmq.launch()
         print(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'postgres'})")
         stack.postgres.start()
-        print(f"starting RabbitMQ on 127.0.0.1:{amqp_port} (data in {data / 'rabbitmq'})")
-        stack.rabbitmq.start()
         asyncio.run(stack.bootstrap_database())
-        for service in SERVICES:
-            print(f"migrating {service}")
-            stack.migrate(service)
-        admin = stack.create_admin(
-            secrets["BUGTRACKER_ADMIN_EMAIL"], secrets["BUGTRACKER_ADMIN_PASSWORD"]
+        print("applying migrations: " + ", ".join(SERVICES), flush=True)
+        stack.migrate_all()
+        print(
+            stack.create_admin(
+                secrets["BUGTRACKER_ADMIN_EMAIL"], secrets["BUGTRACKER_ADMIN_PASSWORD"]
+            )
         )
-        print(admin)
+        stack.rabbitmq.wait_ready()
         for process in PROCESSES:
             child = stack.launch(process, subprocess.PIPE)
             children.append(child)
@@ -128,7 +131,7 @@ def up(data: Path) -> int:
         wait_until_ready(stack, PROCESSES, timeout=60)
         print(
             "\n"
-            f"  Bugtracker is up.\n"
+            f"  Bugtracker is up (in {time.monotonic() - started:.0f} s).\n"
             f"  Gateway:  {stack.url('gateway')}/api/v1\n"
             f"  Swagger:  {stack.url('gateway')}/docs\n"
             f"  AMQP:     {stack.rabbitmq.url} (exchange bugtracker.events)\n"

@@ -45,6 +45,14 @@ class RabbitMQ:
         }
 
     def start(self, *, timeout: float = 60.0, log: Path | None = None) -> None:
+        self.launch(timeout=timeout, log=log)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        wait_for_port(self.port, timeout, self.process)
+
+    def launch(self, *, timeout: float = 60.0, log: Path | None = None) -> None:
+        """Start the node without waiting for it: it boots while other work goes on."""
         self.base.mkdir(parents=True, exist_ok=True)
         (self.base / "enabled_plugins").write_text("[].\n")
         (self.base / "rabbitmq.conf").touch()
@@ -67,7 +75,6 @@ class RabbitMQ:
         self.process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd="/tmp"
         )
-        wait_for_port(self.port, timeout, self.process)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -121,6 +122,11 @@ class Stack:
             env=self.env(service),
             check=True,
         )
+
+    def migrate_all(self) -> None:
+        """Every service's migrations, side by side (each touches only its own schema)."""
+        with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
+            list(pool.map(self.migrate, SERVICES))
 
     def command(self, process: str) -> list[str]:
         module = f"bugtracker_{process}.main:create_app"
