@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from bugtracker_devstack.postgres import Postgres
+from bugtracker_devstack.processes import stop_group
 from bugtracker_devstack.rabbitmq import RabbitMQ
 from bugtracker_devstack.stack import (
     PROCESSES,
@@ -65,12 +66,17 @@ def _secrets(data: Path) -> dict[str, str]:
     return values
 
 
+def _say(text: str) -> None:
+    """Print, unless nobody is listening any more (the terminal or a pipe went away)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, flush=True)
+
+
 def _pump(name: str, stream: IO[bytes]) -> None:
     color = COLORS.get(name, 0)
     prefix = f"\033[{color}m{name:<13}|\033[0m " if sys.stdout.isatty() else f"{name:<13}| "
     for raw in iter(stream.readline, b""):
-        sys.stdout.write(prefix + raw.decode(errors="replace"))
-        sys.stdout.flush()
+        _say(prefix + raw.decode(errors="replace").rstrip("\n"))
 
 
 def up(data: Path) -> int:
@@ -102,22 +108,25 @@ def up(data: Path) -> int:
     )
     children: list[subprocess.Popen[bytes]] = []
     stopping = threading.Event()
+    serving = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:
         stopping.set()
+        if not serving.is_set():  # still starting: abandon the start-up at once
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
         started = time.monotonic()
-        print(f"starting RabbitMQ on 127.0.0.1:{amqp_port} (data in {data / 'rabbitmq'})")
+        _say(f"starting RabbitMQ on 127.0.0.1:{amqp_port} (data in {data / 'rabbitmq'})")
         stack.rabbitmq.launch()
-        print(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'postgres'})")
+        _say(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'postgres'})")
         stack.postgres.start()
         asyncio.run(stack.bootstrap_database())
-        print("applying migrations: " + ", ".join(SERVICES), flush=True)
+        _say("applying migrations: " + ", ".join(SERVICES))
         stack.migrate_all()
-        print(
+        _say(
             stack.create_admin(
                 secrets["BUGTRACKER_ADMIN_EMAIL"], secrets["BUGTRACKER_ADMIN_PASSWORD"]
             )
@@ -129,7 +138,7 @@ def up(data: Path) -> int:
             assert child.stdout is not None  # noqa: S101 (stdout=PIPE above)
             threading.Thread(target=_pump, args=(process, child.stdout), daemon=True).start()
         wait_until_ready(stack, PROCESSES, timeout=60)
-        print(
+        _say(
             "\n"
             f"  Bugtracker is up (in {time.monotonic() - started:.0f} s).\n"
             f"  Gateway:  {stack.url('gateway')}/api/v1\n"
@@ -137,26 +146,25 @@ def up(data: Path) -> int:
             f"  AMQP:     {stack.rabbitmq.url} (exchange bugtracker.events)\n"
             f"  Admin:    {secrets['BUGTRACKER_ADMIN_EMAIL']} / "
             f"{secrets['BUGTRACKER_ADMIN_PASSWORD']}  (kept in {data / 'secrets.env'})\n"
-            "  Stop with Ctrl-C or `make down`.\n",
-            flush=True,
+            "  Stop with Ctrl-C or `make down`.\n"
         )
+        serving.set()
         while not stopping.is_set():
             if any(child.poll() is not None for child in children):
-                print("a process exited; stopping everything", file=sys.stderr)
+                _say("a process exited; stopping everything")
                 return 1
             stopping.wait(0.5)
         return 0
     finally:
-        print("stopping…", flush=True)
-        from bugtracker_devstack.processes import stop_group
-
+        # Whatever happened (Ctrl-C, a closed terminal or pipe), stop what we started.
+        _say("stopping…")
         for child in reversed(children):
             stop_group(child)
         stack.rabbitmq.stop()
         stack.postgres.stop()
         with contextlib.suppress(FileNotFoundError):
             (data / "up.pid").unlink()
-        print("stopped.", flush=True)
+        _say("stopped.")
 
 
 def down(data: Path) -> int:
@@ -180,7 +188,12 @@ def main() -> int:
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--data", type=Path, default=REPO_ROOT / ".data")
     args = parser.parse_args()
-    return up(args.data) if args.command == "up" else down(args.data)
+    if args.command == "down":
+        return down(args.data)
+    try:
+        return up(args.data)
+    except KeyboardInterrupt:  # stopped while starting; everything started is stopped
+        return 130
 
 
 if __name__ == "__main__":
