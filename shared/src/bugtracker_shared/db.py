@@ -71,3 +71,8 @@ class SqlAlchemyUnitOfWork:
         await self.session.commit()
         if self._after_commit is not None:
             self._after_commit()
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE/ILIKE pattern (backslash is PostgreSQL's escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

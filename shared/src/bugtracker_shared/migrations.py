@@ -11,16 +11,17 @@ from sqlalchemy import Connection, MetaData, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
-def _ours(name: str | None, type_: str, _parent: object) -> bool:
-    return not (type_ == "table" and name == "alembic_version")
-
-
 def run_migrations(metadata: MetaData, schema: str, url: str) -> None:
+    def ours(name: str | None, type_: str, _parent: object) -> bool:
+        if type_ == "schema":
+            return name == schema
+        return not (type_ == "table" and name == "alembic_version")
+
     options: dict[str, Any] = {
-        "include_name": _ours,
+        "include_name": ours,
         "target_metadata": metadata,
         "version_table_schema": schema,
-        "include_schemas": False,
+        "include_schemas": True,
         "compare_type": True,
     }
     if context.is_offline_mode():
@@ -38,7 +39,10 @@ def run_migrations(metadata: MetaData, schema: str, url: str) -> None:
         engine = create_async_engine(
             url,
             poolclass=pool.NullPool,
-            connect_args={"server_settings": {"search_path": schema}},
+            # Not the service's schema: with it on the search path PostgreSQL reflects
+            # foreign keys without their schema, and autogenerate sees phantom changes.
+            # Every table in the migrations names its schema explicitly.
+            connect_args={"server_settings": {"search_path": "pg_catalog"}},
         )
         try:
             async with engine.connect() as connection:

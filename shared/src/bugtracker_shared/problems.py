@@ -160,8 +160,15 @@ def install_problem_handlers(
         )
         code = getattr(exc, "code", None) or _STATUS_CODES.get(HTTPStatus(status), "error")
         extra = getattr(exc, "extra", None)
+        # A domain error may carry response headers, e.g. `Retry-After` on a 429.
+        headers = getattr(exc, "headers", None)
         return problem_response(
-            status, code, str(exc), instance=request.url.path, extra=extra or None
+            status,
+            code,
+            str(exc),
+            instance=request.url.path,
+            extra=extra or None,
+            headers=headers if isinstance(headers, Mapping) else None,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from bugtracker_shared.conditions import PreconditionFailedError
 from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.problems import install_problem_handlers
@@ -16,9 +17,12 @@ from bugtracker_projects.bootstrap import build
 from bugtracker_projects.domain.errors import (
     AlreadyMemberError,
     ForbiddenError,
+    LastOwnerError,
     MemberNotFoundError,
+    ProjectArchivedError,
     ProjectKeyTakenError,
     ProjectNotFoundError,
+    RestoreExpiredError,
     UnknownUserError,
 )
 from bugtracker_projects.settings import Settings
@@ -31,6 +35,10 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     AlreadyMemberError: 409,
     UnknownUserError: 422,
     InvalidCursorError: 422,
+    LastOwnerError: 409,
+    ProjectArchivedError: 409,
+    RestoreExpiredError: 409,
+    PreconditionFailedError: 412,
 }
 
 

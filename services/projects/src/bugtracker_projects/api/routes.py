@@ -3,21 +3,24 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+from bugtracker_shared.conditions import etag, expected_version, not_modified
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, next_link
 from bugtracker_shared.web import CurrentPrincipal
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from bugtracker_projects.api.schemas import (
     AddMemberRequest,
+    ChangeRoleRequest,
     CreateProjectRequest,
     MemberPage,
     MemberResponse,
     MyAccessResponse,
     ProjectPage,
     ProjectResponse,
+    UpdateProjectRequest,
 )
-from bugtracker_projects.application.use_cases import ProjectUseCases
-from bugtracker_projects.domain.projects import Caller
+from bugtracker_projects.application.use_cases import ProjectChanges, ProjectUseCases
+from bugtracker_projects.domain.projects import Caller, Project
 
 
 def use_cases(request: Request) -> ProjectUseCases:
@@ -33,6 +36,7 @@ UseCases = Annotated[ProjectUseCases, Depends(use_cases)]
 CurrentCaller = Annotated[Caller, Depends(caller)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]
+IfMatch = Annotated[str | None, Header(description="ETag of the version you changed")]
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
@@ -43,6 +47,11 @@ def _link(request: Request, response: Response, next_cursor: str | None) -> None
         response.headers["Link"] = link
 
 
+def _project(project: Project, response: Response) -> ProjectResponse:
+    response.headers["ETag"] = etag(project.version)
+    return ProjectResponse.of(project)
+
+
 @router.post("", status_code=201)
 async def create_project(
     body: CreateProjectRequest, who: CurrentCaller, cases: UseCases, response: Response
@@ -51,7 +60,7 @@ async def create_project(
         who, key=body.key, name=body.name, description=body.description
     )
     response.headers["Location"] = f"/api/v1/projects/{project.id}"
-    return ProjectResponse.of(project)
+    return _project(project, response)
 
 
 @router.get("")
@@ -62,17 +71,88 @@ async def list_projects(
     response: Response,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    archived: bool = False,
 ) -> ProjectPage:
-    page = await cases.list_projects(who, limit=limit, cursor=cursor)
+    page = await cases.list_projects(who, limit=limit, cursor=cursor, archived=archived, q=q)
     _link(request, response, page.next_cursor)
     return ProjectPage(
         items=[ProjectResponse.of(p) for p in page.items], next_cursor=page.next_cursor
     )
 
 
-@router.get("/{project_ref}")
-async def get_project(project_ref: str, who: CurrentCaller, cases: UseCases) -> ProjectResponse:
-    return ProjectResponse.of((await cases.access(who, project_ref)).project)
+@router.get("/{project_ref}", response_model=ProjectResponse)
+async def get_project(
+    project_ref: str,
+    who: CurrentCaller,
+    cases: UseCases,
+    response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> ProjectResponse | Response:
+    project = (await cases.access(who, project_ref)).project
+    if not_modified(if_none_match, project.version):
+        return Response(status_code=304, headers={"ETag": etag(project.version)})
+    return _project(project, response)
+
+
+@router.patch("/{project_ref}")
+async def update_project(
+    project_ref: str,
+    body: UpdateProjectRequest,
+    who: CurrentCaller,
+    cases: UseCases,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProjectResponse:
+    project = await cases.update_project(
+        who,
+        project_ref,
+        ProjectChanges(name=body.name, description=body.description),
+        expected_version=expected_version(if_match),
+    )
+    return _project(project, response)
+
+
+@router.post("/{project_ref}/archive")
+async def archive_project(
+    project_ref: str,
+    who: CurrentCaller,
+    cases: UseCases,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProjectResponse:
+    project = await cases.set_archived(
+        who, project_ref, archived=True, expected_version=expected_version(if_match)
+    )
+    return _project(project, response)
+
+
+@router.post("/{project_ref}/unarchive")
+async def unarchive_project(
+    project_ref: str,
+    who: CurrentCaller,
+    cases: UseCases,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProjectResponse:
+    project = await cases.set_archived(
+        who, project_ref, archived=False, expected_version=expected_version(if_match)
+    )
+    return _project(project, response)
+
+
+@router.delete("/{project_ref}", status_code=204)
+async def delete_project(project_ref: str, who: CurrentCaller, cases: UseCases) -> None:
+    """Soft delete: the project disappears for everyone; an owner or admin may restore it
+    within 30 days."""
+    await cases.delete_project(who, project_ref)
+
+
+@router.post("/{project_ref}/restore")
+async def restore_project(
+    project_ref: str, who: CurrentCaller, cases: UseCases, response: Response
+) -> ProjectResponse:
+    return _project(await cases.restore_project(who, project_ref), response)
 
 
 @router.get("/{project_ref}/members/me")
@@ -99,9 +179,8 @@ async def list_members(
 ) -> MemberPage:
     page = await cases.list_members(who, project_ref, limit=limit, cursor=cursor)
     _link(request, response, page.next_cursor)
-    return MemberPage(
-        items=[MemberResponse.of(m) for m in page.items], next_cursor=page.next_cursor
-    )
+    items = [MemberResponse.of(m) for m in page.items]
+    return MemberPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.post("/{project_ref}/members", status_code=201)
@@ -122,3 +201,22 @@ async def get_member(
     project_ref: str, user_id: uuid.UUID, who: CurrentCaller, cases: UseCases
 ) -> MemberResponse:
     return MemberResponse.of(await cases.get_member(who, project_ref, user_id))
+
+
+@router.patch("/{project_ref}/members/{user_id}")
+async def change_role(
+    project_ref: str,
+    user_id: uuid.UUID,
+    body: ChangeRoleRequest,
+    who: CurrentCaller,
+    cases: UseCases,
+) -> MemberResponse:
+    return MemberResponse.of(await cases.change_role(who, project_ref, user_id, body.role))
+
+
+@router.delete("/{project_ref}/members/{user_id}", status_code=204)
+async def remove_member(
+    project_ref: str, user_id: uuid.UUID, who: CurrentCaller, cases: UseCases
+) -> None:
+    """Maintainers remove members; any member may remove themself (leave)."""
+    await cases.remove_member(who, project_ref, user_id)

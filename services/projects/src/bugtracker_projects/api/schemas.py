@@ -17,6 +17,17 @@ class CreateProjectRequest(StrictModel):
     description: Annotated[str, Field(max_length=10_000)] = ""
 
 
+class UpdateProjectRequest(StrictModel):
+    name: Annotated[
+        str | None, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    ] = None
+    description: Annotated[str | None, Field(max_length=10_000)] = None
+
+
+class ChangeRoleRequest(StrictModel):
+    role: ProjectRole
+
+
 class AddMemberRequest(StrictModel):
     user_id: uuid.UUID
     role: ProjectRole

@@ -27,14 +27,26 @@ class UserDirectory(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ProjectFilter:
+    member_id: uuid.UUID | None
+    """Only projects this user belongs to; None for every project (admins)."""
+    archived: bool = False
+    q: str | None = None
+
+
 class ProjectRepository(Protocol):
     async def add(self, project: Project) -> None: ...
-    async def get(self, project_id: uuid.UUID) -> Project | None: ...
-    async def get_by_key(self, key: str) -> Project | None: ...
-    async def list_for(
-        self, user_id: uuid.UUID | None, *, after_key: str | None, limit: int
+    async def get(self, project_id: uuid.UUID, *, for_update: bool = False) -> Project | None:
+        """The project, deleted or not; `for_update` locks its row until commit."""
+        ...
+
+    async def get_by_key(self, key: str, *, for_update: bool = False) -> Project | None: ...
+    async def update(self, project: Project) -> None: ...
+    async def list(
+        self, where: ProjectFilter, *, after_key: str | None, limit: int
     ) -> list[Project]:
-        """Projects ordered by key; only those `user_id` belongs to unless it is None."""
+        """Projects that are not deleted, ordered by key."""
         ...
 
 
@@ -47,6 +59,10 @@ class MemberRepository(Protocol):
     ) -> list[Member]:
         """Members ordered by (added_at, user_id) after the keyset `after`."""
         ...
+
+    async def count_owners(self, project_id: uuid.UUID) -> int: ...
+    async def update_role(self, member: Member) -> None: ...
+    async def remove(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None: ...
 
 
 class EventSink(Protocol):

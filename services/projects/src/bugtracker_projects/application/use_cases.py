@@ -1,4 +1,8 @@
-"""Projects use cases. Each one owns a unit of work and commits it at most once."""
+"""Projects use cases. Each one owns a unit of work and commits it at most once.
+
+Every change to a project or its memberships locks the project row, bumps its version
+and writes an event to the outbox in the same transaction.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bugtracker_shared.conditions import check_version
 from bugtracker_shared.events import new_event
 from bugtracker_shared.pagination import (
     Listing,
@@ -15,10 +20,10 @@ from bugtracker_shared.pagination import (
     decode_time_id_cursor,
     time_id_key,
 )
-from bugtracker_shared.permissions import ProjectRole
+from bugtracker_shared.permissions import Permission, ProjectRole
 from bugtracker_shared.request_context import current_request_id
 
-from bugtracker_projects.application.ports import UnitOfWork, UserDirectory
+from bugtracker_projects.application.ports import ProjectFilter, UnitOfWork, UserDirectory
 from bugtracker_projects.domain.errors import (
     AlreadyMemberError,
     MemberNotFoundError,
@@ -32,7 +37,10 @@ from bugtracker_projects.domain.projects import (
     Member,
     Project,
     access_for,
+    check_removal,
+    check_role_change,
     check_role_grant,
+    restore_access_for,
 )
 
 SERVICE = "projects"
@@ -45,6 +53,7 @@ def project_data(project: Project) -> dict[str, Any]:
         "name": project.name,
         "description": project.description,
         "archived": project.is_archived,
+        "deleted": project.is_deleted,
         "version": project.version,
     }
 
@@ -57,10 +66,53 @@ def parse_project_ref(ref: str) -> uuid.UUID | str:
         return ref.upper()
 
 
+@dataclass(frozen=True)
+class ProjectChanges:
+    name: str | None = None
+    description: str | None = None
+
+
 @dataclass
 class ProjectUseCases:
     uow: Callable[[], UnitOfWork]
     users: UserDirectory
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _project(self, uow: UnitOfWork, ref: str, *, for_update: bool = False) -> Project:
+        parsed = parse_project_ref(ref)
+        if isinstance(parsed, str):
+            project = await uow.projects.get_by_key(parsed, for_update=for_update)
+        else:
+            project = await uow.projects.get(parsed, for_update=for_update)
+        if project is None:
+            raise ProjectNotFoundError("No such project.")
+        return project
+
+    async def _access(
+        self, uow: UnitOfWork, caller: Caller, ref: str, *, for_update: bool = False
+    ) -> Access:
+        project = await self._project(uow, ref, for_update=for_update)
+        role = await uow.members.role_of(project.id, caller.user_id)
+        return access_for(project, caller, role)
+
+    @staticmethod
+    async def _record(
+        uow: UnitOfWork, name: str, project: Project, caller: Caller, data: dict[str, Any]
+    ) -> None:
+        await uow.outbox.add(
+            new_event(
+                name,
+                service=SERVICE,
+                subject=project.id,
+                sequence=project.version,
+                data=data,
+                actor_id=caller.user_id,
+                correlation_id=current_request_id(),
+            )
+        )
+
+    # -- projects ----------------------------------------------------------------------
 
     async def create_project(
         self, caller: Caller, *, key: str, name: str, description: str
@@ -88,28 +140,26 @@ class ProjectUseCases:
                 raise ProjectKeyTakenError(f"The project key {key} is taken.")
             await uow.projects.add(project)
             await uow.members.add(owner)
-            await uow.outbox.add(
-                new_event(
-                    "project.created",
-                    service=SERVICE,
-                    subject=project.id,
-                    sequence=project.version,
-                    data=project_data(project) | {"owner_id": str(caller.user_id)},
-                    actor_id=caller.user_id,
-                    correlation_id=current_request_id(),
-                )
-            )
+            data = project_data(project) | {"owner_id": str(caller.user_id)}
+            await self._record(uow, "project.created", project, caller, data)
             await uow.commit()
         return project
 
     async def list_projects(
-        self, caller: Caller, *, limit: int, cursor: str | None
+        self,
+        caller: Caller,
+        *,
+        limit: int,
+        cursor: str | None,
+        archived: bool = False,
+        q: str | None = None,
     ) -> Listing[Project]:
         after_key = str(decode_cursor(cursor, 1)[0]) if cursor else None
+        where = ProjectFilter(
+            member_id=None if caller.is_admin else caller.user_id, archived=archived, q=q
+        )
         async with self.uow() as uow:
-            projects = await uow.projects.list_for(
-                None if caller.is_admin else caller.user_id, after_key=after_key, limit=limit + 1
-            )
+            projects = await uow.projects.list(where, after_key=after_key, limit=limit + 1)
         return Listing.from_overfetch(projects, limit, lambda p: [p.key])
 
     async def access(self, caller: Caller, ref: str) -> Access:
@@ -117,16 +167,81 @@ class ProjectUseCases:
         async with self.uow() as uow:
             return await self._access(uow, caller, ref)
 
-    async def _access(self, uow: UnitOfWork, caller: Caller, ref: str) -> Access:
-        parsed = parse_project_ref(ref)
-        if isinstance(parsed, uuid.UUID):
-            project = await uow.projects.get(parsed)
-        else:
-            project = await uow.projects.get_by_key(parsed)
-        if project is None:
-            raise ProjectNotFoundError("No such project.")
-        role = await uow.members.role_of(project.id, caller.user_id)
-        return access_for(project, caller, role)
+    async def update_project(
+        self, caller: Caller, ref: str, changes: ProjectChanges, *, expected_version: int | None
+    ) -> Project:
+        async with self.uow() as uow:
+            access = await self._access(uow, caller, ref, for_update=True)
+            access.require(Permission.PROJECT_UPDATE)
+            access.require_writable()
+            project = access.project
+            check_version(project.version, expected_version)
+            diff: dict[str, dict[str, Any]] = {}
+            for field in ("name", "description"):
+                new = getattr(changes, field)
+                if new is not None and new != getattr(project, field):
+                    diff[field] = {"from": getattr(project, field), "to": new}
+                    setattr(project, field, new)
+            if not diff:
+                return project
+            project.touch(datetime.now(UTC))
+            await uow.projects.update(project)
+            data = project_data(project) | {"changes": diff}
+            await self._record(uow, "project.updated", project, caller, data)
+            await uow.commit()
+        return project
+
+    async def set_archived(
+        self, caller: Caller, ref: str, *, archived: bool, expected_version: int | None
+    ) -> Project:
+        async with self.uow() as uow:
+            access = await self._access(uow, caller, ref, for_update=True)
+            access.require(Permission.PROJECT_ARCHIVE)
+            project = access.project
+            check_version(project.version, expected_version)
+            if project.is_archived == archived:
+                return project
+            now = datetime.now(UTC)
+            project.archived_at = now if archived else None
+            project.touch(now)
+            await uow.projects.update(project)
+            data = project_data(project) | {
+                "changes": {"archived": {"from": not archived, "to": archived}}
+            }
+            name = "project.archived" if archived else "project.updated"
+            await self._record(uow, name, project, caller, data)
+            await uow.commit()
+        return project
+
+    async def delete_project(self, caller: Caller, ref: str) -> None:
+        async with self.uow() as uow:
+            access = await self._access(uow, caller, ref, for_update=True)
+            access.require(Permission.PROJECT_DELETE)
+            project = access.project
+            now = datetime.now(UTC)
+            project.deleted_at = now
+            project.touch(now)
+            await uow.projects.update(project)
+            await self._record(uow, "project.deleted", project, caller, project_data(project))
+            await uow.commit()
+
+    async def restore_project(self, caller: Caller, ref: str) -> Project:
+        async with self.uow() as uow:
+            project = await self._project(uow, ref, for_update=True)
+            role = await uow.members.role_of(project.id, caller.user_id)
+            now = datetime.now(UTC)
+            restore_access_for(project, caller, role, now)
+            if not project.is_deleted:
+                return project
+            project.deleted_at = None
+            project.touch(now)
+            await uow.projects.update(project)
+            data = project_data(project) | {"changes": {"deleted": {"from": True, "to": False}}}
+            await self._record(uow, "project.updated", project, caller, data)
+            await uow.commit()
+        return project
+
+    # -- members -----------------------------------------------------------------------
 
     async def list_members(
         self, caller: Caller, ref: str, *, limit: int, cursor: str | None
@@ -162,24 +277,69 @@ class ProjectUseCases:
             added_at=datetime.now(UTC),
         )
         async with self.uow() as uow:
+            access = await self._access(uow, caller, str(member.project_id), for_update=True)
+            check_role_grant(access, role)
             if await uow.members.role_of(member.project_id, member.user_id) is not None:
                 raise AlreadyMemberError("This user is a member already.")
             await uow.members.add(member)
-            await uow.outbox.add(
-                new_event(
-                    "project.member_added",
-                    service=SERVICE,
-                    subject=access.project.id,
-                    sequence=access.project.version,
-                    data={
-                        "project_id": str(access.project.id),
-                        "project_key": access.project.key,
-                        "user_id": str(member.user_id),
-                        "role": member.role.value,
-                    },
-                    actor_id=caller.user_id,
-                    correlation_id=current_request_id(),
-                )
+            await self._member_event(uow, "project.member_added", access.project, caller, member)
+            await uow.commit()
+        return member
+
+    async def change_role(
+        self, caller: Caller, ref: str, user_id: uuid.UUID, role: ProjectRole
+    ) -> Member:
+        async with self.uow() as uow:
+            access = await self._access(uow, caller, ref, for_update=True)
+            member = await uow.members.get(access.project.id, user_id)
+            if member is None:
+                raise MemberNotFoundError("This user is not a member of the project.")
+            if member.role is role:
+                check_role_grant(access, role)
+                return member
+            owners = await uow.members.count_owners(access.project.id)
+            check_role_change(access, member, role, owners)
+            previous = member.role
+            member.role = role
+            await uow.members.update_role(member)
+            await self._member_event(
+                uow,
+                "project.member_role_changed",
+                access.project,
+                caller,
+                member,
+                changes={"role": {"from": previous.value, "to": role.value}},
             )
             await uow.commit()
         return member
+
+    async def remove_member(self, caller: Caller, ref: str, user_id: uuid.UUID) -> None:
+        async with self.uow() as uow:
+            access = await self._access(uow, caller, ref, for_update=True)
+            member = await uow.members.get(access.project.id, user_id)
+            if member is None:
+                raise MemberNotFoundError("This user is not a member of the project.")
+            check_removal(access, caller, member, await uow.members.count_owners(member.project_id))
+            await uow.members.remove(member.project_id, member.user_id)
+            await self._member_event(uow, "project.member_removed", access.project, caller, member)
+            await uow.commit()
+
+    async def _member_event(
+        self,
+        uow: UnitOfWork,
+        name: str,
+        project: Project,
+        caller: Caller,
+        member: Member,
+        **extra: Any,
+    ) -> None:
+        """Memberships belong to the project aggregate: a change bumps its version."""
+        project.touch(datetime.now(UTC))
+        await uow.projects.update(project)
+        data = {
+            "project_id": str(project.id),
+            "project_key": project.key,
+            "user_id": str(member.user_id),
+            "role": member.role.value,
+        } | extra
+        await self._record(uow, name, project, caller, data)

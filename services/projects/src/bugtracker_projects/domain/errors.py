@@ -27,3 +27,15 @@ class AlreadyMemberError(ProjectsError):
 
 class UnknownUserError(ProjectsError):
     code = "unknown_user"
+
+
+class LastOwnerError(ProjectsError):
+    code = "last_owner"
+
+
+class ProjectArchivedError(ProjectsError):
+    code = "project_archived"
+
+
+class RestoreExpiredError(ProjectsError):
+    code = "restore_expired"

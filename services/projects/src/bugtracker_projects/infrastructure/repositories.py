@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
+from bugtracker_shared.db import escape_like
 from bugtracker_shared.permissions import ProjectRole
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import Select, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bugtracker_projects.application.ports import ProjectFilter
 from bugtracker_projects.domain.errors import ProjectKeyTakenError
 from bugtracker_projects.domain.projects import Member, Project
 from bugtracker_projects.infrastructure.tables import memberships, projects
@@ -24,6 +27,7 @@ def _project(row: RowMapping) -> Project:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         archived_at=row["archived_at"],
+        deleted_at=row["deleted_at"],
         version=row["version"],
     )
 
@@ -61,24 +65,54 @@ class SqlProjectRepository:
         except IntegrityError as exc:  # a concurrent create took the key first
             raise ProjectKeyTakenError(f"The project key {project.key} is taken.") from exc
 
-    async def get(self, project_id: uuid.UUID) -> Project | None:
-        row = (
-            await self._session.execute(select(projects).where(projects.c.id == project_id))
-        ).first()
-        return _project(row._mapping) if row else None
+    async def _one(self, query: Select[Any], *, for_update: bool) -> Project | None:
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._session.execute(query)).mappings().first()
+        return _project(row) if row else None
 
-    async def get_by_key(self, key: str) -> Project | None:
-        row = (await self._session.execute(select(projects).where(projects.c.key == key))).first()
-        return _project(row._mapping) if row else None
+    async def get(self, project_id: uuid.UUID, *, for_update: bool = False) -> Project | None:
+        query = select(projects).where(projects.c.id == project_id)
+        return await self._one(query, for_update=for_update)
 
-    async def list_for(
-        self, user_id: uuid.UUID | None, *, after_key: str | None, limit: int
-    ) -> list[Project]:
-        query = select(projects).order_by(projects.c.key).limit(limit)
-        if user_id is not None:
-            query = query.join(memberships, memberships.c.project_id == projects.c.id).where(
-                memberships.c.user_id == user_id
+    async def get_by_key(self, key: str, *, for_update: bool = False) -> Project | None:
+        return await self._one(select(projects).where(projects.c.key == key), for_update=for_update)
+
+    async def update(self, project: Project) -> None:
+        await self._session.execute(
+            update(projects)
+            .where(projects.c.id == project.id)
+            .values(
+                name=project.name,
+                description=project.description,
+                updated_at=project.updated_at,
+                archived_at=project.archived_at,
+                deleted_at=project.deleted_at,
+                version=project.version,
             )
+        )
+
+    async def list(
+        self, where: ProjectFilter, *, after_key: str | None, limit: int
+    ) -> list[Project]:
+        query = (
+            select(projects)
+            .where(projects.c.deleted_at.is_(None))
+            .where(
+                projects.c.archived_at.is_not(None)
+                if where.archived
+                else projects.c.archived_at.is_(None)
+            )
+            .order_by(projects.c.key)
+            .limit(limit)
+        )
+        if where.member_id is not None:
+            query = query.join(memberships, memberships.c.project_id == projects.c.id).where(
+                memberships.c.user_id == where.member_id
+            )
+        if where.q:
+            pattern = f"%{escape_like(where.q)}%"
+            query = query.where(or_(projects.c.key.ilike(pattern), projects.c.name.ilike(pattern)))
         if after_key is not None:
             query = query.where(projects.c.key > after_key)
         rows = (await self._session.execute(query)).mappings().all()
@@ -131,3 +165,29 @@ class SqlMemberRepository:
             query = query.where(tuple_(memberships.c.added_at, memberships.c.user_id) > after)
         rows = (await self._session.execute(query)).mappings().all()
         return [_member(row) for row in rows]
+
+    async def count_owners(self, project_id: uuid.UUID) -> int:
+        count = await self._session.scalar(
+            select(func.count()).where(
+                memberships.c.project_id == project_id,
+                memberships.c.role == ProjectRole.OWNER.value,
+            )
+        )
+        return int(count or 0)
+
+    async def update_role(self, member: Member) -> None:
+        await self._session.execute(
+            update(memberships)
+            .where(
+                memberships.c.project_id == member.project_id,
+                memberships.c.user_id == member.user_id,
+            )
+            .values(role=member.role.value)
+        )
+
+    async def remove(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self._session.execute(
+            delete(memberships).where(
+                memberships.c.project_id == project_id, memberships.c.user_id == user_id
+            )
+        )

@@ -29,6 +29,7 @@ projects = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("archived_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
     Column("version", Integer, nullable=False),
 )
 
