@@ -1,0 +1,330 @@
+"""Every (role x endpoint) pair of projects and tickets, through the gateway.
+
+Each case states who is allowed; everyone else gets the denied status: 403 for a member
+whose role is too low, 404 for a non-member (who must not learn the project exists).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "plum-lantern-harbour-42-violet"
+MEMBER_ROLES = ("viewer", "reporter", "developer", "maintainer", "owner")
+CALLERS = (*MEMBER_ROLES, "admin", "outsider")
+
+
+@dataclass
+class Cast:
+    client: httpx.Client
+    ids: dict[str, str]
+    headers: dict[str, dict[str, str]]
+
+    def user(self, name: str) -> tuple[str, dict[str, str]]:
+        email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+        created = self.client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": PASSWORD, "display_name": name},
+        )
+        assert created.status_code == 201, created.text
+        return created.json()["id"], self.login(email, PASSWORD)
+
+    def login(self, email: str, password: str) -> dict[str, str]:
+        login = self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, login.text
+        return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+@dataclass
+class World:
+    """A fresh project in which each cast member holds their role, and one ticket."""
+
+    project_id: str
+    key: str
+    ticket_id: str
+    target_id: str  # a viewer the member-management endpoints act on
+
+
+@pytest.fixture(scope="module")
+def cast(system: Any, infra: Any) -> Iterator[Cast]:
+    with httpx.Client(base_url=system.gateway_url, timeout=15) as client:
+        cast = Cast(client, {}, {})
+        for name in (*MEMBER_ROLES, "outsider", "target", "newcomer"):
+            cast.ids[name], cast.headers[name] = cast.user(name)
+        admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+        infra.create_admin(admin_email, PASSWORD)
+        cast.headers["admin"] = cast.login(admin_email, PASSWORD)
+        yield cast
+
+
+@pytest.fixture(scope="module")
+def shared_world(cast: Cast) -> World:
+    """One world for the cases that change nothing."""
+    return new_world(cast)
+
+
+def new_world(cast: Cast) -> World:
+    key = "M" + uuid.uuid4().hex[:7].upper()
+    owner = cast.headers["owner"]
+    project = cast.client.post("/api/v1/projects", json={"key": key, "name": "m"}, headers=owner)
+    assert project.status_code == 201, project.text
+    project_id = project.json()["id"]
+    for role in ("viewer", "reporter", "developer", "maintainer"):
+        added = cast.client.post(
+            f"/api/v1/projects/{project_id}/members",
+            json={"user_id": cast.ids[role], "role": role},
+            headers=owner,
+        )
+        assert added.status_code == 201, added.text
+    cast.client.post(
+        f"/api/v1/projects/{project_id}/members",
+        json={"user_id": cast.ids["target"], "role": "viewer"},
+        headers=owner,
+    )
+    ticket = cast.client.post(
+        f"/api/v1/projects/{key}/tickets", json={"title": "t"}, headers=cast.headers["reporter"]
+    )
+    assert ticket.status_code == 201, ticket.text
+    return World(project_id, key, ticket.json()["id"], cast.ids["target"])
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    allowed: frozenset[str]
+    success: int
+    call: Callable[[Cast, World, dict[str, str]], httpx.Response]
+    prepare: Callable[[Cast, World], None] | None = None
+    read_only: bool = False
+
+
+def members_and(*extra: str) -> frozenset[str]:
+    return frozenset((*MEMBER_ROLES, *extra))
+
+
+def at_least(role: str) -> frozenset[str]:
+    return frozenset((*MEMBER_ROLES[MEMBER_ROLES.index(role) :], "admin"))
+
+
+def archive_first(cast: Cast, world: World) -> None:
+    response = cast.client.post(
+        f"/api/v1/projects/{world.project_id}/archive", headers=cast.headers["owner"]
+    )
+    assert response.status_code == 200
+
+
+def delete_first(cast: Cast, world: World) -> None:
+    response = cast.client.delete(
+        f"/api/v1/projects/{world.project_id}", headers=cast.headers["owner"]
+    )
+    assert response.status_code == 204
+
+
+CASES = (
+    # projects
+    Case(
+        "get project",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.project_id}", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "list members",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/members", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "my role",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/members/me", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "update project",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.patch(
+            f"/api/v1/projects/{w.project_id}", json={"description": "d"}, headers=h
+        ),
+    ),
+    Case(
+        "archive",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.post(f"/api/v1/projects/{w.project_id}/archive", headers=h),
+    ),
+    Case(
+        "unarchive",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.post(f"/api/v1/projects/{w.project_id}/unarchive", headers=h),
+        prepare=archive_first,
+    ),
+    Case(
+        "delete project",
+        at_least("owner"),
+        204,
+        lambda c, w, h: c.client.delete(f"/api/v1/projects/{w.project_id}", headers=h),
+    ),
+    Case(
+        "restore project",
+        at_least("owner"),
+        200,
+        lambda c, w, h: c.client.post(f"/api/v1/projects/{w.project_id}/restore", headers=h),
+        prepare=delete_first,
+    ),
+    Case(
+        "add member",
+        at_least("maintainer"),
+        201,
+        lambda c, w, h: c.client.post(
+            f"/api/v1/projects/{w.project_id}/members",
+            json={"user_id": c.ids["newcomer"], "role": "viewer"},
+            headers=h,
+        ),
+    ),
+    Case(
+        "change role",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.patch(
+            f"/api/v1/projects/{w.project_id}/members/{w.target_id}",
+            json={"role": "reporter"},
+            headers=h,
+        ),
+    ),
+    Case(
+        "remove member",
+        at_least("maintainer"),
+        204,
+        lambda c, w, h: c.client.delete(
+            f"/api/v1/projects/{w.project_id}/members/{w.target_id}", headers=h
+        ),
+    ),
+    # tickets
+    Case(
+        "create ticket",
+        at_least("reporter"),
+        201,
+        lambda c, w, h: c.client.post(
+            f"/api/v1/projects/{w.key}/tickets", json={"title": "x"}, headers=h
+        ),
+    ),
+    Case(
+        "list tickets",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/tickets", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "get ticket",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/tickets/{w.ticket_id}", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "get ticket by key",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/tickets/{w.key}-1", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "assign ticket",
+        at_least("developer"),
+        200,
+        lambda c, w, h: c.client.put(
+            f"/api/v1/tickets/{w.ticket_id}/assignee",
+            json={"assignee_id": c.ids["developer"]},
+            headers=h,
+        ),
+    ),
+)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_role_matrix(cast: Cast, shared_world: World, case: Case, caller: str) -> None:
+    world = shared_world if case.read_only else new_world(cast)
+    if case.prepare:
+        case.prepare(cast, world)
+    response = case.call(cast, world, cast.headers[caller])
+    if caller in case.allowed:
+        expected = case.success
+    elif caller == "outsider":
+        expected = 404
+    else:
+        expected = 403
+    assert response.status_code == expected, (case.name, caller, response.text)
+    if expected >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_removed_member_loses_access_on_the_very_next_request(cast: Cast) -> None:
+    world = new_world(cast)
+    developer = cast.headers["developer"]
+    ticket_url = f"/api/v1/tickets/{world.ticket_id}"
+    assert cast.client.get(ticket_url, headers=developer).status_code == 200
+    removed = cast.client.delete(
+        f"/api/v1/projects/{world.project_id}/members/{cast.ids['developer']}",
+        headers=cast.headers["owner"],
+    )
+    assert removed.status_code == 204
+    assert cast.client.get(ticket_url, headers=developer).status_code == 404
+    assert cast.client.get(f"/api/v1/projects/{world.key}", headers=developer).status_code == 404
+    create = cast.client.post(
+        f"/api/v1/projects/{world.key}/tickets", json={"title": "x"}, headers=developer
+    )
+    assert create.status_code == 404
+
+
+def test_a_demoted_member_loses_rights_on_the_very_next_request(cast: Cast) -> None:
+    world = new_world(cast)
+    developer = cast.headers["developer"]
+    assign = f"/api/v1/tickets/{world.ticket_id}/assignee"
+    body = {"assignee_id": cast.ids["developer"]}
+    assert cast.client.put(assign, json=body, headers=developer).status_code == 200
+    cast.client.patch(
+        f"/api/v1/projects/{world.project_id}/members/{cast.ids['developer']}",
+        json={"role": "viewer"},
+        headers=cast.headers["owner"],
+    )
+    assert cast.client.put(assign, json=body, headers=developer).status_code == 403
+
+
+def test_an_archived_project_refuses_ticket_writes(cast: Cast) -> None:
+    world = new_world(cast)
+    archive_first(cast, world)
+    owner = cast.headers["owner"]
+    create = cast.client.post(
+        f"/api/v1/projects/{world.key}/tickets", json={"title": "x"}, headers=owner
+    )
+    assert create.status_code == 409
+    assert create.json()["code"] == "project_archived"
+    assign = cast.client.put(
+        f"/api/v1/tickets/{world.ticket_id}/assignee",
+        json={"assignee_id": cast.ids["developer"]},
+        headers=owner,
+    )
+    assert assign.status_code == 409
+    assert cast.client.get(f"/api/v1/tickets/{world.ticket_id}", headers=owner).status_code == 200
+
+
+def test_tickets_of_a_deleted_project_vanish(cast: Cast) -> None:
+    world = new_world(cast)
+    delete_first(cast, world)
+    owner = cast.headers["owner"]
+    assert cast.client.get(f"/api/v1/tickets/{world.ticket_id}", headers=owner).status_code == 404
