@@ -81,3 +81,34 @@ def permissions_for(role: ProjectRole | None, *, is_admin: bool) -> frozenset[Pe
     if role is None:
         return frozenset()
     return ROLE_PERMISSIONS[role]
+
+
+PERMISSION_MEANINGS: dict[Permission, str] = {
+    Permission.PROJECT_READ: "see the project, its members and tickets",
+    Permission.TICKET_COMMENT: "comment on tickets",
+    Permission.TICKET_WATCH: "watch tickets",
+    Permission.TICKET_CREATE: "create tickets",
+    Permission.TICKET_EDIT_OWN: "edit, close and reopen tickets they reported",
+    Permission.TICKET_EDIT_ANY: "edit any ticket",
+    Permission.TICKET_ASSIGN: "assign tickets",
+    Permission.TICKET_TRANSITION_ANY: "make any workflow transition",
+    Permission.TICKET_DELETE: "delete and restore tickets",
+    Permission.PROJECT_UPDATE: "change the project's name and description",
+    Permission.PROJECT_ARCHIVE: "archive and unarchive the project",
+    Permission.MEMBER_MANAGE: "add members, change roles, remove members (not owners)",
+    Permission.OWNER_MANAGE: "grant, change and remove the owner role",
+    Permission.PROJECT_DELETE: "delete and restore the project",
+}
+
+
+def markdown_table() -> str:
+    """The role matrix as the README shows it (a test keeps the two identical)."""
+    roles = list(ProjectRole)
+    lines = [
+        "| permission | what it allows | " + " | ".join(r.value for r in roles) + " | admin |",
+        "|---|---|" + "---|" * (len(roles) + 1),
+    ]
+    for permission in Permission:
+        marks = " | ".join("✓" if permission in ROLE_PERMISSIONS[r] else "" for r in roles)
+        lines.append(f"| `{permission.value}` | {PERMISSION_MEANINGS[permission]} | {marks} | ✓ |")
+    return "\n".join(lines)
