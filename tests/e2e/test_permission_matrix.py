@@ -328,3 +328,24 @@ def test_tickets_of_a_deleted_project_vanish(cast: Cast) -> None:
     delete_first(cast, world)
     owner = cast.headers["owner"]
     assert cast.client.get(f"/api/v1/tickets/{world.ticket_id}", headers=owner).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body"),
+    [
+        ("/api/v1/projects/{project_id}", "PATCH", {"key": "HACK"}),
+        ("/api/v1/projects/{project_id}", "PATCH", {"id": "x", "name": "n"}),
+        ("/api/v1/projects/{project_id}", "PATCH", {"owner": "me"}),
+        ("/api/v1/projects/{key}/tickets", "POST", {"title": "t", "key": "X-1"}),
+        ("/api/v1/projects/{key}/tickets", "POST", {"title": "t", "reporter_id": "x"}),
+        ("/api/v1/projects/{key}/tickets", "POST", {"title": "t", "version": 9}),
+        ("/api/v1/projects/{project_id}/members", "POST", {"user_id": "x", "owner": True}),
+    ],
+)
+def test_mass_assignment_is_rejected(
+    cast: Cast, shared_world: World, path: str, method: str, body: dict[str, Any]
+) -> None:
+    url = path.format(project_id=shared_world.project_id, key=shared_world.key)
+    response = cast.client.request(method, url, json=body, headers=cast.headers["owner"])
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"

@@ -39,7 +39,7 @@ async def test_each_role_sees_only_its_own_schema(infra: Stack, service: str) ->
                 continue
             migrated(infra, other)
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await conn.fetch(f"SELECT 1 FROM {other}.outbox LIMIT 1")
+                await conn.fetch(f"SELECT 1 FROM {other}.outbox LIMIT 1")  # noqa: S608
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CREATE TABLE public.intruder (id int)")
     finally:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 import uuid
 from datetime import UTC, datetime
 
@@ -17,12 +16,6 @@ def project() -> Project:
 
 def caller(is_admin: bool = False) -> Caller:
     return Caller(user_id=uuid.uuid4(), is_admin=is_admin, token="t")
-
-
-def test_each_role_includes_everything_of_the_roles_below() -> None:
-    roles = list(ProjectRole)
-    for lower, higher in itertools.pairwise(roles):
-        assert ROLE_PERMISSIONS[lower] < ROLE_PERMISSIONS[higher]
 
 
 def test_viewer_may_read_and_comment_but_not_create() -> None:
