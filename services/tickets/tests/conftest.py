@@ -24,6 +24,7 @@ class FakeProject:
     key: str
     members: dict[uuid.UUID, ProjectRole]
     archived: bool = False
+    names: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,6 +42,10 @@ class FakeProjects:
         self.router.get(
             path__regex=r"^/api/v1/projects/(?P<ref>[^/]+)/members/(?P<user_id>[0-9a-f-]{36})$"
         ).mock(side_effect=self._member)
+        self.router.get(path__regex=r"^/api/v1/projects/(?P<ref>[^/]+)/members$").mock(
+            side_effect=self._members
+        )
+        self.router.get(path__regex=r"^/api/v1/projects$").mock(side_effect=self._projects)
 
     def add(self, key: str, members: dict[uuid.UUID, ProjectRole]) -> FakeProject:
         project = FakeProject(uuid.uuid4(), key, dict(members))
@@ -74,6 +79,31 @@ class FakeProjects:
                 "permissions": sorted(ROLE_PERMISSIONS[role]),
             },
         )
+
+    def _members(self, request: httpx.Request, ref: str) -> httpx.Response:
+        project = self._find(ref)
+        if project is None or self._caller(request) not in project.members:
+            return httpx.Response(404, json={"code": "not_found"})
+        items = [
+            {
+                "user_id": str(user_id),
+                "display_name": project.names.get(user_id, f"user-{str(user_id)[:8]}"),
+                "email": f"{str(user_id)[:8]}@example.com",
+                "role": role.value,
+            }
+            for user_id, role in project.members.items()
+        ]
+        return httpx.Response(200, json={"items": items, "next_cursor": None})
+
+    def _projects(self, request: httpx.Request) -> httpx.Response:
+        caller = self._caller(request)
+        archived = request.url.params.get("archived") == "true"
+        items = [
+            {"id": str(p.id), "key": p.key}
+            for p in self.projects.values()
+            if caller in p.members and p.archived == archived
+        ]
+        return httpx.Response(200, json={"items": items, "next_cursor": None})
 
     def _member(self, request: httpx.Request, ref: str, user_id: str) -> httpx.Response:
         project = self._find(ref)

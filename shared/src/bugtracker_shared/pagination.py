@@ -81,3 +81,11 @@ def decode_time_id_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def time_id_key(moment: datetime, ident: uuid.UUID) -> list[Any]:
     return [moment.isoformat(), str(ident)]
+
+
+def decode_int_cursor(cursor: str) -> int:
+    """A keyset cursor over one integer (e.g. an identity column)."""
+    (value,) = decode_cursor(cursor, 1)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidCursorError("The cursor is not valid.")
+    return value

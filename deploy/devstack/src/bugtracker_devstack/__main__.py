@@ -183,13 +183,35 @@ def down(data: Path) -> int:
     return 0
 
 
+def seed_command(data: Path, key: str, tickets: int) -> int:
+    from bugtracker_devstack.seed import seed
+
+    secrets = _load_env_file(data / "secrets.env")
+    postgres = Postgres(
+        base=data / "postgres", port=int(os.environ.get("BUGTRACKER_PG_PORT", "5432"))
+    )
+    asyncio.run(
+        seed(
+            postgres.superuser_dsn("bugtracker"),
+            key=key,
+            tickets=tickets,
+            owner_email=secrets.get("BUGTRACKER_ADMIN_EMAIL", "admin@bugtracker.local"),
+        )
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bugtracker_devstack")
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "seed"])
     parser.add_argument("--data", type=Path, default=REPO_ROOT / ".data")
+    parser.add_argument("--project", default="SEED", help="seed: project key (made if absent)")
+    parser.add_argument("--tickets", type=int, default=1_000_000, help="seed: how many")
     args = parser.parse_args()
     if args.command == "down":
         return down(args.data)
+    if args.command == "seed":
+        return seed_command(args.data, args.project, args.tickets)
     try:
         return up(args.data)
     except KeyboardInterrupt:  # stopped while starting; everything started is stopped

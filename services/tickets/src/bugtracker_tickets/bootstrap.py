@@ -7,6 +7,7 @@ from bugtracker_shared.http_client import service_client
 from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
+from bugtracker_tickets.application.comments import CommentUseCases
 from bugtracker_tickets.application.use_cases import TicketUseCases
 from bugtracker_tickets.infrastructure.projects_client import HttpProjectDirectory
 from bugtracker_tickets.infrastructure.tables import SCHEMA, outbox
@@ -19,7 +20,7 @@ def build(
     *,
     projects_transport: httpx.AsyncBaseTransport | None = None,
     jwks_fetcher: JwksFetcher | None = None,
-) -> tuple[ServiceRuntime, TicketUseCases]:
+) -> tuple[ServiceRuntime, TicketUseCases, CommentUseCases]:
     projects = service_client(
         settings.projects_url,
         timeout_seconds=settings.http_timeout_seconds,
@@ -39,8 +40,9 @@ def build(
         ),
     )
     runtime.http_clients.append(projects)
-    use_cases = TicketUseCases(
-        uow=lambda: TicketsUnitOfWork(runtime.session_factory, runtime.after_commit),
-        projects=HttpProjectDirectory(projects),
-    )
-    return runtime, use_cases
+
+    def uow() -> TicketsUnitOfWork:
+        return TicketsUnitOfWork(runtime.session_factory, runtime.after_commit)
+
+    use_cases = TicketUseCases(uow=uow, projects=HttpProjectDirectory(projects))
+    return runtime, use_cases, CommentUseCases(uow=uow, tickets=use_cases)

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from bugtracker_shared.conditions import PreconditionFailedError
 from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.problems import install_problem_handlers
@@ -15,9 +16,13 @@ from bugtracker_tickets.api.routes import router
 from bugtracker_tickets.bootstrap import build
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
+    CommentNotFoundError,
     ForbiddenError,
+    IdempotencyKeyReusedError,
+    InvalidTransitionError,
     ProjectArchivedError,
     ProjectNotFoundError,
+    ResolutionRequiredError,
     TicketNotFoundError,
 )
 from bugtracker_tickets.settings import Settings
@@ -29,6 +34,11 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     ProjectArchivedError: 409,
     AssigneeNotMemberError: 422,
     InvalidCursorError: 422,
+    CommentNotFoundError: 404,
+    InvalidTransitionError: 409,
+    ResolutionRequiredError: 422,
+    IdempotencyKeyReusedError: 422,
+    PreconditionFailedError: 412,
 }
 
 
@@ -43,11 +53,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime, use_cases = build(
+        runtime, use_cases, comment_cases = build(
             settings, projects_transport=projects_transport, jwks_fetcher=jwks_fetcher
         )
         app.state.runtime = runtime
         app.state.use_cases = use_cases
+        app.state.comment_cases = comment_cases
         app.state.token_verifier = runtime.verifier
         runtime.start()
         try:

@@ -1,20 +1,40 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated, Literal
 
+from bugtracker_shared.conditions import etag, expected_version, not_modified
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, next_link
 from bugtracker_shared.web import CurrentPrincipal
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from bugtracker_tickets.api.schemas import (
     AssignRequest,
+    CommentPage,
+    CommentRequest,
+    CommentResponse,
     CreateTicketRequest,
+    HistoryItem,
+    HistoryPage,
     TicketPage,
     TicketResponse,
+    TransitionRequest,
+    TransitionResponse,
+    UpdateTicketRequest,
+    WatchersResponse,
+    WatchingResponse,
 )
-from bugtracker_tickets.application.use_cases import AssigneeQuery, NewTicket, TicketUseCases
-from bugtracker_tickets.domain.tickets import Status, Ticket
+from bugtracker_tickets.application.comments import CommentUseCases
+from bugtracker_tickets.application.use_cases import (
+    Idempotency,
+    ListRequest,
+    NewTicket,
+    TicketEdit,
+    TicketUseCases,
+)
+from bugtracker_tickets.domain.tickets import Comment, Priority, Status, Ticket, TicketType
 
 
 def use_cases(request: Request) -> TicketUseCases:
@@ -22,24 +42,97 @@ def use_cases(request: Request) -> TicketUseCases:
     return cases
 
 
+def comment_cases(request: Request) -> CommentUseCases:
+    cases: CommentUseCases = request.app.state.comment_cases
+    return cases
+
+
 UseCases = Annotated[TicketUseCases, Depends(use_cases)]
+Comments = Annotated[CommentUseCases, Depends(comment_cases)]
+IfMatch = Annotated[str | None, Header(description="ETag of the version you changed")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        description="Repeat a create safely: the same key and body within 24 h return the "
+        "first result",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+SortParam = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "priority",
+    "-priority",
+    "due_date",
+    "-due_date",
+]
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
 
-def _with_etag(ticket: Ticket, response: Response) -> TicketResponse:
-    response.headers["ETag"] = f'"{ticket.version}"'
+@dataclass
+class Filters:
+    """The list filters shared by a project's list and the cross-project list."""
+
+    status: Annotated[list[Status] | None, Query()] = None
+    priority: Annotated[list[Priority] | None, Query()] = None
+    type: Annotated[list[TicketType] | None, Query()] = None
+    assignee: Annotated[
+        Literal["me", "none"] | uuid.UUID | None, Query(description="me, none or a user id")
+    ] = None
+    reporter: uuid.UUID | None = None
+    label: Annotated[list[str] | None, Query(max_length=20)] = None
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None
+    due_before: date | None = None
+    updated_since: datetime | None = None
+    sort: Annotated[
+        SortParam | None,
+        Query(description="default -updated_at; by relevance when q is given"),
+    ] = None
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor = None
+    include_total: bool = False
+
+    def request(self) -> ListRequest:
+        return ListRequest(
+            statuses=tuple(self.status or ()),
+            priorities=tuple(self.priority or ()),
+            types=tuple(self.type or ()),
+            assignee=str(self.assignee) if self.assignee is not None else None,
+            reporter=self.reporter,
+            labels=tuple(self.label or ()),
+            q=self.q,
+            due_before=self.due_before,
+            updated_since=self.updated_since,
+            sort=self.sort,
+            limit=self.limit,
+            cursor=self.cursor,
+            include_total=self.include_total,
+        )
+
+
+ListFilters = Annotated[Filters, Depends()]
+
+
+def _ticket(ticket: Ticket, response: Response) -> TicketResponse:
+    response.headers["ETag"] = etag(ticket.version)
     return TicketResponse.of(ticket)
 
 
-def parse_assignee(value: Literal["me", "none"] | uuid.UUID | None) -> AssigneeQuery | None:
-    if value is None:
-        return None
-    if value == "me":
-        return AssigneeQuery(me=True)
-    if value == "none":
-        return AssigneeQuery(none=True)
-    return AssigneeQuery(user_id=value)
+def _comment(comment: Comment, response: Response) -> CommentResponse:
+    response.headers["ETag"] = etag(comment.version)
+    return CommentResponse.of(comment)
+
+
+def _link(request: Request, response: Response, next_cursor: str | None) -> None:
+    link = next_link(request.url.path, request.query_params.multi_items(), next_cursor)
+    if link:
+        response.headers["Link"] = link
 
 
 @router.post("/projects/{project_ref}/tickets", status_code=201)
@@ -49,8 +142,9 @@ async def create_ticket(
     principal: CurrentPrincipal,
     cases: UseCases,
     response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> TicketResponse:
-    ticket = await cases.create_ticket(
+    created = await cases.create_ticket(
         principal,
         project_ref,
         NewTicket(
@@ -62,46 +156,85 @@ async def create_ticket(
             due_date=body.due_date,
             assignee_id=body.assignee_id,
         ),
+        Idempotency.of(idempotency_key, body.model_dump(mode="json")),
     )
-    response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
-    return _with_etag(ticket, response)
+    response.headers["Location"] = f"/api/v1/tickets/{created.ticket.id}"
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _ticket(created.ticket, response)
 
 
-@router.get("/projects/{project_ref}/tickets")
-async def list_tickets(
+async def _list(
+    cases: TicketUseCases,
+    principal: CurrentPrincipal,
+    project_ref: str | None,
+    filters: Filters,
+    request: Request,
+    response: Response,
+) -> TicketPage:
+    page = await cases.list_tickets(principal, project_ref, filters.request())
+    _link(request, response, page.next_cursor)
+    return TicketPage(
+        items=[TicketResponse.of(t) for t in page.items],
+        next_cursor=page.next_cursor,
+        total=page.total,
+    )
+
+
+@router.get("/projects/{project_ref}/tickets", response_model_exclude_none=True)
+async def list_project_tickets(
     project_ref: str,
     principal: CurrentPrincipal,
     cases: UseCases,
+    filters: ListFilters,
     request: Request,
     response: Response,
-    status: Annotated[list[Status] | None, Query()] = None,
-    assignee: Annotated[
-        Literal["me", "none"] | uuid.UUID | None, Query(description="me, none or a user id")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> TicketPage:
-    page = await cases.list_tickets(
-        principal,
-        project_ref,
-        statuses=tuple(status or ()),
-        assignee=parse_assignee(assignee),
-        limit=limit,
-        cursor=cursor,
-    )
-    link = next_link(request.url.path, request.query_params.multi_items(), page.next_cursor)
-    if link:
-        response.headers["Link"] = link
-    return TicketPage(
-        items=[TicketResponse.of(t) for t in page.items], next_cursor=page.next_cursor
-    )
+    return await _list(cases, principal, project_ref, filters, request, response)
 
 
-@router.get("/tickets/{ticket_ref}")
+@router.get("/tickets", response_model_exclude_none=True)
+async def list_my_tickets(
+    principal: CurrentPrincipal,
+    cases: UseCases,
+    filters: ListFilters,
+    request: Request,
+    response: Response,
+) -> TicketPage:
+    """Tickets of every project the caller belongs to, e.g. `?assignee=me&status=open`."""
+    return await _list(cases, principal, None, filters, request, response)
+
+
+@router.get("/tickets/{ticket_ref}", response_model=TicketResponse)
 async def get_ticket(
-    ticket_ref: str, principal: CurrentPrincipal, cases: UseCases, response: Response
+    ticket_ref: str,
+    principal: CurrentPrincipal,
+    cases: UseCases,
+    response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> TicketResponse | Response:
+    ticket = await cases.get_ticket(principal, ticket_ref)
+    if not_modified(if_none_match, ticket.version):
+        return Response(status_code=304, headers={"ETag": etag(ticket.version)})
+    return _ticket(ticket, response)
+
+
+@router.patch("/tickets/{ticket_ref}")
+async def update_ticket(
+    ticket_ref: str,
+    body: UpdateTicketRequest,
+    principal: CurrentPrincipal,
+    cases: UseCases,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> TicketResponse:
-    return _with_etag(await cases.get_ticket(principal, ticket_ref), response)
+    ticket = await cases.update_ticket(
+        principal,
+        ticket_ref,
+        TicketEdit(values=body.changes()),
+        expected_version=expected_version(if_match),
+    )
+    return _ticket(ticket, response)
 
 
 @router.put("/tickets/{ticket_ref}/assignee")
@@ -111,5 +244,157 @@ async def assign_ticket(
     principal: CurrentPrincipal,
     cases: UseCases,
     response: Response,
+    if_match: IfMatch = None,
 ) -> TicketResponse:
-    return _with_etag(await cases.assign(principal, ticket_ref, body.assignee_id), response)
+    ticket = await cases.assign(
+        principal, ticket_ref, body.assignee_id, expected_version=expected_version(if_match)
+    )
+    return _ticket(ticket, response)
+
+
+@router.get("/tickets/{ticket_ref}/transitions")
+async def list_transitions(
+    ticket_ref: str, principal: CurrentPrincipal, cases: UseCases
+) -> list[TransitionResponse]:
+    """The transitions the caller may make now."""
+    return [
+        TransitionResponse(to=t.to, requires_resolution=t.requires_resolution)
+        for t in await cases.transitions(principal, ticket_ref)
+    ]
+
+
+@router.post("/tickets/{ticket_ref}/transitions")
+async def transition_ticket(
+    ticket_ref: str,
+    body: TransitionRequest,
+    principal: CurrentPrincipal,
+    cases: UseCases,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TicketResponse:
+    ticket = await cases.transition(
+        principal,
+        ticket_ref,
+        body.to,
+        body.resolution,
+        comment=body.comment,
+        expected_version=expected_version(if_match),
+    )
+    return _ticket(ticket, response)
+
+
+@router.delete("/tickets/{ticket_ref}", status_code=204)
+async def delete_ticket(ticket_ref: str, principal: CurrentPrincipal, cases: UseCases) -> None:
+    await cases.delete_ticket(principal, ticket_ref)
+
+
+@router.post("/tickets/{ticket_ref}/restore")
+async def restore_ticket(
+    ticket_ref: str, principal: CurrentPrincipal, cases: UseCases, response: Response
+) -> TicketResponse:
+    return _ticket(await cases.restore_ticket(principal, ticket_ref), response)
+
+
+@router.get("/tickets/{ticket_ref}/history")
+async def ticket_history(
+    ticket_ref: str,
+    principal: CurrentPrincipal,
+    cases: UseCases,
+    request: Request,
+    response: Response,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> HistoryPage:
+    entries, next_cursor = await cases.history(principal, ticket_ref, limit=limit, cursor=cursor)
+    _link(request, response, next_cursor)
+    return HistoryPage(
+        items=[
+            HistoryItem(
+                at=e.at, actor_id=e.actor_id, field=e.field, from_=e.from_value, to=e.to_value
+            )
+            for e in entries
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/tickets/{ticket_ref}/comments")
+async def list_comments(
+    ticket_ref: str,
+    principal: CurrentPrincipal,
+    comments: Comments,
+    request: Request,
+    response: Response,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> CommentPage:
+    page = await comments.list_comments(principal, ticket_ref, limit=limit, cursor=cursor)
+    _link(request, response, page.next_cursor)
+    return CommentPage(
+        items=[CommentResponse.of(c) for c in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post("/tickets/{ticket_ref}/comments", status_code=201)
+async def add_comment(
+    ticket_ref: str,
+    body: CommentRequest,
+    principal: CurrentPrincipal,
+    comments: Comments,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> CommentResponse:
+    created = await comments.add_comment(
+        principal,
+        ticket_ref,
+        body.body,
+        Idempotency.of(idempotency_key, body.model_dump(mode="json")),
+    )
+    comment = created.comment
+    response.headers["Location"] = f"/api/v1/tickets/{comment.ticket_id}/comments/{comment.id}"
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _comment(comment, response)
+
+
+@router.patch("/tickets/{ticket_ref}/comments/{comment_id}")
+async def edit_comment(
+    ticket_ref: str,
+    comment_id: uuid.UUID,
+    body: CommentRequest,
+    principal: CurrentPrincipal,
+    comments: Comments,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CommentResponse:
+    comment = await comments.edit_comment(
+        principal, ticket_ref, comment_id, body.body, expected_version=expected_version(if_match)
+    )
+    return _comment(comment, response)
+
+
+@router.delete("/tickets/{ticket_ref}/comments/{comment_id}", status_code=204)
+async def delete_comment(
+    ticket_ref: str, comment_id: uuid.UUID, principal: CurrentPrincipal, comments: Comments
+) -> None:
+    await comments.delete_comment(principal, ticket_ref, comment_id)
+
+
+@router.get("/tickets/{ticket_ref}/watchers")
+async def list_watchers(
+    ticket_ref: str, principal: CurrentPrincipal, comments: Comments
+) -> WatchersResponse:
+    return WatchersResponse(items=await comments.watchers(principal, ticket_ref))
+
+
+@router.put("/tickets/{ticket_ref}/watchers/me")
+async def watch(
+    ticket_ref: str, principal: CurrentPrincipal, comments: Comments
+) -> WatchingResponse:
+    ticket = await comments.watch(principal, ticket_ref, watching=True)
+    return WatchingResponse(ticket_id=ticket.id, user_id=principal.user_id, watching=True)
+
+
+@router.delete("/tickets/{ticket_ref}/watchers/me", status_code=204)
+async def unwatch(ticket_ref: str, principal: CurrentPrincipal, comments: Comments) -> None:
+    await comments.watch(principal, ticket_ref, watching=False)

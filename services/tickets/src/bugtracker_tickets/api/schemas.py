@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from bugtracker_shared.web import StrictModel
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from bugtracker_tickets.api.markdown import render
-from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
+from bugtracker_tickets.domain.tickets import Comment, Priority, Status, Ticket, TicketType
+from bugtracker_tickets.domain.workflow import Resolution
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -24,8 +25,98 @@ class CreateTicketRequest(StrictModel):
     assignee_id: uuid.UUID | None = None
 
 
+class UpdateTicketRequest(StrictModel):
+    """Only the fields present change; `due_date: null` clears the due date."""
+
+    title: Title | None = None
+    description: Annotated[str | None, Field(max_length=50_000)] = None
+    type: TicketType | None = None
+    priority: Priority | None = None
+    labels: Annotated[list[Label] | None, Field(max_length=20)] = None
+    due_date: date | None = None
+
+    @model_validator(mode="after")
+    def no_nulls_but_due_date(self) -> UpdateTicketRequest:
+        for name in self.model_fields_set - {"due_date"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
 class AssignRequest(StrictModel):
     assignee_id: uuid.UUID | None
+
+
+class TransitionRequest(StrictModel):
+    to: Status
+    resolution: Resolution | None = None
+    comment: Annotated[str | None, Field(min_length=1, max_length=20_000)] = None
+
+
+class TransitionResponse(BaseModel):
+    to: Status
+    requires_resolution: bool
+
+
+class CommentRequest(StrictModel):
+    body: Annotated[str, Field(min_length=1, max_length=20_000)]
+
+
+class CommentResponse(BaseModel):
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    author_id: uuid.UUID
+    body: str
+    body_html: str
+    mentions: list[uuid.UUID]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, comment: Comment) -> CommentResponse:
+        return cls(
+            id=comment.id,
+            ticket_id=comment.ticket_id,
+            author_id=comment.author_id,
+            body=comment.body,
+            body_html=render(comment.body),
+            mentions=comment.mentions,
+            created_at=comment.created_at,
+            updated_at=comment.updated_at,
+            version=comment.version,
+        )
+
+
+class CommentPage(BaseModel):
+    items: list[CommentResponse]
+    next_cursor: str | None
+
+
+class HistoryItem(BaseModel):
+    at: datetime
+    actor_id: uuid.UUID
+    field: str
+    from_: Any = Field(serialization_alias="from")
+    to: Any
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryItem]
+    next_cursor: str | None
+
+
+class WatchersResponse(BaseModel):
+    items: list[uuid.UUID]
+
+
+class WatchingResponse(BaseModel):
+    ticket_id: uuid.UUID
+    user_id: uuid.UUID
+    watching: bool
 
 
 class TicketResponse(BaseModel):
@@ -73,3 +164,4 @@ class TicketResponse(BaseModel):
 class TicketPage(BaseModel):
     items: list[TicketResponse]
     next_cursor: str | None
+    total: int | None = None

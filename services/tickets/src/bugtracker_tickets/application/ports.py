@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from bugtracker_shared.events import CloudEvent
 
-from bugtracker_tickets.domain.tickets import ProjectAccess, Status, Ticket
+from bugtracker_tickets.domain.tickets import (
+    Comment,
+    HistoryEntry,
+    Priority,
+    ProjectAccess,
+    Status,
+    Ticket,
+    TicketType,
+)
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    user_id: uuid.UUID
+    display_name: str
+    email: str | None
 
 
 class ProjectDirectory(Protocol):
@@ -22,13 +37,36 @@ class ProjectDirectory(Protocol):
 
     async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID, *, token: str) -> bool: ...
 
+    async def members(self, project_id: uuid.UUID, *, token: str) -> list[MemberInfo]: ...
+
+    async def visible_projects(self, *, token: str) -> list[uuid.UUID]:
+        """Every project the caller may read (an admin: every project)."""
+        ...
+
 
 @dataclass(frozen=True)
-class TicketFilter:
-    project_id: uuid.UUID
+class TicketQuery:
+    project_ids: tuple[uuid.UUID, ...]
     statuses: tuple[Status, ...] = ()
+    priorities: tuple[Priority, ...] = ()
+    types: tuple[TicketType, ...] = ()
     assignee_id: uuid.UUID | None = None
     unassigned: bool = False
+    reporter_id: uuid.UUID | None = None
+    labels: tuple[str, ...] = ()
+    text: str | None = None
+    due_before: date | None = None
+    updated_since: datetime | None = None
+    sort: str = "-updated_at"
+    """One of created_at, updated_at, priority, due_date (descending with `-`), or
+    `rank` (full-text relevance, only with `text`)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    tickets: list[Ticket]
+    next_after: list[Any] | None
+    total: int | None = None
 
 
 class TicketRepository(Protocol):
@@ -37,18 +75,54 @@ class TicketRepository(Protocol):
         ...
 
     async def add(self, ticket: Ticket) -> None: ...
-    async def get(self, ticket_id: uuid.UUID) -> Ticket | None: ...
+    async def get(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None: ...
     async def get_by_key(self, key: str) -> Ticket | None: ...
-    async def get_for_update(self, ticket_id: uuid.UUID) -> Ticket | None: ...
-    async def update_assignee(self, ticket: Ticket) -> None: ...
+    async def update(self, ticket: Ticket) -> None: ...
+    async def search(
+        self, query: TicketQuery, *, after: list[Any] | None, limit: int, with_total: bool
+    ) -> Page:
+        """Live tickets matching `query` in its order, after the keyset `after`."""
+        ...
+
+
+class CommentRepository(Protocol):
+    async def add(self, comment: Comment) -> None: ...
+    async def get(self, comment_id: uuid.UUID, *, for_update: bool = False) -> Comment | None: ...
+    async def update(self, comment: Comment) -> None: ...
     async def list(
-        self,
-        where: TicketFilter,
-        *,
-        after: tuple[datetime, uuid.UUID] | None,
-        limit: int,
-    ) -> list[Ticket]:
-        """Newest-updated first, keyset on (updated_at, id)."""
+        self, ticket_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Comment]: ...
+
+
+class HistoryRepository(Protocol):
+    async def add(self, entries: list[HistoryEntry]) -> None: ...
+    async def list(
+        self, ticket_id: uuid.UUID, *, after: int | None, limit: int
+    ) -> list[HistoryEntry]: ...
+
+
+class WatcherRepository(Protocol):
+    async def add(self, ticket_id: uuid.UUID, user_id: uuid.UUID, since: datetime) -> bool:
+        """True when the user was not watching before."""
+        ...
+
+    async def remove(self, ticket_id: uuid.UUID, user_id: uuid.UUID) -> bool: ...
+    async def list(self, ticket_id: uuid.UUID) -> list[uuid.UUID]: ...
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    user_id: uuid.UUID
+    scope: str
+    key: str
+    fingerprint: str
+    resource_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
+        """Record the claim; when the key was claimed before (within 24 h), the earlier
+        claim instead, and nothing is recorded."""
         ...
 
 
@@ -58,6 +132,10 @@ class EventSink(Protocol):
 
 class UnitOfWork(Protocol):
     tickets: TicketRepository
+    comments: CommentRepository
+    history: HistoryRepository
+    watchers: WatcherRepository
+    idempotency: IdempotencyStore
     outbox: EventSink
 
     async def __aenter__(self) -> Self: ...

@@ -2,42 +2,65 @@
 
 Who may do what comes from the projects service (the caller's role in the project);
 a caller who may not see a project gets the same 404 as for a ticket that does not exist.
+Every change bumps the ticket's version, writes field-level history and one event to the
+outbox, all in the same transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
-from bugtracker_shared.events import CloudEvent, new_event
-from bugtracker_shared.pagination import Listing, decode_time_id_cursor, time_id_key
+from bugtracker_shared.conditions import check_version
+from bugtracker_shared.pagination import decode_cursor, decode_int_cursor, encode_cursor
 from bugtracker_shared.permissions import Permission
-from bugtracker_shared.request_context import current_request_id
 from bugtracker_shared.tokens import Principal
 
-from bugtracker_tickets.application.ports import ProjectDirectory, TicketFilter, UnitOfWork
+from bugtracker_tickets.application.ports import (
+    IdempotencyClaim,
+    ProjectDirectory,
+    TicketQuery,
+    UnitOfWork,
+)
+from bugtracker_tickets.application.recording import (
+    mentions_in,
+    new_comment,
+    record,
+    store_comment,
+)
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
+    IdempotencyKeyReusedError,
     ProjectNotFoundError,
     TicketNotFoundError,
 )
 from bugtracker_tickets.domain.tickets import (
+    EDITABLE_FIELDS,
     TICKET_KEY,
+    HistoryEntry,
     Priority,
     ProjectAccess,
     Status,
     Ticket,
     TicketType,
+    as_json,
     ticket_key,
     visible,
 )
-from bugtracker_tickets.domain.tickets import (
-    project_ref as project_ref_of,
+from bugtracker_tickets.domain.tickets import project_ref as project_ref_of
+from bugtracker_tickets.domain.workflow import (
+    Resolution,
+    Transition,
+    available,
+    plan_transition,
 )
 
-SERVICE = "tickets"
+SORTS = ("created_at", "updated_at", "priority", "due_date")
 
 
 @dataclass(frozen=True)
@@ -52,18 +75,73 @@ class NewTicket:
 
 
 @dataclass(frozen=True)
-class AssigneeQuery:
-    """`assignee=me`, `assignee=none` or `assignee=<user id>`."""
+class TicketEdit:
+    """The fields a PATCH sets; fields not given are left alone."""
 
-    me: bool = False
-    none: bool = False
-    user_id: uuid.UUID | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's `Idempotency-Key` and a fingerprint of what it asked for."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: str | None, body: object) -> Idempotency | None:
+        if key is None:
+            return None
+        canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+        return cls(key=key, fingerprint=hashlib.sha256(canonical.encode()).hexdigest())
+
+
+@dataclass(frozen=True)
+class Created:
+    ticket: Ticket
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    statuses: tuple[Status, ...] = ()
+    priorities: tuple[Priority, ...] = ()
+    types: tuple[TicketType, ...] = ()
+    assignee: str | None = None
+    """`me`, `none` or a user id."""
+    reporter: uuid.UUID | None = None
+    labels: tuple[str, ...] = ()
+    q: str | None = None
+    due_before: date | None = None
+    updated_since: datetime | None = None
+    sort: str | None = None
+    limit: int = 20
+    cursor: str | None = None
+    include_total: bool = False
+
+
+@dataclass(frozen=True)
+class TicketList:
+    items: list[Ticket]
+    next_cursor: str | None
+    total: int | None
+
+
+def _history(
+    ticket: Ticket, actor: uuid.UUID, at: datetime, changes: dict[str, dict[str, Any]]
+) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(ticket.id, at, actor, name, change["from"], change["to"])
+        for name, change in changes.items()
+    ]
 
 
 @dataclass
 class TicketUseCases:
     uow: Callable[[], UnitOfWork]
     projects: ProjectDirectory
+
+    # -- access --------------------------------------------------------------------------
 
     async def _access(self, principal: Principal, project_ref: str) -> ProjectAccess:
         ref = project_ref_of(project_ref)
@@ -77,29 +155,67 @@ class TicketUseCases:
         ):
             raise AssigneeNotMemberError("The assignee must be a member of the project.")
 
-    def _event(
-        self, name: str, ticket: Ticket, principal: Principal, **extra: object
-    ) -> CloudEvent:
-        return new_event(
-            name,
-            service=SERVICE,
-            subject=ticket.id,
-            sequence=ticket.version,
-            data=ticket.event_data() | extra,
-            actor_id=principal.user_id,
-            correlation_id=current_request_id(),
-        )
+    async def visible_ticket(
+        self, principal: Principal, ticket_ref: str
+    ) -> tuple[Ticket, ProjectAccess]:
+        """The ticket by id or key and the caller's access to its project; 404 when either
+        does not exist for the caller (deleted tickets included)."""
+        async with self.uow() as uow:
+            ticket = await self._load(uow, ticket_ref)
+        if ticket is None or ticket.deleted_at is not None:
+            raise TicketNotFoundError("No such ticket.")
+        try:
+            access = await self._access(principal, str(ticket.project_id))
+        except ProjectNotFoundError as exc:
+            raise TicketNotFoundError("No such ticket.") from exc
+        return ticket, access
 
-    async def create_ticket(self, principal: Principal, project_ref: str, new: NewTicket) -> Ticket:
+    @staticmethod
+    async def _load(uow: UnitOfWork, ticket_ref: str) -> Ticket | None:
+        if TICKET_KEY.match(ticket_ref.upper()):
+            return await uow.tickets.get_by_key(ticket_ref.upper())
+        try:
+            return await uow.tickets.get(uuid.UUID(ticket_ref))
+        except ValueError:
+            return None
+
+    async def _locked(self, uow: UnitOfWork, ticket_id: uuid.UUID) -> Ticket:
+        ticket = await uow.tickets.get(ticket_id, for_update=True)
+        if ticket is None or ticket.deleted_at is not None:
+            raise TicketNotFoundError("No such ticket.")
+        return ticket
+
+    # -- create and read ----------------------------------------------------------------
+
+    async def create_ticket(
+        self,
+        principal: Principal,
+        project_ref: str,
+        new: NewTicket,
+        idempotency: Idempotency | None = None,
+    ) -> Created:
         access = await self._access(principal, project_ref)
         access.require(Permission.TICKET_CREATE)
         access.require_writable()
         await self._check_assignee(principal, access, new.assignee_id)
         now = datetime.now(UTC)
         async with self.uow() as uow:
+            ticket_id = uuid.uuid4()
+            if idempotency is not None:
+                earlier = await uow.idempotency.claim(
+                    IdempotencyClaim(
+                        user_id=principal.user_id,
+                        scope=f"ticket:{access.project_id}",
+                        key=idempotency.key,
+                        fingerprint=idempotency.fingerprint,
+                        resource_id=ticket_id,
+                    )
+                )
+                if earlier is not None:
+                    return await self._replay(uow, earlier, idempotency)
             number = await uow.tickets.next_number(access.project_id)
             ticket = Ticket(
-                id=uuid.uuid4(),
+                id=ticket_id,
                 project_id=access.project_id,
                 key=ticket_key(access.project_key, number),
                 number=number,
@@ -116,85 +232,233 @@ class TicketUseCases:
                 updated_at=now,
             )
             await uow.tickets.add(ticket)
-            await uow.outbox.add(self._event("ticket.created", ticket, principal))
+            for watcher in {ticket.reporter_id, ticket.assignee_id} - {None}:
+                assert watcher is not None  # noqa: S101 (narrowing for mypy)
+                await uow.watchers.add(ticket.id, watcher, now)
+            await record(uow, "ticket.created", ticket, principal)
             if ticket.assignee_id is not None:
                 changes = {"assignee_id": {"from": None, "to": str(ticket.assignee_id)}}
-                await uow.outbox.add(
-                    self._event("ticket.assigned", ticket, principal, changes=changes)
-                )
+                await record(uow, "ticket.assigned", ticket, principal, changes=changes)
             await uow.commit()
-        return ticket
+        return Created(ticket)
 
-    async def _visible_ticket(
-        self, principal: Principal, ticket_ref: str
-    ) -> tuple[Ticket, ProjectAccess]:
-        async with self.uow() as uow:
-            if TICKET_KEY.match(ticket_ref.upper()):
-                ticket = await uow.tickets.get_by_key(ticket_ref.upper())
-            else:
-                try:
-                    ticket = await uow.tickets.get(uuid.UUID(ticket_ref))
-                except ValueError:
-                    ticket = None
+    @staticmethod
+    async def _replay(
+        uow: UnitOfWork, earlier: IdempotencyClaim, idempotency: Idempotency
+    ) -> Created:
+        if earlier.fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReusedError(
+                "This Idempotency-Key was used with a different request body."
+            )
+        ticket = await uow.tickets.get(earlier.resource_id)
         if ticket is None:
             raise TicketNotFoundError("No such ticket.")
-        try:
-            access = await self._access(principal, str(ticket.project_id))
-        except ProjectNotFoundError as exc:
-            raise TicketNotFoundError("No such ticket.") from exc
-        return ticket, access
+        return Created(ticket, replayed=True)
 
     async def get_ticket(self, principal: Principal, ticket_ref: str) -> Ticket:
-        ticket, _ = await self._visible_ticket(principal, ticket_ref)
+        ticket, _ = await self.visible_ticket(principal, ticket_ref)
         return ticket
 
     async def list_tickets(
+        self, principal: Principal, project_ref: str | None, request: ListRequest
+    ) -> TicketList:
+        """One project's tickets, or (without `project_ref`) those of every project the
+        caller may read."""
+        if project_ref is not None:
+            project_ids: tuple[uuid.UUID, ...] = (
+                (await self._access(principal, project_ref)).project_id,
+            )
+        else:
+            project_ids = tuple(await self.projects.visible_projects(token=principal.token))
+        sort = request.sort or ("rank" if request.q else "-updated_at")
+        after = decode_cursor(request.cursor, 2) if request.cursor else None
+        assignee_id: uuid.UUID | None = None
+        if request.assignee == "me":
+            assignee_id = principal.user_id
+        elif request.assignee not in (None, "none"):
+            assignee_id = uuid.UUID(request.assignee)
+        query = TicketQuery(
+            project_ids=project_ids,
+            statuses=request.statuses,
+            priorities=request.priorities,
+            types=request.types,
+            assignee_id=assignee_id,
+            unassigned=request.assignee == "none",
+            reporter_id=request.reporter,
+            labels=request.labels,
+            text=request.q,
+            due_before=request.due_before,
+            updated_since=request.updated_since,
+            sort=sort,
+        )
+        if not project_ids:
+            return TicketList([], None, 0 if request.include_total else None)
+        async with self.uow() as uow:
+            page = await uow.tickets.search(
+                query, after=after, limit=request.limit, with_total=request.include_total
+            )
+        next_cursor = encode_cursor(page.next_after) if page.next_after else None
+        return TicketList(page.tickets, next_cursor, page.total)
+
+    # -- changes ------------------------------------------------------------------------
+
+    async def update_ticket(
         self,
         principal: Principal,
-        project_ref: str,
+        ticket_ref: str,
+        edit: TicketEdit,
         *,
-        statuses: tuple[Status, ...],
-        assignee: AssigneeQuery | None,
-        limit: int,
-        cursor: str | None,
-    ) -> Listing[Ticket]:
-        after = decode_time_id_cursor(cursor) if cursor else None
-        access = await self._access(principal, project_ref)
-        assignee = assignee or AssigneeQuery()
-        where = TicketFilter(
-            project_id=access.project_id,
-            statuses=statuses,
-            assignee_id=principal.user_id if assignee.me else assignee.user_id,
-            unassigned=assignee.none,
-        )
+        expected_version: int | None,
+    ) -> Ticket:
+        found, access = await self.visible_ticket(principal, ticket_ref)
+        own = found.reporter_id == principal.user_id
+        if not (
+            Permission.TICKET_EDIT_ANY in access.permissions
+            or (own and Permission.TICKET_EDIT_OWN in access.permissions)
+        ):
+            access.require(Permission.TICKET_EDIT_ANY)
+        access.require_writable()
         async with self.uow() as uow:
-            rows = await uow.tickets.list(where, after=after, limit=limit + 1)
-        return Listing.from_overfetch(rows, limit, lambda t: time_id_key(t.updated_at, t.id))
+            ticket = await self._locked(uow, found.id)
+            check_version(ticket.version, expected_version)
+            changes: dict[str, dict[str, Any]] = {}
+            for name in EDITABLE_FIELDS:
+                if name not in edit.values:
+                    continue
+                old, new = getattr(ticket, name), edit.values[name]
+                if old != new:
+                    changes[name] = {"from": as_json(old), "to": as_json(new)}
+                    setattr(ticket, name, new)
+            if not changes:
+                return ticket
+            await self._save(uow, ticket, principal, changes, "ticket.updated")
+            await uow.commit()
+        return ticket
+
+    async def _save(
+        self,
+        uow: UnitOfWork,
+        ticket: Ticket,
+        principal: Principal,
+        changes: dict[str, dict[str, Any]],
+        event: str,
+        **extra: Any,
+    ) -> None:
+        now = datetime.now(UTC)
+        ticket.touch(now)
+        await uow.tickets.update(ticket)
+        await uow.history.add(_history(ticket, principal.user_id, now, changes))
+        await record(uow, event, ticket, principal, changes=changes, **extra)
 
     async def assign(
-        self, principal: Principal, ticket_ref: str, assignee_id: uuid.UUID | None
+        self,
+        principal: Principal,
+        ticket_ref: str,
+        assignee_id: uuid.UUID | None,
+        *,
+        expected_version: int | None = None,
     ) -> Ticket:
-        found, access = await self._visible_ticket(principal, ticket_ref)
+        found, access = await self.visible_ticket(principal, ticket_ref)
         access.require(Permission.TICKET_ASSIGN)
         access.require_writable()
         await self._check_assignee(principal, access, assignee_id)
         async with self.uow() as uow:
-            ticket = await uow.tickets.get_for_update(found.id)
-            if ticket is None:
-                raise TicketNotFoundError("No such ticket.")
+            ticket = await self._locked(uow, found.id)
+            check_version(ticket.version, expected_version)
             if ticket.assignee_id == assignee_id:
                 return ticket
-            previous = ticket.assignee_id
-            ticket.assignee_id = assignee_id
-            ticket.version += 1
-            ticket.updated_at = datetime.now(UTC)
-            await uow.tickets.update_assignee(ticket)
             changes = {
-                "assignee_id": {
-                    "from": str(previous) if previous else None,
-                    "to": str(assignee_id) if assignee_id else None,
-                }
+                "assignee_id": {"from": as_json(ticket.assignee_id), "to": as_json(assignee_id)}
             }
-            await uow.outbox.add(self._event("ticket.assigned", ticket, principal, changes=changes))
+            ticket.assignee_id = assignee_id
+            if assignee_id is not None:
+                await uow.watchers.add(ticket.id, assignee_id, datetime.now(UTC))
+            await self._save(uow, ticket, principal, changes, "ticket.assigned")
             await uow.commit()
         return ticket
+
+    async def transitions(self, principal: Principal, ticket_ref: str) -> list[Transition]:
+        ticket, access = await self.visible_ticket(principal, ticket_ref)
+        return available(access, principal.user_id, ticket.reporter_id, ticket.status)
+
+    async def transition(
+        self,
+        principal: Principal,
+        ticket_ref: str,
+        to: Status,
+        resolution: Resolution | None,
+        *,
+        comment: str | None = None,
+        expected_version: int | None = None,
+    ) -> Ticket:
+        found, access = await self.visible_ticket(principal, ticket_ref)
+        access.require_writable()
+        mentions = await mentions_in(self.projects, principal, access, comment) if comment else []
+        async with self.uow() as uow:
+            ticket = await self._locked(uow, found.id)
+            check_version(ticket.version, expected_version)
+            new_resolution = plan_transition(
+                access, principal.user_id, ticket.reporter_id, ticket.status, to, resolution
+            )
+            changes: dict[str, dict[str, Any]] = {
+                "status": {"from": ticket.status.value, "to": to.value}
+            }
+            old_resolution = ticket.resolution
+            if old_resolution != (new_resolution.value if new_resolution else None):
+                changes["resolution"] = {
+                    "from": old_resolution,
+                    "to": new_resolution.value if new_resolution else None,
+                }
+            ticket.status = to
+            ticket.resolution = new_resolution.value if new_resolution else None
+            await self._save(uow, ticket, principal, changes, "ticket.status_changed")
+            if comment:
+                note = new_comment(ticket, principal, comment, mentions)
+                await store_comment(uow, ticket, principal, note)
+            await uow.commit()
+        return ticket
+
+    async def delete_ticket(self, principal: Principal, ticket_ref: str) -> None:
+        found, access = await self.visible_ticket(principal, ticket_ref)
+        access.require(Permission.TICKET_DELETE)
+        access.require_writable()
+        async with self.uow() as uow:
+            ticket = await self._locked(uow, found.id)
+            ticket.deleted_at = datetime.now(UTC)
+            changes = {"deleted": {"from": False, "to": True}}
+            await self._save(uow, ticket, principal, changes, "ticket.deleted")
+            await uow.commit()
+
+    async def restore_ticket(self, principal: Principal, ticket_ref: str) -> Ticket:
+        async with self.uow() as uow:
+            found = await self._load(uow, ticket_ref)
+        if found is None:
+            raise TicketNotFoundError("No such ticket.")
+        try:
+            access = await self._access(principal, str(found.project_id))
+        except ProjectNotFoundError as exc:
+            raise TicketNotFoundError("No such ticket.") from exc
+        access.require(Permission.TICKET_DELETE)
+        access.require_writable()
+        async with self.uow() as uow:
+            ticket = await uow.tickets.get(found.id, for_update=True)
+            if ticket is None:
+                raise TicketNotFoundError("No such ticket.")
+            if ticket.deleted_at is None:
+                return ticket
+            ticket.deleted_at = None
+            changes = {"deleted": {"from": True, "to": False}}
+            await self._save(uow, ticket, principal, changes, "ticket.updated")
+            await uow.commit()
+        return ticket
+
+    async def history(
+        self, principal: Principal, ticket_ref: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[HistoryEntry], str | None]:
+        ticket, _ = await self.visible_ticket(principal, ticket_ref)
+        after = decode_int_cursor(cursor) if cursor else None
+        async with self.uow() as uow:
+            rows = await uow.history.list(ticket.id, after=after, limit=limit + 1)
+        if len(rows) > limit:
+            return rows[:limit], encode_cursor([rows[limit - 1].id])
+        return rows, None

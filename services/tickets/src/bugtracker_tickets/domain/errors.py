@@ -23,3 +23,23 @@ class ProjectArchivedError(TicketsError):
 
 class AssigneeNotMemberError(TicketsError):
     code = "assignee_not_member"
+
+
+class InvalidTransitionError(TicketsError):
+    code = "invalid_transition"
+
+    def __init__(self, current: object, to: object, allowed: tuple[object, ...]) -> None:
+        super().__init__(f"A ticket cannot move from {current} to {to}.")
+        self.extra = {"allowed": [str(status) for status in allowed]}
+
+
+class ResolutionRequiredError(TicketsError):
+    code = "resolution_required"
+
+
+class CommentNotFoundError(TicketsError):
+    code = "not_found"
+
+
+class IdempotencyKeyReusedError(TicketsError):
+    code = "idempotency_key_reused"

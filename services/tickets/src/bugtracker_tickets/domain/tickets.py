@@ -66,10 +66,15 @@ class Ticket:
     resolution: str | None = None
     labels: list[str] = field(default_factory=list)
     due_date: date | None = None
+    deleted_at: datetime | None = None
     version: int = 1
 
-    def event_data(self) -> dict[str, Any]:
-        """The ticket as events carry it."""
+    def touch(self, now: datetime) -> None:
+        self.updated_at = now
+        self.version += 1
+
+    def event_data(self, watchers: list[uuid.UUID]) -> dict[str, Any]:
+        """The ticket as events carry it, with who watches it (for notifications)."""
         return {
             "id": str(self.id),
             "key": self.key,
@@ -84,8 +89,68 @@ class Ticket:
             "labels": list(self.labels),
             "due_date": self.due_date.isoformat() if self.due_date else None,
             "version": self.version,
+            "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "deleted": self.deleted_at is not None,
+            "watchers": [str(user_id) for user_id in watchers],
         }
+
+
+# Fields a PATCH may change, in the order history lists them.
+EDITABLE_FIELDS = ("title", "description", "type", "priority", "labels", "due_date")
+
+
+@dataclass
+class Comment:
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    author_id: uuid.UUID
+    body: str
+    mentions: list[uuid.UUID]
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    ticket_id: uuid.UUID
+    at: datetime
+    actor_id: uuid.UUID
+    field: str
+    from_value: Any
+    to_value: Any
+    id: int | None = None
+
+
+def as_json(value: object) -> object:
+    """A field value as history and events record it."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [as_json(item) for item in value]
+    return value
+
+
+MENTION = re.compile(r"(?<![\w@])@([\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?)")
+
+
+def mentioned(body: str, members: list[tuple[uuid.UUID, str, str | None]]) -> list[uuid.UUID]:
+    """Members named in `body` as `@email` or `@display-name` (spaces written as `-` or
+    `_`), case-insensitively, in order of first mention."""
+    wanted = [token.lower().rstrip(".") for token in MENTION.findall(body)]
+    found: list[uuid.UUID] = []
+    for token in wanted:
+        for user_id, display_name, email in members:
+            names = {display_name.lower().replace(" ", "-"), display_name.lower().replace(" ", "_")}
+            if (token in names or (email and token == email.lower())) and user_id not in found:
+                found.append(user_id)
+    return found
 
 
 @dataclass(frozen=True)

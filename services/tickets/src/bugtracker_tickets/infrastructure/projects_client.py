@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 from bugtracker_shared.permissions import Permission, ProjectRole
 from bugtracker_shared.problems import UpstreamUnavailableError
 
+from bugtracker_tickets.application.ports import MemberInfo
 from bugtracker_tickets.domain.tickets import ProjectAccess
 
 
@@ -42,3 +45,36 @@ class HttpProjectDirectory:
     async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID, *, token: str) -> bool:
         response = await self._get(f"/api/v1/projects/{project_id}/members/{user_id}", token)
         return response is not None
+
+    async def _all(self, path: str, token: str) -> list[dict[str, Any]]:
+        """Every item of a paginated list, following `next_cursor`."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = f"{path}{'&' if '?' in path else '?'}limit=100"
+            if cursor:
+                query += f"&cursor={quote(cursor)}"
+            response = await self._get(query, token)
+            if response is None:
+                return items
+            body = response.json()
+            items += body["items"]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return items
+
+    async def members(self, project_id: uuid.UUID, *, token: str) -> list[MemberInfo]:
+        rows = await self._all(f"/api/v1/projects/{project_id}/members", token)
+        return [
+            MemberInfo(
+                user_id=uuid.UUID(row["user_id"]),
+                display_name=str(row["display_name"]),
+                email=row.get("email"),
+            )
+            for row in rows
+        ]
+
+    async def visible_projects(self, *, token: str) -> list[uuid.UUID]:
+        active = await self._all("/api/v1/projects", token)
+        archived = await self._all("/api/v1/projects?archived=true", token)
+        return [uuid.UUID(row["id"]) for row in active + archived]

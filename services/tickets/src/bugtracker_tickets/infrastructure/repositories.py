@@ -1,17 +1,48 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from bugtracker_shared.pagination import InvalidCursorError
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bugtracker_tickets.application.ports import TicketFilter
-from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
-from bugtracker_tickets.infrastructure.tables import project_counters, tickets
+from bugtracker_tickets.application.ports import IdempotencyClaim, Page, TicketQuery
+from bugtracker_tickets.domain.tickets import (
+    Comment,
+    HistoryEntry,
+    Priority,
+    Status,
+    Ticket,
+    TicketType,
+)
+from bugtracker_tickets.infrastructure.tables import (
+    comments,
+    history,
+    idempotency_keys,
+    project_counters,
+    tickets,
+    watchers,
+)
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+# What a ticket row is made of (the generated search/sort columns are for the database).
+TICKET_COLUMNS = [c for c in tickets.c if c.name not in ("search", "priority_rank", "due_sort")]
 
 
 def _ticket(row: RowMapping) -> Ticket:
@@ -32,6 +63,7 @@ def _ticket(row: RowMapping) -> Ticket:
         due_date=row["due_date"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
         version=row["version"],
     )
 
@@ -54,8 +86,69 @@ def _values(ticket: Ticket) -> dict[str, Any]:
         "due_date": ticket.due_date,
         "created_at": ticket.created_at,
         "updated_at": ticket.updated_at,
+        "deleted_at": ticket.deleted_at,
         "version": ticket.version,
     }
+
+
+def _sort_key(query: TicketQuery) -> tuple[ColumnElement[Any], bool]:
+    """The sort expression (served by an index, see tables.py) and whether it descends."""
+    if query.sort == "rank":
+        rank = func.ts_rank(tickets.c.search, func.websearch_to_tsquery("simple", query.text))
+        return rank, True
+    name = query.sort.lstrip("-")
+    column = {
+        "created_at": tickets.c.created_at,
+        "updated_at": tickets.c.updated_at,
+        "priority": tickets.c.priority_rank,
+        "due_date": tickets.c.due_sort,
+    }[name]
+    return column, query.sort.startswith("-")
+
+
+def _encode(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _decode(sort: str, value: object) -> object:
+    """A cursor's sort value back in the type of its column."""
+    try:
+        name = sort.lstrip("-")
+        if name in ("created_at", "updated_at"):
+            return datetime.fromisoformat(str(value))
+        if name == "due_date":
+            return date.fromisoformat(str(value))
+        if name in ("priority", "rank") and isinstance(value, int | float):
+            return value
+    except ValueError:
+        pass
+    raise InvalidCursorError("The cursor is not valid.")
+
+
+def _filters(query: TicketQuery) -> list[ColumnElement[bool]]:
+    t = tickets.c
+    where: list[ColumnElement[bool]] = [t.project_id.in_(query.project_ids), t.deleted_at.is_(None)]
+    if query.statuses:
+        where.append(t.status.in_([s.value for s in query.statuses]))
+    if query.priorities:
+        where.append(t.priority.in_([p.value for p in query.priorities]))
+    if query.types:
+        where.append(t.type.in_([k.value for k in query.types]))
+    if query.unassigned:
+        where.append(t.assignee_id.is_(None))
+    elif query.assignee_id is not None:
+        where.append(t.assignee_id == query.assignee_id)
+    if query.reporter_id is not None:
+        where.append(t.reporter_id == query.reporter_id)
+    if query.labels:
+        where.append(t.labels.contains(list(query.labels)))
+    if query.text:
+        where.append(t.search.op("@@")(func.websearch_to_tsquery("simple", query.text)))
+    if query.due_before is not None:
+        where.append(t.due_date < query.due_before)
+    if query.updated_since is not None:
+        where.append(t.updated_at >= query.updated_since)
+    return where
 
 
 class SqlTicketRepository:
@@ -77,50 +170,246 @@ class SqlTicketRepository:
     async def add(self, ticket: Ticket) -> None:
         await self._session.execute(insert(tickets).values(**_values(ticket)))
 
-    async def _one(self, query: Any) -> Ticket | None:
+    async def _one(self, query: Select[Any]) -> Ticket | None:
         row = (await self._session.execute(query)).mappings().first()
         return _ticket(row) if row else None
 
-    async def get(self, ticket_id: uuid.UUID) -> Ticket | None:
-        return await self._one(select(tickets).where(tickets.c.id == ticket_id))
+    async def get(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None:
+        query = select(*TICKET_COLUMNS).where(tickets.c.id == ticket_id)
+        return await self._one(query.with_for_update() if for_update else query)
 
     async def get_by_key(self, key: str) -> Ticket | None:
-        return await self._one(select(tickets).where(tickets.c.key == key))
+        return await self._one(select(*TICKET_COLUMNS).where(tickets.c.key == key))
 
-    async def get_for_update(self, ticket_id: uuid.UUID) -> Ticket | None:
-        return await self._one(select(tickets).where(tickets.c.id == ticket_id).with_for_update())
-
-    async def update_assignee(self, ticket: Ticket) -> None:
+    async def update(self, ticket: Ticket) -> None:
+        values = _values(ticket)
+        for fixed in ("id", "project_id", "number", "key", "reporter_id", "created_at"):
+            del values[fixed]
         await self._session.execute(
-            update(tickets)
-            .where(tickets.c.id == ticket.id)
+            update(tickets).where(tickets.c.id == ticket.id).values(**values)
+        )
+
+    async def search(
+        self, query: TicketQuery, *, after: list[Any] | None, limit: int, with_total: bool
+    ) -> Page:
+        key, descending = _sort_key(query)
+        where = _filters(query)
+        statement = (
+            select(*TICKET_COLUMNS, key.label("sort_value"))
+            .where(*where)
+            .order_by(key.desc() if descending else key.asc())
+            .order_by(tickets.c.id.desc() if descending else tickets.c.id.asc())
+            .limit(limit + 1)
+        )
+        if after is not None:
+            value, last_id = _decode(query.sort, after[0]), after[1]
+            try:
+                boundary = tuple_(literal(value), literal(uuid.UUID(str(last_id))))
+            except ValueError as exc:
+                raise InvalidCursorError("The cursor is not valid.") from exc
+            pair = tuple_(key, tickets.c.id)
+            statement = statement.where(pair < boundary if descending else pair > boundary)
+        rows = (await self._session.execute(statement)).mappings().all()
+        found = [_ticket(row) for row in rows[:limit]]
+        next_after = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_after = [_encode(last["sort_value"]), str(last["id"])]
+        total = None
+        if with_total:
+            count = await self._session.scalar(select(func.count()).where(*where))
+            total = int(count or 0)
+        return Page(found, next_after, total)
+
+
+def _comment(row: RowMapping) -> Comment:
+    return Comment(
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        author_id=row["author_id"],
+        body=row["body"],
+        mentions=list(row["mentions"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+        version=row["version"],
+    )
+
+
+class SqlCommentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, comment: Comment) -> None:
+        await self._session.execute(
+            insert(comments).values(
+                id=comment.id,
+                ticket_id=comment.ticket_id,
+                author_id=comment.author_id,
+                body=comment.body,
+                mentions=comment.mentions,
+                created_at=comment.created_at,
+                updated_at=comment.updated_at,
+                deleted_at=comment.deleted_at,
+                version=comment.version,
+            )
+        )
+
+    async def get(self, comment_id: uuid.UUID, *, for_update: bool = False) -> Comment | None:
+        query = select(comments).where(comments.c.id == comment_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._session.execute(query)).mappings().first()
+        return _comment(row) if row else None
+
+    async def update(self, comment: Comment) -> None:
+        await self._session.execute(
+            update(comments)
+            .where(comments.c.id == comment.id)
             .values(
-                assignee_id=ticket.assignee_id,
-                updated_at=ticket.updated_at,
-                version=ticket.version,
+                body=comment.body,
+                mentions=comment.mentions,
+                updated_at=comment.updated_at,
+                deleted_at=comment.deleted_at,
+                version=comment.version,
             )
         )
 
     async def list(
-        self,
-        where: TicketFilter,
-        *,
-        after: tuple[datetime, uuid.UUID] | None,
-        limit: int,
-    ) -> list[Ticket]:
+        self, ticket_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Comment]:
         query = (
-            select(tickets)
-            .where(tickets.c.project_id == where.project_id)
-            .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
+            select(comments)
+            .where(comments.c.ticket_id == ticket_id, comments.c.deleted_at.is_(None))
+            .order_by(comments.c.created_at, comments.c.id)
             .limit(limit)
         )
-        if where.statuses:
-            query = query.where(tickets.c.status.in_([s.value for s in where.statuses]))
-        if where.unassigned:
-            query = query.where(tickets.c.assignee_id.is_(None))
-        elif where.assignee_id is not None:
-            query = query.where(tickets.c.assignee_id == where.assignee_id)
         if after is not None:
-            query = query.where(tuple_(tickets.c.updated_at, tickets.c.id) < after)
+            query = query.where(tuple_(comments.c.created_at, comments.c.id) > after)
         rows = (await self._session.execute(query)).mappings().all()
-        return [_ticket(row) for row in rows]
+        return [_comment(row) for row in rows]
+
+
+class SqlHistoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, entries: list[HistoryEntry]) -> None:
+        if not entries:
+            return
+        await self._session.execute(
+            insert(history),
+            [
+                {
+                    "ticket_id": e.ticket_id,
+                    "at": e.at,
+                    "actor_id": e.actor_id,
+                    "field": e.field,
+                    "from_value": e.from_value,
+                    "to_value": e.to_value,
+                }
+                for e in entries
+            ],
+        )
+
+    async def list(
+        self, ticket_id: uuid.UUID, *, after: int | None, limit: int
+    ) -> list[HistoryEntry]:
+        query = (
+            select(history)
+            .where(history.c.ticket_id == ticket_id)
+            .order_by(history.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(history.c.id > after)
+        rows = (await self._session.execute(query)).mappings().all()
+        return [
+            HistoryEntry(
+                ticket_id=row["ticket_id"],
+                at=row["at"],
+                actor_id=row["actor_id"],
+                field=row["field"],
+                from_value=row["from_value"],
+                to_value=row["to_value"],
+                id=row["id"],
+            )
+            for row in rows
+        ]
+
+
+class SqlWatcherRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, ticket_id: uuid.UUID, user_id: uuid.UUID, since: datetime) -> bool:
+        result = await self._session.execute(
+            pg_insert(watchers)
+            .values(ticket_id=ticket_id, user_id=user_id, since=since)
+            .on_conflict_do_nothing()
+            .returning(watchers.c.user_id)
+        )
+        return result.first() is not None
+
+    async def remove(self, ticket_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        result = await self._session.execute(
+            delete(watchers)
+            .where(watchers.c.ticket_id == ticket_id, watchers.c.user_id == user_id)
+            .returning(watchers.c.user_id)
+        )
+        return result.first() is not None
+
+    async def list(self, ticket_id: uuid.UUID) -> list[uuid.UUID]:
+        rows = await self._session.scalars(
+            select(watchers.c.user_id)
+            .where(watchers.c.ticket_id == ticket_id)
+            .order_by(watchers.c.since, watchers.c.user_id)
+        )
+        return list(rows)
+
+
+class SqlIdempotencyStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
+        k = idempotency_keys.c
+        now = datetime.now(UTC)
+        # An expired claim of the same key is forgotten first.
+        await self._session.execute(
+            delete(idempotency_keys).where(
+                and_(
+                    k.user_id == claim.user_id,
+                    k.scope == claim.scope,
+                    k.key == claim.key,
+                    k.created_at < now - IDEMPOTENCY_TTL,
+                )
+            )
+        )
+        inserted = await self._session.execute(
+            pg_insert(idempotency_keys)
+            .values(
+                user_id=claim.user_id,
+                scope=claim.scope,
+                key=claim.key,
+                fingerprint=claim.fingerprint,
+                resource_id=claim.resource_id,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(k.key)
+        )
+        if inserted.first() is not None:
+            return None
+        row = (
+            await self._session.execute(
+                select(k.fingerprint, k.resource_id).where(
+                    k.user_id == claim.user_id, k.scope == claim.scope, k.key == claim.key
+                )
+            )
+        ).first()
+        if row is None:  # pragma: no cover - deleted between the two statements
+            return None
+        return IdempotencyClaim(
+            claim.user_id, claim.scope, claim.key, row.fingerprint, row.resource_id
+        )

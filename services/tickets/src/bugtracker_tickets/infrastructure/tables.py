@@ -2,22 +2,31 @@ from __future__ import annotations
 
 from bugtracker_shared.outbox import outbox_table
 from sqlalchemy import (
-    ARRAY,
+    BigInteger,
     Column,
+    Computed,
     Date,
     DateTime,
+    ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
 SCHEMA = "tickets"
 metadata = MetaData(schema=SCHEMA)
+
+LIVE = text("deleted_at IS NULL")
 
 tickets = Table(
     "tickets",
@@ -38,11 +47,48 @@ tickets = Table(
     Column("due_date", Date),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
     Column("version", Integer, nullable=False),
+    # Sort keys that an index can serve: priorities by rank, open-ended due dates last.
+    Column(
+        "priority_rank",
+        SmallInteger,
+        Computed(
+            "CASE priority WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2 "
+            "WHEN 'critical' THEN 3 END",
+            persisted=True,
+        ),
+        nullable=False,
+    ),
+    Column(
+        "due_sort",
+        Date,
+        Computed("COALESCE(due_date, 'infinity'::date)", persisted=True),
+        nullable=False,
+    ),
+    Column(
+        "search",
+        TSVECTOR,
+        Computed(
+            "setweight(to_tsvector('simple', title), 'A') || "
+            "setweight(to_tsvector('simple', description), 'B')",
+            persisted=True,
+        ),
+        nullable=False,
+    ),
     UniqueConstraint("project_id", "number"),
-    # The default list order: a project's tickets, most recently updated first.
-    Index("ix_tickets_project_updated", "project_id", "updated_at", "id"),
-    Index("ix_tickets_assignee_updated", "assignee_id", "updated_at", "id"),
+    # One index per sort order of a project's live tickets (keyset on sort key + id).
+    Index("ix_tickets_project_updated", "project_id", "updated_at", "id", postgresql_where=LIVE),
+    Index("ix_tickets_project_created", "project_id", "created_at", "id", postgresql_where=LIVE),
+    Index(
+        "ix_tickets_project_priority", "project_id", "priority_rank", "id", postgresql_where=LIVE
+    ),
+    Index("ix_tickets_project_due", "project_id", "due_sort", "id", postgresql_where=LIVE),
+    # "My tickets" across projects.
+    Index("ix_tickets_assignee_updated", "assignee_id", "updated_at", "id", postgresql_where=LIVE),
+    Index("ix_tickets_reporter_updated", "reporter_id", "updated_at", "id", postgresql_where=LIVE),
+    Index("ix_tickets_search", "search", postgresql_using="gin"),
+    Index("ix_tickets_labels", "labels", postgresql_using="gin"),
 )
 
 # One row per project: the last ticket number handed out. Incremented in the creating
@@ -52,6 +98,59 @@ project_counters = Table(
     metadata,
     Column("project_id", Uuid, primary_key=True),
     Column("last_number", Integer, nullable=False),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("author_id", Uuid, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("mentions", ARRAY(Uuid), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Index("ix_comments_ticket_created", "ticket_id", "created_at", "id", postgresql_where=LIVE),
+)
+
+# Field-level history: who changed which field of which ticket, when, from what to what.
+history = Table(
+    "history",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor_id", Uuid, nullable=False),
+    Column("field", String(32), nullable=False),
+    Column("from_value", JSONB),
+    Column("to_value", JSONB),
+    Index("ix_history_ticket", "ticket_id", "id"),
+)
+
+watchers = Table(
+    "watchers",
+    metadata,
+    Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("ticket_id", "user_id"),
+)
+
+# Idempotency-Key of creating requests: the key is claimed in the creating transaction,
+# so two concurrent requests with one key create one resource.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Uuid, nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("resource_id", Uuid, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("user_id", "scope", "key"),
+    Index("ix_idempotency_created", "created_at"),
 )
 
 outbox = outbox_table(metadata)

@@ -1,0 +1,79 @@
+"""Writing what happened to a ticket: its event in the outbox, and its comments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from bugtracker_shared.events import new_event
+from bugtracker_shared.request_context import current_request_id
+from bugtracker_shared.tokens import Principal
+
+from bugtracker_tickets.application.ports import ProjectDirectory, UnitOfWork
+from bugtracker_tickets.domain.tickets import Comment, ProjectAccess, Ticket, mentioned
+
+SERVICE = "tickets"
+
+
+async def record(
+    uow: UnitOfWork, name: str, ticket: Ticket, principal: Principal, **extra: Any
+) -> None:
+    """One event for one change: the ticket after it (with its watchers) plus `extra`."""
+    watchers = await uow.watchers.list(ticket.id)
+    await uow.outbox.add(
+        new_event(
+            name,
+            service=SERVICE,
+            subject=ticket.id,
+            sequence=ticket.version,
+            data=ticket.event_data(watchers) | extra,
+            actor_id=principal.user_id,
+            correlation_id=current_request_id(),
+        )
+    )
+
+
+async def mentions_in(
+    projects: ProjectDirectory, principal: Principal, access: ProjectAccess, body: str
+) -> list[uuid.UUID]:
+    """Members named with `@` in `body`; nobody outside the project can be mentioned."""
+    if "@" not in body:
+        return []
+    members = await projects.members(access.project_id, token=principal.token)
+    return mentioned(body, [(m.user_id, m.display_name, m.email) for m in members])
+
+
+def new_comment(
+    ticket: Ticket, principal: Principal, body: str, mentions: list[uuid.UUID]
+) -> Comment:
+    now = datetime.now(UTC)
+    return Comment(
+        id=uuid.uuid4(),
+        ticket_id=ticket.id,
+        author_id=principal.user_id,
+        body=body,
+        mentions=mentions,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def store_comment(
+    uow: UnitOfWork, ticket: Ticket, principal: Principal, comment: Comment
+) -> None:
+    """Write the comment, make its author a watcher and record `ticket.commented`."""
+    await uow.comments.add(comment)
+    await uow.watchers.add(ticket.id, principal.user_id, comment.created_at)
+    await record(
+        uow,
+        "ticket.commented",
+        ticket,
+        principal,
+        comment={
+            "id": str(comment.id),
+            "author_id": str(comment.author_id),
+            "body": comment.body,
+            "mentions": [str(user_id) for user_id in comment.mentions],
+        },
+    )
