@@ -93,6 +93,7 @@ async def test_add_member_then_they_see_it_and_events_are_in_the_outbox(
     )
     assert added.status_code == 201
     assert added.json()["display_name"] == "Dave"
+    assert added.json()["email"] == "dave@example.com"
     listed = await projects_api.client.get("/api/v1/projects", headers=projects_api.headers(dev))
     assert [p["key"] for p in listed.json()["items"]] == ["BUG"]
     member = await projects_api.client.get(

@@ -62,6 +62,7 @@ class ProjectResponse(BaseModel):
 class MemberResponse(BaseModel):
     user_id: uuid.UUID
     display_name: str
+    email: str | None
     role: ProjectRole
     added_at: datetime
 
@@ -70,6 +71,7 @@ class MemberResponse(BaseModel):
         return cls(
             user_id=member.user_id,
             display_name=member.display_name,
+            email=member.email,
             role=member.role,
             added_at=member.added_at,
         )

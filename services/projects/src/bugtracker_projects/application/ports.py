@@ -19,6 +19,7 @@ class UserInfo:
     id: uuid.UUID
     display_name: str
     is_active: bool
+    email: str | None = None
 
 
 class UserDirectory(Protocol):

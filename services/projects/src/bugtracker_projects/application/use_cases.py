@@ -134,6 +134,7 @@ class ProjectUseCases:
             display_name=creator.display_name if creator else "",
             role=ProjectRole.OWNER,
             added_at=now,
+            email=creator.email if creator else None,
         )
         async with self.uow() as uow:
             if await uow.projects.get_by_key(key) is not None:
@@ -275,6 +276,7 @@ class ProjectUseCases:
             display_name=user.display_name,
             role=role,
             added_at=datetime.now(UTC),
+            email=user.email,
         )
         async with self.uow() as uow:
             access = await self._access(uow, caller, str(member.project_id), for_update=True)

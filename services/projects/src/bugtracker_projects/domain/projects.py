@@ -54,6 +54,7 @@ class Member:
     display_name: str
     role: ProjectRole
     added_at: datetime
+    email: str | None = None
 
 
 @dataclass(frozen=True)

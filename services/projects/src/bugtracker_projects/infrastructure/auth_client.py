@@ -30,4 +30,5 @@ class HttpUserDirectory:
             id=uuid.UUID(body["id"]),
             display_name=str(body["display_name"]),
             is_active=bool(body["is_active"]),
+            email=body.get("email"),
         )

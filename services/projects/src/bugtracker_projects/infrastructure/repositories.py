@@ -39,6 +39,7 @@ def _member(row: RowMapping) -> Member:
         display_name=row["display_name"],
         role=ProjectRole(row["role"]),
         added_at=row["added_at"],
+        email=row["email"],
     )
 
 
@@ -129,6 +130,7 @@ class SqlMemberRepository:
                 project_id=member.project_id,
                 user_id=member.user_id,
                 display_name=member.display_name,
+                email=member.email,
                 role=member.role.value,
                 added_at=member.added_at,
             )

@@ -39,6 +39,7 @@ memberships = Table(
     Column("project_id", Uuid, ForeignKey(projects.c.id, ondelete="CASCADE"), nullable=False),
     Column("user_id", Uuid, nullable=False),
     Column("display_name", String(100), nullable=False),
+    Column("email", String(320)),
     Column("role", String(16), nullable=False),
     Column("added_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("project_id", "user_id"),
