@@ -31,7 +31,10 @@ AUDIENCE = "bugtracker"
 KEY_ID = "test-key-1"
 SIGNING_KEY = Ed25519PrivateKey.generate()
 SERVICES = ("auth", "projects", "tickets", "notifications")
-BOOKKEEPING_PATHS = frozenset({"/.well-known/jwks.json", "/health/ready", "/openapi.json"})
+BOOKKEEPING_PATHS = frozenset(
+    {"/.well-known/jwks.json", "/health/ready", "/openapi.json", "/internal/revoked-sessions"}
+)
+INTERNAL_TOKEN = "gateway-test-internal-token"
 
 Minter = Callable[..., str]
 GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -46,8 +49,10 @@ def mint_token(
     *,
     key: Ed25519PrivateKey = SIGNING_KEY,
     lifetime_seconds: int = 600,
+    headers: dict[str, Any] | None = None,
     **claims: Any,
 ) -> str:
+    """A signed access token; a claim or header given as None is left out."""
     now = int(time.time())
     payload = {
         "iss": ISSUER,
@@ -60,7 +65,13 @@ def mint_token(
         "role": "member",
         **claims,
     }
-    return jwt.encode(payload, key, algorithm="EdDSA", headers={"kid": KEY_ID, "typ": "at+jwt"})
+    head = {"kid": KEY_ID, "typ": "at+jwt", **(headers or {})}
+    return jwt.encode(
+        {k: v for k, v in payload.items() if v is not None},
+        key,
+        algorithm="EdDSA",
+        headers={k: v for k, v in head.items() if v is not None},
+    )
 
 
 def free_port() -> int:
@@ -97,6 +108,8 @@ class FakeBackend:
     openapi_available: bool = True
     openapi_fetches: int = 0
     jwks_fetches: int = 0
+    revoked_sessions: list[dict[str, Any]] = field(default_factory=list)
+    internal_token_seen: list[str | None] = field(default_factory=list)
     release_slow: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
 
@@ -111,6 +124,7 @@ class FakeBackend:
         app.router.add_get("/openapi.json", self.openapi_document)
         if self.name == "auth":
             app.router.add_get("/.well-known/jwks.json", self.keys)
+            app.router.add_get("/internal/revoked-sessions", self.revoked)
         app.router.add_route("*", "/{tail:.*}", self.echo)
         return app
 
@@ -126,6 +140,13 @@ class FakeBackend:
     async def keys(self, request: web.Request) -> web.Response:
         self.jwks_fetches += 1
         return web.json_response(jwks())
+
+    async def revoked(self, request: web.Request) -> web.Response:
+        token = request.headers.get("X-Internal-Token")
+        self.internal_token_seen.append(token)
+        if token != INTERNAL_TOKEN:
+            return web.json_response({"status": 404}, status=404)
+        return web.json_response({"items": self.revoked_sessions})
 
     async def echo(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -266,6 +287,10 @@ def settings(backends: dict[str, FakeBackend]) -> Settings:
         notifications_url=backends["notifications"].url,
         issuer=ISSUER,
         audience=AUDIENCE,
+        # No broker in these tests: revocations come from the seed (or are fed directly).
+        amqp_url="",
+        internal_token=INTERNAL_TOKEN,
+        revocations_startup_wait_seconds=5.0,
     )
 
 

@@ -18,6 +18,7 @@ async def test_health_is_ok_when_every_backend_is_ready(gateway: httpx.AsyncClie
             "tickets": "ok",
             "notifications": "ok",
         },
+        "revocations": "ok",
     }
 
 
@@ -38,4 +39,5 @@ async def test_health_is_degraded_when_a_backend_is_not_ready_or_down(
             "tickets": "ok",
             "notifications": "unavailable",
         },
+        "revocations": "ok",
     }

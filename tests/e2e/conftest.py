@@ -11,11 +11,16 @@ from bugtracker_devstack.processes import stop_group
 from bugtracker_devstack.stack import PROCESSES, SERVICES, Stack, wait_until_ready
 from bugtracker_devstack.testing import migrated
 
+ADMIN_EMAIL = "admin@e2e.example.com"
+ADMIN_PASSWORD = "e2e admin passphrase 7 walrus kettle"
+
 
 @dataclass(frozen=True)
 class System:
     gateway_url: str
     logs: Path
+    admin_email: str = ADMIN_EMAIL
+    admin_password: str = ADMIN_PASSWORD
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +28,7 @@ def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     logs = tmp_path_factory.mktemp("e2e-logs")
     for service in SERVICES:
         migrated(infra, service)
+    infra.create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     children = []
     try:
         for process in PROCESSES:

@@ -13,6 +13,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
+from bugtracker_gateway.revocations import RevokedSessions
 
 JWKS_PATH = "/.well-known/jwks.json"
 DOCS_ASSETS_PREFIX = "/docs/assets/"
@@ -66,9 +67,12 @@ def _keys_unavailable(exc: InvalidTokenError) -> bool:
 class AuthenticationMiddleware:
     """Rejects a non-public request without a valid access token before any routing."""
 
-    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
+    def __init__(
+        self, app: ASGIApp, verifier: TokenVerifier, revoked: RevokedSessions | None = None
+    ) -> None:
         self.app = app
         self.verifier = verifier
+        self.revoked = revoked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["method"], scope["path"]):
@@ -98,7 +102,7 @@ class AuthenticationMiddleware:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         try:
-            await self.verifier.verify(token)
+            principal = await self.verifier.verify(token)
         except InvalidTokenError as exc:
             if _keys_unavailable(exc):
                 raise ProblemError(
@@ -108,3 +112,8 @@ class AuthenticationMiddleware:
                     headers={"Retry-After": "1"},
                 ) from exc
             raise unauthorized(str(exc), exc.code) from exc
+        # Separate from the verifier's cache on purpose: a cached token is checked too.
+        if self.revoked is not None and principal.session_id in self.revoked:
+            raise unauthorized(
+                "The session of this access token has ended; log in again.", "token_revoked"
+            )

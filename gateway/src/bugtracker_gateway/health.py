@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from bugtracker_gateway.backends import Backends
+from bugtracker_gateway.revocations import RevocationFeed
 from bugtracker_gateway.routing import BACKENDS, Backend
 
 logger = logging.getLogger("bugtracker.gateway.health")
@@ -31,7 +32,9 @@ async def backend_state(backends: Backends, backend: Backend, timeout_seconds: f
         return "unavailable"
 
 
-def health_router(backends: Backends, timeout_seconds: float) -> APIRouter:
+def health_router(
+    backends: Backends, timeout_seconds: float, revocations: RevocationFeed
+) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health", include_in_schema=False)
@@ -40,9 +43,15 @@ def health_router(backends: Backends, timeout_seconds: float) -> APIRouter:
             *(backend_state(backends, backend, timeout_seconds) for backend in BACKENDS)
         )
         results = dict(zip(BACKENDS, states, strict=True))
-        healthy = all(state == "ok" for state in states)
+        # Until the revocation list is seeded and fed, a revoked token could pass.
+        revocation_state = revocations.state
+        healthy = all(state == "ok" for state in states) and revocation_state == "ok"
         return JSONResponse(
-            {"status": "ok" if healthy else "degraded", "backends": results},
+            {
+                "status": "ok" if healthy else "degraded",
+                "backends": results,
+                "revocations": revocation_state,
+            },
             status_code=HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE,
         )
 

@@ -18,6 +18,7 @@ from bugtracker_gateway.docs import install_docs
 from bugtracker_gateway.health import health_router
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
 from bugtracker_gateway.proxy import PROXIED_METHODS, proxy_endpoint
+from bugtracker_gateway.revocations import RevocationFeed, RevokedSessions
 from bugtracker_gateway.settings import Settings
 
 OPENAPI_PATH = "/openapi.json"
@@ -33,13 +34,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         issuer=settings.issuer,
         audience=settings.audience,
     )
+    revoked = RevokedSessions(default_ttl_seconds=settings.access_token_ttl_seconds + 5)
+    feed = RevocationFeed(
+        revoked,
+        backends,
+        amqp_url=settings.amqp_url,
+        queue=settings.revocation_queue,
+        internal_token=settings.internal_token,
+        timeout_seconds=settings.backend_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await backends.open()
+        feed.start()
+        await feed.wait_ready(settings.revocations_startup_wait_seconds)
         try:
             yield
         finally:
+            await feed.close()
             await backends.close()
 
     # FastAPI's own document would describe the gateway, not the API: it is switched off
@@ -52,10 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(AuthenticationMiddleware, verifier=verifier)
+    app.state.revocations = feed
+    app.add_middleware(AuthenticationMiddleware, verifier=verifier, revoked=revoked)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     install_problem_handlers(app)
-    app.include_router(health_router(backends, settings.health_timeout_seconds))
+    app.include_router(health_router(backends, settings.health_timeout_seconds, feed))
     aggregator = OpenApiAggregator(backends, settings.backend_timeout_seconds, app_version)
     app.include_router(openapi_router(aggregator))
     install_docs(app, OPENAPI_PATH)

@@ -21,6 +21,14 @@ class Settings(BaseSettings):
     health_timeout_seconds: float = 2.0
     max_body_bytes: int = 1024 * 1024
     pool_limit_per_backend: int = 100
+    # Revocations (docs/adr/0007): the broker the revocation events come from (empty: no
+    # consumer, the list is only seeded at start), this gateway's own queue (each replica
+    # needs its own name), and the shared secret for auth's /internal endpoints.
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    revocation_queue: str = "gateway.revocations"
+    internal_token: str = ""
+    access_token_ttl_seconds: int = 600
+    revocations_startup_wait_seconds: float = 3.0
     log_level: str = "INFO"
 
     def backend_url(self, backend: Backend) -> str:

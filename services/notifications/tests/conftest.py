@@ -102,12 +102,16 @@ def poll() -> Callable[..., Awaitable[Any]]:
 async def app(infra: Stack, keys: TestKeys) -> FastAPI:
     migrated(infra, "notifications")
     await truncate_schema(infra, "notifications")
-    settings = Settings(
+    return create_app(notifications_settings(infra), http_transport=keys.transport())
+
+
+def notifications_settings(infra: Stack) -> Settings:
+    """The service as deployed: its own database role and its own RabbitMQ user."""
+    return Settings(
         database_url=infra.database_url("notifications"),
-        amqp_url=infra.rabbitmq.url,
+        amqp_url=infra.amqp_url("notifications"),
         jwks_url=JWKS_URL,
     )
-    return create_app(settings, http_transport=keys.transport())
 
 
 @pytest.fixture

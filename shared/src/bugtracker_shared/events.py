@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 EXCHANGE = "bugtracker.events"
 DEAD_LETTER_EXCHANGE = "bugtracker.dlx"
+# Where the broker puts events no queue is bound to (an alternate exchange, set by policy
+# on EXCHANGE; see docs/adr/0009), so they can be inspected and replayed.
+UNROUTED_EXCHANGE = "bugtracker.unrouted"
+UNROUTED_QUEUE = "bugtracker.unrouted"
 CONTENT_TYPE = "application/cloudevents+json"
 
 

@@ -3,7 +3,13 @@ idempotent-consumer plumbing.
 
 Topology is declared idempotently by whoever needs it: publishers declare the durable
 topic exchange; each consumer declares its durable quorum queue with a delivery limit
-and its dead-letter queue.
+and its dead-letter queue. Publishing is mandatory: an event no queue is bound to goes to
+the alternate exchange the broker's policy names (deploy/rabbitmq), or comes back as a
+basic.return, which the publisher reports instead of blocking on it (docs/adr/0009).
+
+Consumers get at most `prefetch` unacknowledged messages; each one is handled in its own
+task, but events of one subject (aggregate) are handled one after another, in delivery
+order, so a consumer never applies an older state after a newer one by its own doing.
 """
 
 from __future__ import annotations
@@ -11,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aio_pika.connection import make_url
 from pydantic import ValidationError
 
 from bugtracker_shared.events import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, CloudEvent
@@ -27,6 +35,8 @@ from bugtracker_shared.events import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANG
 logger = logging.getLogger("bugtracker.messaging")
 
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
+
+PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -70,16 +80,20 @@ class Broker:
     async def _connect_forever(self) -> None:
         delay = 0.2
         while True:
+            # Kept before it connects, so `close` can stop it even mid-attempt (a cancelled
+            # attempt of aio-pika's robust connection would otherwise go on reconnecting).
+            connection = aio_pika.RobustConnection(
+                make_url(self._url), client_properties={"connection_name": self._name}
+            )
+            self._connection = connection
             try:
-                connection = await aio_pika.connect_robust(
-                    self._url, client_properties={"connection_name": self._name}
-                )
+                await connection.connect()
                 break
             except (OSError, aio_pika.exceptions.AMQPError) as exc:
+                await connection.close()
                 logger.warning("broker not reachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self._connection = connection
         self._publish_channel = await connection.channel(publisher_confirms=True)
         self._exchange = await declare_exchange(self._publish_channel)
         for queue, keys, handler, prefetch in self._consumers:
@@ -103,11 +117,15 @@ class Broker:
 
     async def publish(
         self, routing_key: str, body: bytes, *, message_id: str, correlation_id: str | None
-    ) -> None:
-        """Publish a persistent message and wait for the broker's confirm."""
+    ) -> bool:
+        """Publish a persistent, mandatory message and wait for the broker's confirm.
+
+        Returns False when the broker could not route it anywhere (no bound queue and no
+        alternate exchange): the broker has taken it and confirmed it, so it counts as
+        sent; the caller logs it. Raises when the broker did not confirm."""
         if not self.is_ready or self._exchange is None:
             raise BrokerUnavailableError("not connected to the broker")
-        await self._exchange.publish(
+        result = await self._exchange.publish(
             aio_pika.Message(
                 body,
                 content_type=CONTENT_TYPE,
@@ -116,7 +134,10 @@ class Broker:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
             routing_key=routing_key,
+            mandatory=True,
+            timeout=PUBLISH_TIMEOUT_SECONDS,
         )
+        return not isinstance(result, aiormq.abc.DeliveredMessage)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -162,9 +183,34 @@ async def declare_consumer_queue(
     return queue
 
 
+class _SubjectLocks:
+    """One FIFO lock per subject while any of its events is being handled."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, subject: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(subject, (asyncio.Lock(), 0))
+        self._locks[subject] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[subject]
+            if users == 1:
+                del self._locks[subject]
+            else:
+                self._locks[subject] = (lock, users - 1)
+
+
 def _message_callback(
     handler: EventHandler,
 ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    """Parse, handle, then ack: the handler commits (inbox row included) before the ack,
+    so a crash in between means a redelivery that the inbox turns into a no-op."""
+    subjects = _SubjectLocks()
+
     async def on_message(message: AbstractIncomingMessage) -> None:
         try:
             event = CloudEvent.model_validate_json(message.body)
@@ -172,13 +218,17 @@ def _message_callback(
             logger.error("dead-lettering a message that is not a CloudEvent: %r", message.body)
             await message.reject(requeue=False)
             return
-        try:
-            await handler(event)
-        except Exception:
-            # Requeued; the quorum queue's delivery limit dead-letters a poison message.
-            logger.exception("handling event %s (%s) failed", event.id, event.type)
-            await message.nack(requeue=True)
-            return
-        await message.ack()
+        # Tasks start in delivery order and the lock is FIFO: one subject's events are
+        # handled in the order the queue delivered them.
+        async with subjects.hold(event.subject):
+            try:
+                await handler(event)
+            except Exception:
+                # Returned to the queue; the quorum queue counts the delivery and, past its
+                # delivery limit, dead-letters the poison message instead of looping.
+                logger.exception("handling event %s (%s) failed", event.id, event.type)
+                await message.nack(requeue=True)
+                return
+            await message.ack()
 
     return on_message

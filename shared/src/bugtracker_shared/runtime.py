@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bugtracker_shared.db import create_engine, ping
 from bugtracker_shared.messaging import Broker, BrokerUnavailableError
-from bugtracker_shared.outbox import OutboxRelay
+from bugtracker_shared.outbox import OutboxRelay, OutboxSettings
 from bugtracker_shared.tokens import TokenVerifier
 
 
@@ -49,7 +49,11 @@ class ServiceRuntime:
     ) -> ServiceRuntime:
         engine = create_engine(database_url, schema=schema, pool_size=pool_size)
         broker = Broker(amqp_url, connection_name=f"bugtracker-{name}")
-        relay = OutboxRelay(engine, outbox, broker) if outbox is not None else None
+        relay = (
+            OutboxRelay.from_settings(engine, outbox, broker, OutboxSettings())
+            if outbox is not None
+            else None
+        )
         return cls(
             name=name,
             engine=engine,

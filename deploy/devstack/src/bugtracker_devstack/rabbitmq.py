@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bugtracker_devstack.processes import as_user, chown_to, stop_group, wait_for_port
+from bugtracker_devstack.processes import IS_ROOT, as_user, chown_to, stop_group, wait_for_port
 
 RABBIT_USER = "rabbitmq"
 
@@ -25,6 +28,31 @@ class RabbitMQ:
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def url_for(self, user: str, password: str) -> str:
+        return f"amqp://{user}:{password}@127.0.0.1:{self.port}/"
+
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """`rabbitmqctl` against this node (same node name and Erlang cookie)."""
+        env = self._env()
+        # The CLI itself, not Debian's /usr/sbin wrapper, which resets HOME (the cookie).
+        ctl = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+        argv = as_user(RABBIT_USER, ["env", *(f"{k}={v}" for k, v in env.items()), ctl])
+        result = subprocess.run(
+            [*argv, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd="/tmp"
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def import_definitions(self, definitions: dict[str, Any]) -> None:
+        """Users, rights, exchanges, queues and policies in one rabbitmqctl call."""
+        path = self.base / "definitions.json"
+        path.write_text(json.dumps(definitions))
+        path.chmod(0o600)
+        if IS_ROOT:
+            shutil.chown(path, RABBIT_USER, RABBIT_USER)
+        self.ctl("import_definitions", str(path))
 
     def _env(self) -> dict[str, str]:
         return {

@@ -48,7 +48,11 @@ class Stack:
     ports: Ports
     keys_dir: Path
     role_passwords: dict[str, str] = field(default_factory=dict)
+    # RabbitMQ users per component (deploy/rabbitmq); a component without one uses guest.
+    amqp_passwords: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Shared by auth and the gateway for auth's /internal endpoints (per run of the stack).
+    internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def database_url(self, service: str) -> str:
         password = self.role_passwords[service]
@@ -56,6 +60,12 @@ class Stack:
             f"postgresql+asyncpg://{role_name(service)}:{password}"
             f"@127.0.0.1:{self.postgres.port}/{DATABASE}"
         )
+
+    def amqp_url(self, process: str) -> str:
+        password = self.amqp_passwords.get(process)
+        if password is None:
+            return self.rabbitmq.url
+        return self.rabbitmq.url_for(role_name(process), password)
 
     def url(self, process: str) -> str:
         return f"http://127.0.0.1:{self.ports.of(process)}"
@@ -67,10 +77,14 @@ class Stack:
         values: dict[str, str] = {}
         if process in SERVICES:
             values["DATABASE_URL"] = self.database_url(process)
-            values["AMQP_URL"] = self.rabbitmq.url
+            values["AMQP_URL"] = self.amqp_url(process)
             values["JWKS_URL"] = f"{self.url('auth')}/.well-known/jwks.json"
         if process == "auth":
             values["KEYS_DIR"] = str(self.keys_dir)
+        if process in ("auth", "gateway"):
+            values["INTERNAL_TOKEN"] = self.internal_token
+        if process == "gateway":
+            values["AMQP_URL"] = self.amqp_url(process)
         if process in ("projects", "gateway"):
             values["AUTH_URL"] = self.url("auth")
         if process in ("tickets", "gateway"):

@@ -14,6 +14,7 @@ import asyncpg
 from bugtracker_devstack.postgres import Postgres
 from bugtracker_devstack.processes import free_port
 from bugtracker_devstack.rabbitmq import RabbitMQ
+from bugtracker_devstack.rabbitmq_definitions import COMPONENTS, definitions
 from bugtracker_devstack.stack import SERVICES, Ports, Stack, new_password
 
 
@@ -35,10 +36,13 @@ def throwaway_stack() -> Iterator[Stack]:
         ports=Ports(**{p: free_port() for p in ("gateway", *SERVICES)}),
         keys_dir=base / "keys",
         role_passwords={service: new_password() for service in SERVICES},
+        # Every component talks to RabbitMQ as its own user, with only its own rights.
+        amqp_passwords={component: new_password() for component in COMPONENTS},
     )
     try:
         stack.postgres.start(fast=True)
         stack.rabbitmq.start()
+        stack.rabbitmq.import_definitions(definitions(stack.amqp_passwords))
         asyncio.run(stack.bootstrap_database())
         yield stack
     finally:

@@ -10,8 +10,9 @@ from bugtracker_shared.tokens import TokenVerifier
 
 from bugtracker_auth.application.use_cases import AuthUseCases
 from bugtracker_auth.infrastructure.keys import JwtIssuer, KeyStore, OpaqueRefreshTokens
-from bugtracker_auth.infrastructure.passwords import Argon2PasswordHasher
+from bugtracker_auth.infrastructure.passwords import Argon2PasswordHasher, BundledCommonPasswords
 from bugtracker_auth.infrastructure.tables import SCHEMA, outbox
+from bugtracker_auth.infrastructure.throttle import InMemoryLoginThrottle
 from bugtracker_auth.infrastructure.uow import AuthUnitOfWork
 from bugtracker_auth.settings import Settings
 
@@ -30,11 +31,21 @@ def build(settings: Settings) -> tuple[ServiceRuntime, KeyStore, AuthUseCases]:
         amqp_url=settings.amqp_url,
         pool_size=settings.db_pool_size,
         outbox=outbox,
-        verifier=TokenVerifier(local_jwks, issuer=settings.issuer, audience=settings.audience),
+        # The keys are local: a new `kid` after a rotation is picked up at once.
+        verifier=TokenVerifier(
+            local_jwks,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            min_refetch_seconds=0.0,
+        ),
     )
     use_cases = AuthUseCases(
         uow=lambda: AuthUnitOfWork(runtime.session_factory, runtime.after_commit),
-        hasher=Argon2PasswordHasher(),
+        hasher=Argon2PasswordHasher(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+        ),
         tokens=JwtIssuer(
             keys,
             issuer=settings.issuer,
@@ -43,6 +54,13 @@ def build(settings: Settings) -> tuple[ServiceRuntime, KeyStore, AuthUseCases]:
         ),
         refresh_tokens=OpaqueRefreshTokens(),
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+        access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        common_passwords=BundledCommonPasswords(),
+        throttle=InMemoryLoginThrottle(
+            ip_failures=settings.login_ip_failures_per_minute,
+            account_free_failures=settings.login_account_free_failures,
+            account_max_delay_seconds=settings.login_account_max_delay_seconds,
+        ),
         registration_open=settings.registration_open,
     )
     return runtime, keys, use_cases

@@ -6,7 +6,7 @@ import httpx
 import jwt
 import pytest
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "plum lantern orbit quietly 47"
 
 pytestmark = pytest.mark.integration
 

@@ -8,6 +8,7 @@ from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import TokenVerifier
 
 from bugtracker_notifications.application.use_cases import NotificationUseCases
+from bugtracker_notifications.infrastructure.feed import InProcessFeed
 from bugtracker_notifications.infrastructure.tables import SCHEMA
 from bugtracker_notifications.infrastructure.uow import NotificationsUnitOfWork
 from bugtracker_notifications.settings import Settings
@@ -36,6 +37,7 @@ def build(
     )
     runtime.http_clients.append(auth_client)
     use_cases = NotificationUseCases(
-        uow=lambda: NotificationsUnitOfWork(runtime.session_factory, runtime.after_commit)
+        uow=lambda: NotificationsUnitOfWork(runtime.session_factory, runtime.after_commit),
+        feed=InProcessFeed(),
     )
     return runtime, use_cases

@@ -96,4 +96,132 @@ def test_a_malformed_assignment_is_an_error_not_a_silent_drop(data: dict[str, An
 
 
 def test_the_consumer_binds_exactly_the_events_that_have_rules() -> None:
-    assert handled_events() == ["ticket.assigned"]
+    assert handled_events() == [
+        "ticket.assigned",
+        "ticket.status_changed",
+        "ticket.commented",
+        "project.member_added",
+    ]
+
+
+REPORTER = uuid.UUID("00000000-0000-0000-0000-0000000000e1")
+ASSIGNEE = uuid.UUID("00000000-0000-0000-0000-0000000000e2")
+WATCHER = uuid.UUID("00000000-0000-0000-0000-0000000000e3")
+
+
+def ticket_event(name: str, *, actor: uuid.UUID | None = ACTOR, **data: Any) -> EventFacts:
+    base: dict[str, Any] = {
+        "id": str(TICKET),
+        "key": "BUG-1",
+        "project_id": str(PROJECT),
+        "title": "Crash on save",
+        "status": "in_progress",
+        "reporter_id": str(REPORTER),
+        "assignee_id": str(ASSIGNEE),
+        "watchers": [str(REPORTER), str(ASSIGNEE), str(WATCHER)],
+    }
+    return EventFacts(id=uuid.uuid4(), name=name, actor_id=actor, data=base | data)
+
+
+def status_changed(**data: Any) -> EventFacts:
+    changes = {"status": {"from": "open", "to": "in_progress"}}
+    return ticket_event("ticket.status_changed", changes=changes, **data)
+
+
+def commented(
+    *, author: uuid.UUID = ACTOR, mentions: list[uuid.UUID] | None = None, **data: Any
+) -> EventFacts:
+    comment = {
+        "id": str(uuid.uuid4()),
+        "author_id": str(author),
+        "body": "Looks like a race",
+        "mentions": [str(m) for m in mentions or []],
+    }
+    return ticket_event("ticket.commented", actor=author, comment=comment, **data)
+
+
+def recipients(drafts: list[NotificationDraft]) -> list[tuple[uuid.UUID, str]]:
+    return [(draft.user_id, draft.type) for draft in drafts]
+
+
+def test_a_status_change_tells_reporter_assignee_and_watchers_once_each() -> None:
+    drafts = plan_notifications(status_changed())
+    assert recipients(drafts) == [
+        (REPORTER, "ticket.status_changed"),
+        (ASSIGNEE, "ticket.status_changed"),
+        (WATCHER, "ticket.status_changed"),
+    ]
+    assert drafts[0].summary == "BUG-1 moved from open to in_progress: Crash on save"
+    assert (drafts[0].ticket_id, drafts[0].project_id, drafts[0].ticket_key) == (
+        TICKET,
+        PROJECT,
+        "BUG-1",
+    )
+
+
+def test_a_status_change_never_tells_the_actor() -> None:
+    drafts = plan_notifications(status_changed(watchers=[str(ACTOR)], reporter_id=str(ACTOR)))
+    assert recipients(drafts) == [(ASSIGNEE, "ticket.status_changed")]
+
+
+def test_missing_watchers_are_no_watchers() -> None:
+    event = status_changed(assignee_id=None)
+    data = {k: v for k, v in event.data.items() if k != "watchers"}
+    drafts = plan_notifications(EventFacts(event.id, event.name, event.actor_id, data))
+    assert recipients(drafts) == [(REPORTER, "ticket.status_changed")]
+
+
+def test_a_comment_tells_the_audience_and_mentions_come_first() -> None:
+    drafts = plan_notifications(commented(mentions=[WATCHER, BOB]))
+    assert recipients(drafts) == [
+        (WATCHER, "ticket.mentioned"),
+        (BOB, "ticket.mentioned"),
+        (REPORTER, "ticket.commented"),
+        (ASSIGNEE, "ticket.commented"),
+    ]
+    assert drafts[0].summary == "You were mentioned on BUG-1: Crash on save"
+    assert drafts[2].summary == "New comment on BUG-1: Crash on save"
+
+
+def test_the_comment_author_is_never_told_even_without_an_actor() -> None:
+    event = commented(author=REPORTER, mentions=[REPORTER])
+    anonymous = EventFacts(event.id, event.name, None, event.data)
+    assert recipients(plan_notifications(anonymous)) == [
+        (ASSIGNEE, "ticket.commented"),
+        (WATCHER, "ticket.commented"),
+    ]
+
+
+def test_a_comment_event_without_a_comment_is_malformed() -> None:
+    with pytest.raises(MalformedEventError):
+        plan_notifications(ticket_event("ticket.commented"))
+
+
+def test_the_added_member_is_told() -> None:
+    event = EventFacts(
+        id=uuid.uuid4(),
+        name="project.member_added",
+        actor_id=ACTOR,
+        data={
+            "project_id": str(PROJECT),
+            "project_key": "BUG",
+            "user_id": str(ANN),
+            "role": "developer",
+        },
+    )
+    assert plan_notifications(event) == [
+        NotificationDraft(
+            user_id=ANN,
+            type="project.member_added",
+            summary="You were added to BUG as developer",
+            project_id=PROJECT,
+        )
+    ]
+    self_added = EventFacts(event.id, event.name, ANN, event.data)
+    assert plan_notifications(self_added) == []
+
+
+@pytest.mark.parametrize("watchers", ["nope", ["not-a-uuid"]])
+def test_malformed_watchers_are_an_error(watchers: object) -> None:
+    with pytest.raises(MalformedEventError):
+        plan_notifications(status_changed(watchers=watchers))

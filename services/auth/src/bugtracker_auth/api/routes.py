@@ -1,20 +1,33 @@
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Annotated, Any
 
-from bugtracker_shared.web import CurrentPrincipal
-from fastapi import APIRouter, Depends, Form, Request, Response
+from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, next_link
+from bugtracker_shared.problems import ProblemError
+from bugtracker_shared.tokens import Principal
+from bugtracker_shared.web import CurrentPrincipal, unauthorized
+from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 
 from bugtracker_auth.api.schemas import (
+    AdminUpdateUserRequest,
+    ChangePasswordRequest,
     LoginRequest,
     PublicUserResponse,
+    RefreshRequest,
     RegisterRequest,
+    RevokedSessionItem,
+    RevokedSessionsResponse,
     TokenResponse,
+    UpdateProfileRequest,
+    UserPage,
     UserResponse,
+    UserSummary,
 )
 from bugtracker_auth.application.use_cases import AuthUseCases
-from bugtracker_auth.domain.users import IssuedTokens, User
+from bugtracker_auth.domain.errors import SessionRevokedError
+from bugtracker_auth.domain.users import GlobalRole, IssuedTokens, User
 
 
 def use_cases(request: Request) -> AuthUseCases:
@@ -24,8 +37,44 @@ def use_cases(request: Request) -> AuthUseCases:
 
 UseCases = Annotated[AuthUseCases, Depends(use_cases)]
 
+
+async def active_principal(principal: CurrentPrincipal, cases: UseCases) -> Principal:
+    """The verified caller whose session is still live and whose account is active.
+    Auth owns that state, so it checks it on every request (one indexed lookup)."""
+    try:
+        await cases.ensure_session_active(
+            user_id=principal.user_id, session_id=principal.session_id
+        )
+    except SessionRevokedError as exc:
+        raise unauthorized(str(exc), exc.code) from exc
+    return principal
+
+
+ActivePrincipal = Annotated[Principal, Depends(active_principal)]
+
+
+def client_ip(request: Request) -> str | None:
+    """The last X-Forwarded-For hop (appended by the gateway; earlier hops are whatever
+    the client sent), or the socket peer."""
+    if request.app.state.settings.trust_forwarded_for:
+        hops = [
+            hop.strip()
+            for value in request.headers.getlist("x-forwarded-for")
+            for hop in value.split(",")
+            if hop.strip()
+        ]
+        if hops:
+            return hops[-1]
+    return request.client.host if request.client else None
+
+
+ClientIp = Annotated[str | None, Depends(client_ip)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+
 router = APIRouter(prefix="/api/v1")
 keys_router = APIRouter()
+internal_router = APIRouter(prefix="/internal", include_in_schema=False)
 
 
 def _user(user: User) -> UserResponse:
@@ -60,8 +109,11 @@ async def register(body: RegisterRequest, cases: UseCases, response: Response) -
 
 
 @router.post("/auth/login", tags=["auth"])
-async def login(body: LoginRequest, cases: UseCases, response: Response) -> TokenResponse:
-    return _tokens(await cases.login(email=body.email, password=body.password), response)
+async def login(
+    body: LoginRequest, cases: UseCases, response: Response, ip: ClientIp
+) -> TokenResponse:
+    tokens = await cases.login(email=body.email, password=body.password, client_ip=ip)
+    return _tokens(tokens, response)
 
 
 @router.post("/auth/token", tags=["auth"])
@@ -70,24 +122,98 @@ async def token(
     password: Annotated[str, Form(max_length=1024)],
     cases: UseCases,
     response: Response,
+    ip: ClientIp,
 ) -> TokenResponse:
     """OAuth2 password form, so Swagger's Authorize button works."""
-    return _tokens(await cases.login(email=username, password=password), response)
+    tokens = await cases.login(email=username, password=password, client_ip=ip)
+    return _tokens(tokens, response)
+
+
+@router.post("/auth/refresh", tags=["auth"])
+async def refresh(body: RefreshRequest, cases: UseCases, response: Response) -> TokenResponse:
+    """A new token pair; the refresh token presented is spent. Presenting a spent one
+    again ends the whole session."""
+    return _tokens(await cases.refresh(refresh_token=body.refresh_token), response)
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+async def logout(principal: ActivePrincipal, cases: UseCases) -> Response:
+    await cases.logout(user_id=principal.user_id, session_id=principal.session_id)
+    return Response(status_code=204)
 
 
 @router.get("/users/me", tags=["users"])
-async def me(principal: CurrentPrincipal, cases: UseCases) -> UserResponse:
+async def me(principal: ActivePrincipal, cases: UseCases) -> UserResponse:
     return _user(await cases.get_user(principal.user_id))
+
+
+@router.patch("/users/me", tags=["users"])
+async def update_me(
+    body: UpdateProfileRequest, principal: ActivePrincipal, cases: UseCases
+) -> UserResponse:
+    user = await cases.update_profile(user_id=principal.user_id, display_name=body.display_name)
+    return _user(user)
+
+
+@router.post("/users/me/password", status_code=204, tags=["users"])
+async def change_password(
+    body: ChangePasswordRequest, principal: ActivePrincipal, cases: UseCases
+) -> Response:
+    """Every other session ends; this one stays."""
+    await cases.change_password(
+        user_id=principal.user_id,
+        session_id=principal.session_id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Response(status_code=204)
+
+
+@router.get("/users", tags=["users"])
+async def search_users(
+    request: Request,
+    response: Response,
+    _principal: ActivePrincipal,
+    cases: UseCases,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> UserPage:
+    """Active users whose email or display name starts with `q` (case-insensitive)."""
+    page = await cases.search_users(q=q, limit=limit, cursor=cursor)
+    link = next_link(request.url.path, request.query_params.multi_items(), page.next_cursor)
+    if link:
+        response.headers["Link"] = link
+    return UserPage(
+        items=[
+            UserSummary(id=u.id, display_name=u.display_name, email=u.email) for u in page.items
+        ],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/users/{user_id}", tags=["users"])
 async def get_user(
-    user_id: uuid.UUID, _principal: CurrentPrincipal, cases: UseCases
+    user_id: uuid.UUID, _principal: ActivePrincipal, cases: UseCases
 ) -> PublicUserResponse:
     user = await cases.get_user(user_id)
     return PublicUserResponse(
         id=user.id, display_name=user.display_name, email=user.email, is_active=user.is_active
     )
+
+
+@router.patch("/users/{user_id}", tags=["users"])
+async def administer_user(
+    user_id: uuid.UUID, body: AdminUpdateUserRequest, principal: ActivePrincipal, cases: UseCases
+) -> UserResponse:
+    """Admins only: change the global role, or deactivate (every session ends at once)."""
+    user = await cases.administer_user(
+        actor_id=principal.user_id,
+        user_id=user_id,
+        role=GlobalRole(body.role) if body.role else None,
+        is_active=body.is_active,
+    )
+    return _user(user)
 
 
 @keys_router.get("/.well-known/jwks.json", tags=["auth"])
@@ -96,3 +222,34 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     document: dict[str, Any] = request.app.state.keys.jwks()
     return document
+
+
+def internal_caller(
+    request: Request,
+    x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Only other Bugtracker processes: they present the shared internal token. The
+    gateway does not route /internal, so clients cannot even reach it through there."""
+    expected: str = request.app.state.settings.internal_token
+    if not expected or not x_internal_token:
+        raise ProblemError(404, "not_found", "Not Found")
+    if not hmac.compare_digest(x_internal_token.encode(), expected.encode()):
+        raise ProblemError(404, "not_found", "Not Found")
+
+
+@internal_router.get("/revoked-sessions", dependencies=[Depends(internal_caller)])
+async def revoked_sessions(cases: UseCases, response: Response) -> RevokedSessionsResponse:
+    """Sessions revoked within the access-token lifetime: the gateway's starting list."""
+    sessions, horizon = await cases.recently_revoked()
+    response.headers["Cache-Control"] = "no-store"
+    return RevokedSessionsResponse(
+        items=[
+            RevokedSessionItem(
+                session_id=s.session_id,
+                user_id=s.user_id,
+                revoked_at=s.revoked_at,
+                forget_after=s.revoked_at + horizon,
+            )
+            for s in sessions
+        ]
+    )

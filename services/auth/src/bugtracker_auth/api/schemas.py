@@ -45,3 +45,43 @@ class PublicUserResponse(BaseModel):
     display_name: str
     email: str
     is_active: bool
+
+
+class RefreshRequest(StrictModel):
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class ChangePasswordRequest(StrictModel):
+    current_password: str = Field(max_length=1024)
+    new_password: Password
+
+
+class UpdateProfileRequest(StrictModel):
+    display_name: DisplayName
+
+
+class AdminUpdateUserRequest(StrictModel):
+    role: Literal["admin", "member"] | None = None
+    is_active: bool | None = None
+
+
+class UserSummary(BaseModel):
+    id: uuid.UUID
+    display_name: str
+    email: str
+
+
+class UserPage(BaseModel):
+    items: list[UserSummary]
+    next_cursor: str | None
+
+
+class RevokedSessionItem(BaseModel):
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    revoked_at: datetime
+    forget_after: datetime
+
+
+class RevokedSessionsResponse(BaseModel):
+    items: list[RevokedSessionItem]

@@ -3,24 +3,81 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from bugtracker_shared.events import CloudEvent
+from bugtracker_shared.pagination import Listing
 
-from bugtracker_auth.domain.users import IssuedTokens, Session, User
+from bugtracker_auth.domain.users import (
+    GlobalRole,
+    IssuedTokens,
+    RefreshTokenRecord,
+    RevokedSession,
+    Session,
+    User,
+)
 
 
 class UserRepository(Protocol):
     async def add(self, user: User) -> None: ...
-    async def get(self, user_id: uuid.UUID) -> User | None: ...
+    async def get(self, user_id: uuid.UUID, *, lock: bool = False) -> User | None:
+        """`lock` takes a share lock on the row until the transaction ends, so a concurrent
+        deactivation is seen (it waits for us, or we for it)."""
+        ...
+
     async def get_by_email(self, email: str) -> User | None: ...
     async def email_exists(self, email: str) -> bool: ...
     async def update_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
+    async def update(
+        self,
+        user_id: uuid.UUID,
+        *,
+        display_name: str | None = None,
+        role: GlobalRole | None = None,
+        is_active: bool | None = None,
+    ) -> User | None:
+        """Apply the given changes, bump the version; the user after the change."""
+        ...
+
+    async def search(self, prefix: str | None, limit: int, cursor: str | None) -> Listing[User]:
+        """Active users whose email or display name starts with `prefix` (case-insensitive)."""
+        ...
 
 
 class SessionRepository(Protocol):
     async def add(self, session: Session, refresh_token_hash: bytes) -> None: ...
+    async def find_refresh_token(self, token_hash: bytes) -> RefreshTokenRecord | None:
+        """The token row, locked until the transaction ends (concurrent refreshes queue)."""
+        ...
+
+    async def rotate_refresh_token(
+        self,
+        old_hash: bytes,
+        new_hash: bytes,
+        *,
+        session_id: uuid.UUID,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+    async def revoke(
+        self,
+        user_id: uuid.UUID,
+        *,
+        now: datetime,
+        only: uuid.UUID | None = None,
+        keep: uuid.UUID | None = None,
+    ) -> list[uuid.UUID]:
+        """Revoke the user's live sessions (just `only`, or all but `keep`); their ids."""
+        ...
+
+    async def is_active(self, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """The session is live and belongs to an active user."""
+        ...
+
+    async def revoked_since(self, since: datetime) -> Sequence[RevokedSession]: ...
 
 
 class EventSink(Protocol):
@@ -50,6 +107,20 @@ class PasswordHasher(Protocol):
         """Spend the time of one verification, so unknown emails answer as slowly."""
 
 
+class CommonPasswords(Protocol):
+    """The list of common and breached passwords, case-folded."""
+
+    def __contains__(self, password: object) -> bool: ...
+
+
+class LoginThrottle(Protocol):
+    def check(self, client_ip: str | None, email: str) -> None:
+        """Raise `RateLimitedError` when this IP or account must wait before trying again."""
+
+    def failed(self, client_ip: str | None, email: str) -> None: ...
+    def succeeded(self, client_ip: str | None, email: str) -> None: ...
+
+
 class TokenIssuer(Protocol):
     def issue(self, user: User, session: Session) -> tuple[str, int]:
         """An access token for this session and its lifetime in seconds."""
@@ -61,10 +132,14 @@ class RefreshTokenFactory(Protocol):
         """A fresh opaque refresh token and the hash that is stored in its place."""
         ...
 
+    def hash(self, token: str) -> bytes: ...
+
 
 __all__ = [
+    "CommonPasswords",
     "EventSink",
     "IssuedTokens",
+    "LoginThrottle",
     "PasswordHasher",
     "RefreshTokenFactory",
     "SessionRepository",

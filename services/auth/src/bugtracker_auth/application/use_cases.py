@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bugtracker_shared.events import new_event
+from bugtracker_shared.pagination import Listing
 from bugtracker_shared.request_context import current_request_id
 
 from bugtracker_auth.application.ports import (
+    CommonPasswords,
+    LoginThrottle,
     PasswordHasher,
     RefreshTokenFactory,
     TokenIssuer,
@@ -18,13 +21,29 @@ from bugtracker_auth.application.ports import (
 )
 from bugtracker_auth.domain.errors import (
     EmailTakenError,
+    ForbiddenError,
     InvalidCredentialsError,
+    InvalidRefreshTokenError,
     RegistrationClosedError,
+    SessionRevokedError,
     UserNotFoundError,
+    WrongCurrentPasswordError,
 )
-from bugtracker_auth.domain.users import GlobalRole, IssuedTokens, Session, User, normalize_email
+from bugtracker_auth.domain.passwords import check_password
+from bugtracker_auth.domain.users import (
+    GlobalRole,
+    IssuedTokens,
+    RevocationReason,
+    RevokedSession,
+    Session,
+    User,
+    normalize_email,
+)
 
 SERVICE = "auth"
+# Verifiers accept a token a few seconds past `exp` (clock leeway); consumers keep a
+# revoked session a little longer than the access-token lifetime to cover it.
+VERIFIER_LEEWAY = timedelta(seconds=5)
 
 
 def public_user(user: User) -> dict[str, object]:
@@ -45,7 +64,15 @@ class AuthUseCases:
     tokens: TokenIssuer
     refresh_tokens: RefreshTokenFactory
     refresh_ttl: timedelta
+    access_ttl: timedelta = timedelta(minutes=10)
+    common_passwords: CommonPasswords = field(default_factory=frozenset)
+    throttle: LoginThrottle | None = None
     registration_open: bool = True
+
+    @property
+    def revocation_horizon(self) -> timedelta:
+        """How long after a revocation an access token of that session may still exist."""
+        return self.access_ttl + VERIFIER_LEEWAY
 
     async def register(
         self,
@@ -59,12 +86,19 @@ class AuthUseCases:
         if self_service and not self.registration_open:
             raise RegistrationClosedError("Registration is turned off on this server.")
         email = normalize_email(email)
+        display_name = display_name.strip()
+        check_password(
+            password, email=email, display_name=display_name, common=self.common_passwords
+        )
+        async with self.uow() as uow:
+            if await uow.users.email_exists(email):
+                raise EmailTakenError("An account with this email exists already.")
         password_hash = await self.hasher.hash(password)
         now = datetime.now(UTC)
         user = User(
             id=uuid.uuid4(),
             email=email,
-            display_name=display_name.strip(),
+            display_name=display_name,
             password_hash=password_hash,
             role=role,
             is_active=True,
@@ -72,8 +106,6 @@ class AuthUseCases:
             updated_at=now,
         )
         async with self.uow() as uow:
-            if await uow.users.email_exists(email):
-                raise EmailTakenError("An account with this email exists already.")
             await uow.users.add(user)
             await uow.outbox.add(
                 new_event(
@@ -89,27 +121,52 @@ class AuthUseCases:
             await uow.commit()
         return user
 
-    async def login(self, *, email: str, password: str) -> IssuedTokens:
-        """Unknown email, wrong password and deactivated user look the same to a caller."""
+    async def login(
+        self, *, email: str, password: str, client_ip: str | None = None
+    ) -> IssuedTokens:
+        """Unknown email, wrong password and deactivated user look the same to a caller:
+        the same error, and one password verification each."""
+        email = normalize_email(email)
+        if self.throttle is not None:
+            self.throttle.check(client_ip, email)
+        # The hash is verified outside any transaction: no pooled connection waits on it.
         async with self.uow() as uow:
-            user = await uow.users.get_by_email(normalize_email(email))
-            if user is None:
-                await self.hasher.burn(password)
+            found = await uow.users.get_by_email(email)
+        if found is None:
+            await self.hasher.burn(password)
+            self._failed(client_ip, email)
+            raise InvalidCredentialsError
+        if not await self.hasher.verify(found.password_hash, password) or not found.is_active:
+            self._failed(client_ip, email)
+            raise InvalidCredentialsError
+        new_hash = (
+            await self.hasher.hash(password)
+            if self.hasher.needs_rehash(found.password_hash)
+            else None
+        )
+        now = datetime.now(UTC)
+        session = Session(
+            id=uuid.uuid4(), user_id=found.id, created_at=now, expires_at=now + self.refresh_ttl
+        )
+        refresh_token, refresh_hash = self.refresh_tokens.new()
+        async with self.uow() as uow:
+            # Locked: a deactivation running now either sees this session or wins first.
+            user = await uow.users.get(found.id, lock=True)
+            if user is None or not user.is_active:
                 raise InvalidCredentialsError
-            if not await self.hasher.verify(user.password_hash, password) or not user.is_active:
-                raise InvalidCredentialsError
-            if self.hasher.needs_rehash(user.password_hash):
-                await uow.users.update_password_hash(user.id, await self.hasher.hash(password))
-            now = datetime.now(UTC)
-            session = Session(
-                id=uuid.uuid4(),
-                user_id=user.id,
-                created_at=now,
-                expires_at=now + self.refresh_ttl,
-            )
-            refresh_token, refresh_hash = self.refresh_tokens.new()
+            if new_hash is not None and user.password_hash == found.password_hash:
+                await uow.users.update_password_hash(user.id, new_hash)
             await uow.sessions.add(session, refresh_hash)
             await uow.commit()
+        if self.throttle is not None:
+            self.throttle.succeeded(client_ip, email)
+        return self._issue(user, session, refresh_token)
+
+    def _failed(self, client_ip: str | None, email: str) -> None:
+        if self.throttle is not None:
+            self.throttle.failed(client_ip, email)
+
+    def _issue(self, user: User, session: Session, refresh_token: str) -> IssuedTokens:
         access_token, expires_in = self.tokens.issue(user, session)
         return IssuedTokens(
             access_token=access_token,
@@ -118,12 +175,198 @@ class AuthUseCases:
             refresh_expires_in=int(self.refresh_ttl.total_seconds()),
         )
 
+    async def refresh(self, *, refresh_token: str) -> IssuedTokens:
+        """Spend a refresh token for a new pair. A spent token presented again means it
+        was stolen (or the client misbehaves): the whole session is revoked."""
+        old_hash = self.refresh_tokens.hash(refresh_token)
+        now = datetime.now(UTC)
+        async with self.uow() as uow:
+            record = await uow.sessions.find_refresh_token(old_hash)
+            if record is None:
+                raise InvalidRefreshTokenError
+            if record.used_at is not None and record.session_revoked_at is None:
+                user = await uow.users.get(record.user_id)
+                revoked = await uow.sessions.revoke(record.user_id, now=now, only=record.session_id)
+                if user is not None and revoked:
+                    await self._session_revoked(
+                        uow, user, revoked, now, RevocationReason.REFRESH_TOKEN_REUSE, None
+                    )
+                await uow.commit()
+                raise InvalidRefreshTokenError
+            if not record.usable_at(now):
+                raise InvalidRefreshTokenError
+            user = await uow.users.get(record.user_id, lock=True)
+            if user is None or not user.is_active:
+                raise InvalidRefreshTokenError
+            new_token, new_hash = self.refresh_tokens.new()
+            expires_at = now + self.refresh_ttl
+            await uow.sessions.rotate_refresh_token(
+                old_hash, new_hash, session_id=record.session_id, now=now, expires_at=expires_at
+            )
+            await uow.commit()
+        session = Session(
+            id=record.session_id, user_id=user.id, created_at=now, expires_at=expires_at
+        )
+        return self._issue(user, session, new_token)
+
+    async def logout(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        now = datetime.now(UTC)
+        async with self.uow() as uow:
+            user = await uow.users.get(user_id)
+            if user is None:
+                return
+            revoked = await uow.sessions.revoke(user_id, now=now, only=session_id)
+            if revoked:
+                await self._session_revoked(
+                    uow, user, revoked, now, RevocationReason.LOGOUT, user_id
+                )
+            await uow.commit()
+
+    async def change_password(
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        current_password: str,
+        new_password: str,
+    ) -> None:
+        """Verify the current password, set the new one, end every other session."""
+        user = await self.get_user(user_id)
+        if not await self.hasher.verify(user.password_hash, current_password):
+            raise WrongCurrentPasswordError
+        check_password(
+            new_password,
+            email=user.email,
+            display_name=user.display_name,
+            common=self.common_passwords,
+        )
+        new_hash = await self.hasher.hash(new_password)
+        now = datetime.now(UTC)
+        async with self.uow() as uow:
+            await uow.users.update_password_hash(user_id, new_hash)
+            revoked = await uow.sessions.revoke(user_id, now=now, keep=session_id)
+            if revoked:
+                await self._session_revoked(
+                    uow, user, revoked, now, RevocationReason.PASSWORD_CHANGED, user_id
+                )
+            await uow.commit()
+
+    async def update_profile(self, *, user_id: uuid.UUID, display_name: str) -> User:
+        async with self.uow() as uow:
+            user = await uow.users.update(user_id, display_name=display_name.strip())
+            if user is None:
+                raise UserNotFoundError("No such user.")
+            await uow.commit()
+        return user
+
+    async def administer_user(
+        self,
+        *,
+        actor_id: uuid.UUID,
+        user_id: uuid.UUID,
+        role: GlobalRole | None,
+        is_active: bool | None,
+    ) -> User:
+        """An admin changes a user's role or deactivates them (which ends every session)."""
+        now = datetime.now(UTC)
+        async with self.uow() as uow:
+            # The role in the database, not the token's claim: a demoted admin's token
+            # still says admin for up to ten minutes.
+            actor = await uow.users.get(actor_id)
+            if actor is None or not actor.is_active or actor.role is not GlobalRole.ADMIN:
+                raise ForbiddenError("Only an administrator may change users.")
+            before = await uow.users.get(user_id, lock=True)
+            if before is None:
+                raise UserNotFoundError("No such user.")
+            if actor_id == user_id and (is_active is False or role is GlobalRole.MEMBER):
+                raise ForbiddenError("Administrators cannot demote or deactivate themselves.")
+            user = await uow.users.update(user_id, role=role, is_active=is_active)
+            if user is None:
+                raise UserNotFoundError("No such user.")
+            if before.is_active and not user.is_active:
+                revoked = await uow.sessions.revoke(user_id, now=now)
+                await uow.outbox.add(
+                    new_event(
+                        "user.deactivated",
+                        service=SERVICE,
+                        subject=user.id,
+                        sequence=user.version,
+                        data=public_user(user)
+                        | self._revocation_data(user.id, revoked, now, actor_id),
+                        actor_id=actor_id,
+                        correlation_id=current_request_id(),
+                    )
+                )
+                if revoked:
+                    await self._session_revoked(
+                        uow, user, revoked, now, RevocationReason.USER_DEACTIVATED, actor_id
+                    )
+            await uow.commit()
+        return user
+
+    def _revocation_data(
+        self,
+        user_id: uuid.UUID,
+        session_ids: Sequence[uuid.UUID],
+        now: datetime,
+        actor_id: uuid.UUID | None,
+    ) -> dict[str, object]:
+        return {
+            "user_id": str(user_id),
+            "session_ids": [str(sid) for sid in session_ids],
+            "revoked_at": now.isoformat(),
+            # After this instant no access token of these sessions can verify any more,
+            # so consumers may forget them.
+            "forget_after": (now + self.revocation_horizon).isoformat(),
+            "revoked_by": str(actor_id) if actor_id else None,
+        }
+
+    async def _session_revoked(
+        self,
+        uow: UnitOfWork,
+        user: User,
+        session_ids: Sequence[uuid.UUID],
+        now: datetime,
+        reason: RevocationReason,
+        actor_id: uuid.UUID | None,
+    ) -> None:
+        await uow.outbox.add(
+            new_event(
+                "auth.session_revoked",
+                service=SERVICE,
+                subject=user.id,
+                sequence=user.version,
+                data=self._revocation_data(user.id, session_ids, now, actor_id)
+                | {"reason": reason.value},
+                actor_id=actor_id,
+                correlation_id=current_request_id(),
+            )
+        )
+
+    async def ensure_session_active(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """For this service's own endpoints: the database is right here, so it is asked."""
+        async with self.uow() as uow:
+            if not await uow.sessions.is_active(session_id, user_id):
+                raise SessionRevokedError
+
+    async def recently_revoked(self) -> tuple[Sequence[RevokedSession], timedelta]:
+        """Sessions revoked recently enough that one of their access tokens may still be
+        valid: what a verifier needs to start with an exact revocation list."""
+        since = datetime.now(UTC) - self.revocation_horizon
+        async with self.uow() as uow:
+            return await uow.sessions.revoked_since(since), self.revocation_horizon
+
     async def get_user(self, user_id: uuid.UUID) -> User:
         async with self.uow() as uow:
             user = await uow.users.get(user_id)
         if user is None:
             raise UserNotFoundError("No such user.")
         return user
+
+    async def search_users(self, *, q: str | None, limit: int, cursor: str | None) -> Listing[User]:
+        prefix = q.strip().casefold() if q and q.strip() else None
+        async with self.uow() as uow:
+            return await uow.users.search(prefix, limit, cursor)
 
     async def ensure_admin(self, *, email: str, password: str) -> tuple[User, bool]:
         """Create the first admin unless the account exists (idempotent for `make up`)."""

@@ -16,9 +16,51 @@ class InvalidCredentialsError(AuthError):
         super().__init__("The email or password is not correct.")
 
 
+class InvalidRefreshTokenError(AuthError):
+    """Unknown, expired, spent or revoked refresh token: one answer for all of them."""
+
+    code = "invalid_refresh_token"
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token is not valid; log in again.")
+
+
+class SessionRevokedError(AuthError):
+    code = "token_revoked"
+
+    def __init__(self) -> None:
+        super().__init__("The session of this access token has ended; log in again.")
+
+
+class WrongCurrentPasswordError(AuthError):
+    code = "invalid_current_password"
+
+    def __init__(self) -> None:
+        super().__init__("The current password is not correct.")
+
+
+class WeakPasswordError(AuthError):
+    code = "weak_password"
+
+
+class ForbiddenError(AuthError):
+    code = "forbidden"
+
+
 class UserNotFoundError(AuthError):
     code = "not_found"
 
 
 class RegistrationClosedError(AuthError):
     code = "registration_closed"
+
+
+class RateLimitedError(AuthError):
+    """Too many failed logins; `headers` carries `Retry-After` to the problem response."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__("Too many failed login attempts; try again later.")
+        self.retry_after_seconds = max(1, retry_after_seconds)
+        self.headers = {"Retry-After": str(self.retry_after_seconds)}

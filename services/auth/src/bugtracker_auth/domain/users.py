@@ -37,6 +37,41 @@ class Session:
     user_id: uuid.UUID
     created_at: datetime
     expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefreshTokenRecord:
+    """A stored refresh token (its hash) and the state of the session it belongs to."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    expires_at: datetime
+    used_at: datetime | None
+    session_expires_at: datetime
+    session_revoked_at: datetime | None
+
+    def usable_at(self, now: datetime) -> bool:
+        return (
+            self.used_at is None
+            and self.session_revoked_at is None
+            and now < self.expires_at
+            and now < self.session_expires_at
+        )
+
+
+@dataclass(frozen=True)
+class RevokedSession:
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    revoked_at: datetime
+
+
+class RevocationReason(StrEnum):
+    LOGOUT = "logout"
+    REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 (a reason, not a secret)
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason, not a secret)
+    USER_DEACTIVATED = "user_deactivated"
 
 
 @dataclass(frozen=True)

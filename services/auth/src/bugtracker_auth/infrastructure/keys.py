@@ -48,15 +48,30 @@ class KeyStore:
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._keys: list[SigningKey] = []
+        self._seen = 0
 
     def load(self, *, create_if_missing: bool = True) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
+        self._seen = self._directory_state()
         keys = [self._read(path) for path in self._directory.glob("*.pem")]
         if not keys and create_if_missing:
             keys = [self.generate()]
         if not keys:
             raise RuntimeError(f"no signing key in {self._directory}")
         self._keys = sorted(keys, key=lambda k: k.created, reverse=True)
+
+    def _directory_state(self) -> int:
+        return self._directory.stat().st_mtime_ns
+
+    def reload_if_changed(self) -> None:
+        """Pick up a key added by `bugtracker-auth rotate-keys` while this process runs
+        (one `stat` per call; the directory's mtime changes when a file is added)."""
+        try:
+            changed = self._directory_state() != self._seen
+        except OSError:
+            return
+        if changed:
+            self.load(create_if_missing=False)
 
     def generate(self) -> SigningKey:
         private_key = Ed25519PrivateKey.generate()
@@ -67,9 +82,13 @@ class KeyStore:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written under another name and renamed: a running process that rereads the
+        # directory never sees a half-written key.
+        partial = path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
+        partial.rename(path)
         return self._read(path)
 
     @staticmethod
@@ -77,18 +96,27 @@ class KeyStore:
         private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(private_key, Ed25519PrivateKey):
             raise TypeError(f"{path} is not an Ed25519 key")
+        # Files are named after their creation time; a mounted Secret gives every file
+        # the same mtime, so the name, not the mtime, orders them.
+        stamp = path.name.split("-", 1)[0]
+        try:
+            created = datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            created = path.stat().st_mtime
         return SigningKey(
             kid=_thumbprint(private_key.public_key()),
             private_key=private_key,
-            created=path.stat().st_mtime,
+            created=created,
         )
 
     @property
     def current(self) -> SigningKey:
+        self.reload_if_changed()
         return self._keys[0]
 
     def jwks(self) -> dict[str, Any]:
         # The current key and the previous one: enough for tokens of at most 10 minutes.
+        self.reload_if_changed()
         return {"keys": [key.public_jwk() for key in self._keys[:2]]}
 
 
@@ -126,4 +154,7 @@ class OpaqueRefreshTokens:
 
     def new(self) -> tuple[str, bytes]:
         token = secrets.token_urlsafe(32)
-        return token, hashlib.sha256(token.encode()).digest()
+        return token, self.hash(token)
+
+    def hash(self, token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    func,
 )
 
 SCHEMA = "auth"
@@ -30,6 +31,15 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
+    # Prefix search (`GET /users?q=`): LIKE 'q%' can use a btree only with text_pattern_ops
+    # under a non-C collation. Emails are stored lower-cased already.
+    Index("ix_users_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),
+    Index("ix_users_created_at_id", "created_at", "id"),
+)
+Index(
+    "ix_users_display_name_pattern",
+    func.lower(users.c.display_name).label("display_name_lower"),
+    postgresql_ops={"display_name_lower": "text_pattern_ops"},
 )
 
 sessions = Table(
@@ -41,6 +51,12 @@ sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Index("ix_sessions_user_id", "user_id"),
+)
+# What the gateway seeds its revocation list from: sessions revoked in the last minutes.
+Index(
+    "ix_sessions_revoked_at",
+    sessions.c.revoked_at,
+    postgresql_where=sessions.c.revoked_at.is_not(None),
 )
 
 refresh_tokens = Table(

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, next_link
 from bugtracker_shared.web import CurrentPrincipal
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from bugtracker_notifications.api.schemas import NotificationResponse, UnreadCountResponse
 from bugtracker_notifications.application.use_cases import NotificationUseCases
@@ -57,6 +59,30 @@ async def list_notifications(
     return Page[NotificationResponse](
         items=[_notification(n) for n in page.items], next_cursor=page.next_cursor
     )
+
+
+# Comment lines keep idle connections (and proxies in between) from timing out.
+STREAM_PING_SECONDS = 15
+
+
+@router.get("/notifications/stream", response_class=EventSourceResponse)
+async def stream(principal: CurrentPrincipal, cases: UseCases) -> EventSourceResponse:
+    """Server-Sent Events: each new notification of the caller, as one `data:` line of the
+    same JSON as in the list."""
+    # Subscribed before the response starts: nothing committed after this call is missed.
+    subscription = cases.subscribe(principal.user_id)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for notification in subscription:
+                yield ServerSentEvent(
+                    data=_notification(notification).model_dump_json(),
+                    id=str(notification.id),
+                )
+        finally:
+            subscription.close()
+
+    return EventSourceResponse(events(), ping=STREAM_PING_SECONDS)
 
 
 @router.get("/notifications/unread-count")

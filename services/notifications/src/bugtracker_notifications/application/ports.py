@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -47,6 +47,25 @@ class Inbox(Protocol):
     async def claim(self, event_id: uuid.UUID, event_type: str) -> bool:
         """Record the event as applied in this unit of work; False if it was already."""
         ...
+
+    async def advance(self, subject: str, sequence: int) -> bool:
+        """Record `sequence` as the subject's last applied one in this unit of work;
+        False when a newer event of the subject was applied already (this one is stale)."""
+        ...
+
+
+class Subscription(Protocol):
+    """New notifications of one user, as they are committed, until closed."""
+
+    def __aiter__(self) -> AsyncIterator[Notification]: ...
+    def close(self) -> None: ...
+
+
+class NotificationFeed(Protocol):
+    """Pushes committed notifications to the users' open streams."""
+
+    def publish(self, notifications: Sequence[Notification]) -> None: ...
+    def subscribe(self, user_id: uuid.UUID) -> Subscription: ...
 
 
 class UnitOfWork(Protocol):

@@ -16,7 +16,12 @@ from bugtracker_shared.pagination import (
     time_id_key,
 )
 
-from bugtracker_notifications.application.ports import Keyset, UnitOfWork
+from bugtracker_notifications.application.ports import (
+    Keyset,
+    NotificationFeed,
+    Subscription,
+    UnitOfWork,
+)
 from bugtracker_notifications.domain.errors import NotificationNotFoundError
 from bugtracker_notifications.domain.notifications import (
     RULES,
@@ -50,15 +55,25 @@ def _event_name(event: CloudEvent) -> str | None:
 @dataclass
 class NotificationUseCases:
     uow: Callable[[], UnitOfWork]
+    feed: NotificationFeed
     clock: Callable[[], datetime] = field(default=utc_now)
 
     async def handle_event(self, event: CloudEvent) -> None:
-        """Turn one delivered event into notifications, exactly once per event id."""
+        """Turn one delivered event into notifications, exactly once per event id; an event
+        older than one already applied for its subject is dropped."""
         name = _event_name(event)
         if name is None or name not in RULES:
             logger.info("ignoring event %s of type %s", event.id, event.type)
             return
         async with self.uow() as uow:
+            if not await uow.inbox.advance(event.subject, event.sequence):
+                logger.info(
+                    "event %s (%s, sequence %d) is older than what was applied; dropped",
+                    event.id,
+                    event.type,
+                    event.sequence,
+                )
+                return
             if not await uow.inbox.claim(event.id, event.type):
                 logger.info("event %s was handled already; skipped", event.id)
                 return
@@ -69,24 +84,28 @@ class NotificationUseCases:
                 data=event.data,
             )
             now = self.clock()
-            await uow.notifications.add_many(
-                [
-                    Notification(
-                        id=uuid.uuid4(),
-                        user_id=draft.user_id,
-                        type=draft.type,
-                        event_id=event.id,
-                        actor_id=facts.actor_id,
-                        project_id=draft.project_id,
-                        ticket_id=draft.ticket_id,
-                        ticket_key=draft.ticket_key,
-                        summary=draft.summary,
-                        created_at=now,
-                    )
-                    for draft in plan_notifications(facts)
-                ]
-            )
+            created = [
+                Notification(
+                    id=uuid.uuid4(),
+                    user_id=draft.user_id,
+                    type=draft.type,
+                    event_id=event.id,
+                    actor_id=facts.actor_id,
+                    project_id=draft.project_id,
+                    ticket_id=draft.ticket_id,
+                    ticket_key=draft.ticket_key,
+                    summary=draft.summary,
+                    created_at=now,
+                )
+                for draft in plan_notifications(facts)
+            ]
+            await uow.notifications.add_many(created)
             await uow.commit()
+        self.feed.publish(created)
+
+    def subscribe(self, user_id: uuid.UUID) -> Subscription:
+        """The user's new notifications from now on (for the live stream)."""
+        return self.feed.subscribe(user_id)
 
     async def list_notifications(
         self, user_id: uuid.UUID, *, unread_only: bool, limit: int, cursor: str | None

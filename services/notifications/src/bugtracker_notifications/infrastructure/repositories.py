@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from bugtracker_shared.inbox import claim_event
+from bugtracker_shared.inbox import advance_sequence, claim_event
 from sqlalchemy import Table, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult, RowMapping
@@ -111,9 +111,13 @@ class SqlNotificationRepository:
 
 
 class SqlInbox:
-    def __init__(self, session: AsyncSession, table: Table) -> None:
+    def __init__(self, session: AsyncSession, table: Table, sequences: Table) -> None:
         self._session = session
         self._table = table
+        self._sequences = sequences
 
     async def claim(self, event_id: uuid.UUID, event_type: str) -> bool:
         return await claim_event(self._session, self._table, event_id, event_type)
+
+    async def advance(self, subject: str, sequence: int) -> bool:
+        return await advance_sequence(self._session, self._sequences, subject, sequence)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bugtracker_shared.inbox import inbox_table
+from bugtracker_shared.inbox import inbox_table, subject_sequences_table
 from sqlalchemy import (
     Column,
     DateTime,
@@ -51,3 +51,4 @@ Index(
 )
 
 inbox = inbox_table(metadata)
+subject_sequences = subject_sequences_table(metadata)

@@ -7,7 +7,7 @@ from bugtracker_notifications.infrastructure.repositories import (
     SqlInbox,
     SqlNotificationRepository,
 )
-from bugtracker_notifications.infrastructure.tables import inbox
+from bugtracker_notifications.infrastructure.tables import inbox, subject_sequences
 
 
 class NotificationsUnitOfWork(SqlAlchemyUnitOfWork):
@@ -16,4 +16,4 @@ class NotificationsUnitOfWork(SqlAlchemyUnitOfWork):
 
     def _bind_repositories(self) -> None:
         self.notifications = SqlNotificationRepository(self.session)
-        self.inbox = SqlInbox(self.session, inbox)
+        self.inbox = SqlInbox(self.session, inbox, subject_sequences)

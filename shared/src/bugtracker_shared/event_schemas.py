@@ -1,0 +1,218 @@
+"""The `data` of every Bugtracker event, as pydantic models: the contract producers keep
+and consumers may rely on. docs/asyncapi.yaml is generated from these models
+(`python -m bugtracker_shared.asyncapi`), and the tests check both that the file matches
+them and that the payloads the services really publish validate against them.
+
+Models allow extra fields: a producer may add a field without breaking a consumer; removing
+or retyping one is a new event version (`.v2`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class FieldChange(_Data):
+    """One field's value before and after the change."""
+
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+Changes = dict[str, FieldChange]
+
+
+# -- users and sessions (service auth) -------------------------------------------------
+
+
+class UserData(_Data):
+    """The user after the change; never the password hash."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: str = Field(description="`admin` or `member`")
+    is_active: bool
+
+
+class RevocationData(_Data):
+    """Sessions whose access tokens must be refused from `revoked_at` on."""
+
+    user_id: uuid.UUID
+    session_ids: list[uuid.UUID]
+    revoked_at: datetime
+    forget_after: datetime = Field(
+        description="After this instant no access token of these sessions can verify."
+    )
+    revoked_by: uuid.UUID | None
+
+
+class UserRegistered(UserData):
+    pass
+
+
+class UserDeactivated(UserData, RevocationData):
+    pass
+
+
+class RevocationReason(StrEnum):
+    LOGOUT = "logout"
+    REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 (a reason, not a secret)
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason, not a secret)
+    USER_DEACTIVATED = "user_deactivated"
+
+
+class AuthSessionRevoked(RevocationData):
+    reason: RevocationReason
+
+
+# -- projects and memberships (service projects) -----------------------------------------
+
+
+class ProjectData(_Data):
+    """The project after the change."""
+
+    id: uuid.UUID
+    key: str
+    name: str
+    description: str
+    archived: bool
+    deleted: bool
+    version: int
+
+
+class ProjectCreated(ProjectData):
+    owner_id: uuid.UUID
+
+
+class ProjectUpdated(ProjectData):
+    changes: Changes
+
+
+class ProjectArchived(ProjectData):
+    changes: Changes
+
+
+class ProjectDeleted(ProjectData):
+    pass
+
+
+class MembershipData(_Data):
+    """A membership after the change; memberships belong to the project aggregate."""
+
+    project_id: uuid.UUID
+    project_key: str
+    user_id: uuid.UUID
+    role: str = Field(description="viewer, reporter, developer, maintainer or owner")
+
+
+class ProjectMemberAdded(MembershipData):
+    pass
+
+
+class ProjectMemberRoleChanged(MembershipData):
+    changes: Changes
+
+
+class ProjectMemberRemoved(MembershipData):
+    pass
+
+
+# -- tickets (service tickets) -----------------------------------------------------------
+
+
+class TicketData(_Data):
+    """The ticket after the change."""
+
+    id: uuid.UUID
+    key: str
+    project_id: uuid.UUID
+    title: str
+    type: str = Field(description="bug, feature, task or improvement")
+    priority: str = Field(description="low, medium, high or critical")
+    status: str = Field(description="open, in_progress, in_review, done or closed")
+    resolution: str | None
+    reporter_id: uuid.UUID
+    assignee_id: uuid.UUID | None
+    labels: list[str]
+    due_date: date | None
+    version: int
+    updated_at: datetime
+    watchers: list[uuid.UUID] = Field(
+        default_factory=list, description="Users watching the ticket; absent means none."
+    )
+
+
+class TicketCreated(TicketData):
+    pass
+
+
+class TicketUpdated(TicketData):
+    changes: Changes
+
+
+class TicketAssigned(TicketData):
+    changes: Changes = Field(description="`assignee_id` from the previous to the new one")
+
+
+class TicketStatusChanged(TicketData):
+    changes: Changes = Field(description="`status`, and `resolution` when it changed")
+
+
+class Comment(_Data):
+    id: uuid.UUID
+    author_id: uuid.UUID
+    body: str
+    mentions: list[uuid.UUID] = Field(description="Members the comment mentions.")
+
+
+class TicketCommented(TicketData):
+    comment: Comment
+
+
+class TicketDeleted(TicketData):
+    pass
+
+
+# Routing key (event name) -> the model of its `data`, in the order of API.md.
+EVENT_DATA: dict[str, type[BaseModel]] = {
+    "user.registered": UserRegistered,
+    "user.deactivated": UserDeactivated,
+    "auth.session_revoked": AuthSessionRevoked,
+    "project.created": ProjectCreated,
+    "project.updated": ProjectUpdated,
+    "project.archived": ProjectArchived,
+    "project.deleted": ProjectDeleted,
+    "project.member_added": ProjectMemberAdded,
+    "project.member_role_changed": ProjectMemberRoleChanged,
+    "project.member_removed": ProjectMemberRemoved,
+    "ticket.created": TicketCreated,
+    "ticket.updated": TicketUpdated,
+    "ticket.assigned": TicketAssigned,
+    "ticket.status_changed": TicketStatusChanged,
+    "ticket.commented": TicketCommented,
+    "ticket.deleted": TicketDeleted,
+}
+
+EVENT_SOURCES: dict[str, str] = {"user": "auth", "auth": "auth", "project": "projects"} | {
+    "ticket": "tickets"
+}
+
+
+def source_service(name: str) -> str:
+    """The service that publishes event `name` (`ticket.assigned` -> `tickets`)."""
+    return EVENT_SOURCES[name.split(".", 1)[0]]
+
+
+def validate_data(name: str, data: dict[str, Any]) -> BaseModel:
+    """`data` checked against the contract of event `name` (ValidationError otherwise)."""
+    return EVENT_DATA[name].model_validate(data)

@@ -1,0 +1,84 @@
+"""docs/asyncapi.yaml is what the event models say, and the models describe every event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from bugtracker_shared.asyncapi import document, envelope_models, render
+from bugtracker_shared.event_schemas import EVENT_DATA, validate_data
+from pydantic import ValidationError
+
+ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
+API_MD_EVENTS = [
+    "user.registered",
+    "user.deactivated",
+    "auth.session_revoked",
+    "project.created",
+    "project.updated",
+    "project.archived",
+    "project.deleted",
+    "project.member_added",
+    "project.member_role_changed",
+    "project.member_removed",
+    "ticket.created",
+    "ticket.updated",
+    "ticket.assigned",
+    "ticket.status_changed",
+    "ticket.commented",
+    "ticket.deleted",
+]
+
+
+def test_the_checked_in_asyncapi_file_is_generated_from_the_models() -> None:
+    assert ASYNCAPI.read_text() == render(), (
+        "docs/asyncapi.yaml is stale: run "
+        "`uv run python -m bugtracker_shared.asyncapi > docs/asyncapi.yaml`"
+    )
+
+
+def test_every_event_of_the_contract_is_described() -> None:
+    assert list(EVENT_DATA) == API_MD_EVENTS
+    doc = yaml.safe_load(ASYNCAPI.read_text())
+    assert doc["asyncapi"].startswith("3.")
+    assert sorted(ch["address"] for ch in doc["channels"].values()) == sorted(API_MD_EVENTS)
+    schemas = doc["components"]["schemas"]
+    for name, model in envelope_models().items():
+        assert schemas[model.__name__] == document()["components"]["schemas"][model.__name__]
+        data_ref = schemas[model.__name__]["properties"]["data"]["$ref"]
+        assert data_ref == f"#/components/schemas/{EVENT_DATA[name].__name__}"
+
+
+def _ticket(**extra: object) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "key": "BUG-1",
+        "project_id": str(uuid.uuid4()),
+        "title": "Crash",
+        "type": "bug",
+        "priority": "high",
+        "status": "open",
+        "resolution": None,
+        "reporter_id": str(uuid.uuid4()),
+        "assignee_id": None,
+        "labels": [],
+        "due_date": None,
+        "version": 2,
+        "updated_at": datetime.now(UTC).isoformat(),
+    } | extra
+
+
+def test_ticket_data_without_watchers_means_no_watchers() -> None:
+    changes = {"assignee_id": {"from": None, "to": str(uuid.uuid4())}}
+    model = validate_data("ticket.assigned", _ticket(changes=changes))
+    assert model.model_dump()["watchers"] == []
+
+
+def test_a_commented_event_needs_its_comment() -> None:
+    with pytest.raises(ValidationError):
+        validate_data("ticket.commented", _ticket())
+    comment = {"id": str(uuid.uuid4()), "author_id": str(uuid.uuid4()), "body": "x", "mentions": []}
+    validate_data("ticket.commented", _ticket(comment=comment))
