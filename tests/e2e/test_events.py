@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -29,15 +30,33 @@ async def api(system: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def user(api: httpx.AsyncClient, name: str) -> tuple[str, dict[str, str]]:
+@dataclass(frozen=True)
+class Cast:
+    """Two users for the whole module: the auth endpoints are rate limited per client."""
+
+    ann_id: str
+    ann: dict[str, str]
+    bob_id: str
+    bob: dict[str, str]
+
+
+def user(api: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
     email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    created = await api.post(
+    created = api.post(
         "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "display_name": name}
     )
     assert created.status_code == 201, created.text
-    login = await api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    login = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
     return created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def cast(system: Any) -> Cast:
+    with httpx.Client(base_url=system.gateway_url, timeout=10) as api:
+        ann_id, ann = user(api, "ann")
+        bob_id, bob = user(api, "bob")
+    return Cast(ann_id, ann, bob_id, bob)
 
 
 async def project_with(
@@ -79,10 +98,9 @@ async def assigned_notifications(
 
 
 async def test_an_outside_consumer_of_ticket_events_gets_valid_cloudevents(
-    api: httpx.AsyncClient, infra: Stack
+    api: httpx.AsyncClient, infra: Stack, cast: Cast
 ) -> None:
-    ann_id, ann = await user(api, "ann")
-    bob_id, _ = await user(api, "bob")
+    ann_id, ann, bob_id = cast.ann_id, cast.ann, cast.bob_id
     key, _ = await project_with(api, ann, bob_id)
     connection = await aio_pika.connect(infra.rabbitmq.url)  # the local guest, as in make up
     try:
@@ -129,10 +147,9 @@ async def test_an_outside_consumer_of_ticket_events_gets_valid_cloudevents(
 
 
 async def test_the_stream_pushes_a_new_notification_within_a_second(
-    api: httpx.AsyncClient, system: Any
+    api: httpx.AsyncClient, system: Any, cast: Cast
 ) -> None:
-    ann_id, ann = await user(api, "ann")
-    bob_id, bob = await user(api, "bob")
+    ann_id, ann, bob_id, bob = cast.ann_id, cast.ann, cast.bob_id, cast.bob
     key, _ = await project_with(api, ann, bob_id)
     ticket = await api.post(f"/api/v1/projects/{key}/tickets", json={"title": "Live"}, headers=ann)
     assert ticket.status_code == 201, ticket.text
@@ -176,10 +193,9 @@ async def test_the_stream_pushes_a_new_notification_within_a_second(
 
 @pytest.mark.broker_restart
 async def test_a_write_while_the_broker_is_down_succeeds_and_its_event_arrives_later(
-    api: httpx.AsyncClient, infra: Stack, system: Any
+    api: httpx.AsyncClient, infra: Stack, system: Any, cast: Cast
 ) -> None:
-    ann_id, ann = await user(api, "ann")
-    bob_id, bob = await user(api, "bob")
+    ann_id, ann, bob_id, bob = cast.ann_id, cast.ann, cast.bob_id, cast.bob
     key, _ = await project_with(api, ann, bob_id)
 
     await asyncio.to_thread(infra.rabbitmq.stop)

@@ -246,7 +246,7 @@ async def test_200_assignments_through_5_broker_restarts_notify_exactly_200_time
                 await OutboxWriter(session, table).add(event)
                 await session.commit()
             relay.wake()
-            await asyncio.sleep(0.02)  # pacing, so writes span the outages
+            await asyncio.sleep(0.2)  # pacing, so the writes span all five outages
 
     async def restart_broker_5_times() -> None:
         for _ in range(5):
