@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -116,20 +119,52 @@ async def test_the_merged_document_is_cached_once_complete(
 
 
 async def test_a_partial_merge_is_served_but_not_cached(
-    gateway: httpx.AsyncClient, backends: dict[str, Any]
+    open_gateway: Callable[..., Any], backends: dict[str, Any]
 ) -> None:
     backends["notifications"].openapi_available = False
 
-    partial = await gateway.get("/openapi.json")
+    async with open_gateway() as gateway:
+        partial = await gateway.get("/openapi.json")
 
-    assert partial.status_code == 200
-    assert "/api/v1/notifications" not in partial.json()["paths"]
-    assert "/api/v1/tickets/{ticket_id}" in partial.json()["paths"]
-    assert "notifications" in partial.json()["info"]["description"]
+        assert partial.status_code == 200
+        assert "/api/v1/notifications" not in partial.json()["paths"]
+        assert "/api/v1/tickets/{ticket_id}" in partial.json()["paths"]
+        assert "notifications" in partial.json()["info"]["description"]
 
-    backends["notifications"].openapi_available = True
-    complete = await gateway.get("/openapi.json")
+        backends["notifications"].openapi_available = True
+        fetches = backends["notifications"].openapi_fetches
+        complete = await gateway.get("/openapi.json")
 
     assert "/api/v1/notifications" in complete.json()["paths"]
     assert "description" not in complete.json()["info"]
-    assert backends["notifications"].openapi_fetches == 2
+    assert backends["notifications"].openapi_fetches == fetches + 1
+
+
+async def test_the_merged_document_follows_a_backend_whose_document_changed(
+    open_gateway: Callable[..., Any], backends: dict[str, Any]
+) -> None:
+    async with open_gateway(openapi_refresh_seconds=0) as gateway:
+        before = (await gateway.get("/openapi.json")).json()
+        backends["notifications"].openapi["paths"]["/api/v1/notifications/{id}/read"] = {
+            "post": {"operationId": "mark_read", "responses": {"200": {"description": "OK"}}}
+        }
+        after = (await gateway.get("/openapi.json")).json()
+        backends["notifications"].openapi_available = False  # a hiccup: keep the last one
+        during_hiccup = (await gateway.get("/openapi.json")).json()
+
+    assert "/api/v1/notifications/{id}/read" not in before["paths"]
+    assert "/api/v1/notifications/{id}/read" in after["paths"]
+    assert during_hiccup == after
+
+
+async def test_the_document_is_built_at_start(
+    open_gateway: Callable[..., Any], backends: dict[str, Any]
+) -> None:
+    async with open_gateway() as gateway:
+        deadline = time.monotonic() + 5
+        while any(fake.openapi_fetches == 0 for fake in backends.values()):
+            assert time.monotonic() < deadline, "no document fetched without a request"
+            await asyncio.sleep(0.01)  # a poll with a deadline, not a wait for time
+        await gateway.get("/openapi.json")
+
+    assert all(fake.openapi_fetches == 1 for fake in backends.values())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ class System:
     logs: Path
     admin_email: str = ADMIN_EMAIL
     admin_password: str = ADMIN_PASSWORD
+    # The running processes by name; a test that stops one puts its replacement here.
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
@@ -29,13 +32,13 @@ def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     for service in SERVICES:
         migrated(infra, service)
     infra.create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
-    children = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for process in PROCESSES:
             log = (logs / f"{process}.log").open("wb")
-            children.append(infra.launch(process, log))
+            children[process] = infra.launch(process, log)
         wait_until_ready(infra, PROCESSES, timeout=60)
-        yield System(gateway_url=infra.url("gateway"), logs=logs)
+        yield System(gateway_url=infra.url("gateway"), logs=logs, processes=children)
     finally:
-        for child in reversed(children):
+        for child in reversed(children.values()):
             stop_group(child)

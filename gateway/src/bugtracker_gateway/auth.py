@@ -7,12 +7,19 @@ from typing import Any
 
 import aiohttp
 from bugtracker_shared.problems import ProblemError, problem_response
-from bugtracker_shared.tokens import InvalidTokenError, JwksFetcher, TokenVerifier, bearer_token
+from bugtracker_shared.tokens import (
+    InvalidTokenError,
+    JwksFetcher,
+    Principal,
+    TokenVerifier,
+    bearer_token,
+)
 from bugtracker_shared.web import unauthorized
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
+from bugtracker_gateway.ratelimit import remember_user
 from bugtracker_gateway.revocations import RevokedSessions
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -27,6 +34,8 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/v1/auth/jwks.json"),
         ("GET", JWKS_PATH),
         ("GET", "/health"),
+        ("GET", "/health/live"),
+        ("GET", "/health/ready"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
@@ -79,7 +88,7 @@ class AuthenticationMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            await self._authenticate(Headers(scope=scope).get("authorization"))
+            principal = await self._authenticate(Headers(scope=scope).get("authorization"))
         except ProblemError as problem:
             response = problem_response(
                 problem.status,
@@ -90,9 +99,10 @@ class AuthenticationMiddleware:
             )
             await response(scope, receive, send)
             return
+        remember_user(scope, principal.user_id)  # the rate limit counts per user
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, authorization: str | None) -> None:
+    async def _authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
         if token is None:
             raise ProblemError(
@@ -117,3 +127,4 @@ class AuthenticationMiddleware:
             raise unauthorized(
                 "The session of this access token has ended; log in again.", "token_revoked"
             )
+        return principal

@@ -1,9 +1,16 @@
-"""One pooled aiohttp session per backend, opened and closed by the app's lifespan.
+"""One pooled aiohttp session per backend, opened and closed by the app's lifespan, and
+the choice of replica: round robin over a backend's URLs, skipping for a short time one
+that refused a connection (passive health).
 
 aiohttp rather than httpx on this path: see DESIGN.md, "HTTP clients between processes".
 """
 
 from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
 
 import aiohttp
 from yarl import URL
@@ -11,16 +18,56 @@ from yarl import URL
 from bugtracker_gateway.routing import BACKENDS, Backend
 from bugtracker_gateway.settings import Settings
 
+logger = logging.getLogger("bugtracker.gateway.backends")
+
 # Below uvicorn's default keep-alive (5 s): the gateway, not the backend, closes an idle
 # connection, so a request is never sent down one the backend is closing (aiohttp
 # retries only idempotent methods on a dropped pooled connection).
 KEEPALIVE_SECONDS = 4.0
 
 
+class Replicas:
+    """A backend's base URLs: round robin, minus those marked down until a moment passes."""
+
+    def __init__(
+        self, urls: tuple[str, ...], down_seconds: float, clock: Callable[[], float]
+    ) -> None:
+        self.urls = urls
+        self._down_seconds = down_seconds
+        self._clock = clock
+        self._turn: Iterator[int] = itertools.cycle(range(len(urls)))
+        self._down_until: dict[str, float] = {}
+
+    def next(self) -> str:
+        """The next replica that is not marked down; when all are, the next one anyway
+        (better to try than to refuse without asking)."""
+        now = self._clock()
+        first = None
+        for _ in self.urls:
+            url = self.urls[next(self._turn)]
+            first = first or url
+            if self._down_until.get(url, 0.0) <= now:
+                return url
+        assert first is not None  # noqa: S101 (urls is never empty)
+        return first
+
+    def mark_down(self, url: str) -> None:
+        if len(self.urls) > 1:  # with one replica there is nothing else to try
+            self._down_until[url] = self._clock() + self._down_seconds
+            logger.warning("%s refused a connection; skipped for %ss", url, self._down_seconds)
+
+    def is_down(self, url: str) -> bool:
+        return self._down_until.get(url, 0.0) > self._clock()
+
+
 class Backends:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._sessions: dict[Backend, aiohttp.ClientSession] = {}
+        self.replicas: dict[Backend, Replicas] = {
+            backend: Replicas(settings.backend_urls(backend), settings.replica_down_seconds, clock)
+            for backend in BACKENDS
+        }
 
     async def open(self) -> None:
         for backend in BACKENDS:
@@ -52,9 +99,15 @@ class Backends:
         except KeyError:
             raise RuntimeError("the backend sessions are not open (lifespan not run)") from None
 
-    def url(self, backend: Backend, raw_path: str, query_string: str = "") -> URL:
+    def base_url(self, backend: Backend) -> str:
+        """The replica the next request to `backend` goes to."""
+        return self.replicas[backend].next()
+
+    def url(
+        self, backend: Backend, raw_path: str, query_string: str = "", *, base: str | None = None
+    ) -> URL:
         """The backend URL for an already percent-encoded path and query string."""
-        url = self._settings.backend_url(backend) + raw_path
+        url = (base or self.base_url(backend)) + raw_path
         if query_string:
             url += "?" + query_string
         return URL(url, encoded=True)

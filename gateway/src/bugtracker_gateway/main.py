@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -11,6 +14,7 @@ from bugtracker_shared.problems import install_problem_handlers
 from bugtracker_shared.tokens import TokenVerifier
 from bugtracker_shared.web import RequestIdMiddleware
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from bugtracker_gateway.auth import AuthenticationMiddleware, jwks_fetcher
 from bugtracker_gateway.backends import Backends
@@ -18,10 +22,31 @@ from bugtracker_gateway.docs import install_docs
 from bugtracker_gateway.health import health_router
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
 from bugtracker_gateway.proxy import PROXIED_METHODS, proxy_endpoint
+from bugtracker_gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from bugtracker_gateway.revocations import RevocationFeed, RevokedSessions
+from bugtracker_gateway.security import HeaderSizeLimitMiddleware, SecurityHeadersMiddleware
 from bugtracker_gateway.settings import Settings
 
+logger = logging.getLogger("bugtracker.gateway")
+
 OPENAPI_PATH = "/openapi.json"
+CORS_ALLOW_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+]
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "ETag",
+    "Location",
+    "Link",
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,14 +69,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout_seconds=settings.backend_timeout_seconds,
     )
 
+    aggregator = OpenApiAggregator(
+        backends,
+        settings.backend_timeout_seconds,
+        app_version,
+        refresh_seconds=settings.openapi_refresh_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await backends.open()
+        logger.info("routing table: %s", settings.routing_table())
         feed.start()
+        # The merged document is built at start, in the background (backends may still
+        # be starting; a partial merge is fetched again on the next request).
+        prefetch = asyncio.create_task(aggregator.document(), name="openapi-prefetch")
         await feed.wait_ready(settings.revocations_startup_wait_seconds)
         try:
             yield
         finally:
+            prefetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prefetch
             await feed.close()
             await backends.close()
 
@@ -66,11 +105,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.revocations = feed
+    # Listed innermost first: request id, security headers, CORS, header size, token
+    # check, rate limit (per user, so after the token check), then the routes.
+    if settings.rate_limit_enabled:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=RateLimiter(settings.rate_limit, settings.auth_rate_limit),
+        )
     app.add_middleware(AuthenticationMiddleware, verifier=verifier, revoked=revoked)
+    app.add_middleware(HeaderSizeLimitMiddleware, limit=settings.max_header_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins(),
+        allow_methods=PROXIED_METHODS,
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=CORS_EXPOSE_HEADERS,
+        allow_credentials=False,  # bearer tokens, not cookies
+        max_age=600,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     install_problem_handlers(app)
     app.include_router(health_router(backends, settings.health_timeout_seconds, feed))
-    aggregator = OpenApiAggregator(backends, settings.backend_timeout_seconds, app_version)
     app.include_router(openapi_router(aggregator))
     install_docs(app, OPENAPI_PATH)
     # Last, so the gateway's own routes above take precedence.

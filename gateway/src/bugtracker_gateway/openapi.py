@@ -8,9 +8,11 @@ two services define different things under it) and adds the bearer security sche
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -185,25 +187,49 @@ def _adjust_operation(
 
 
 class OpenApiAggregator:
-    """Fetches the backends' documents on first use; caches only a complete merge."""
+    """Fetches the backends' documents at start and again when the merge is older than
+    `refresh_seconds`; merges again only when a document changed (by its hash). Only a
+    complete merge is kept: a partial one is served but fetched again next time."""
 
-    def __init__(self, backends: Backends, timeout_seconds: float, version: str) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        timeout_seconds: float,
+        version: str,
+        refresh_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._backends = backends
         self._timeout = timeout_seconds
         self._version = version
+        self._refresh = refresh_seconds
+        self._clock = clock
         self._cached: Document | None = None
+        self._cached_hash = ""
+        self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
     async def document(self) -> Document:
-        async with self._lock:  # concurrent first requests fetch once
-            if self._cached is not None:
+        async with self._lock:  # concurrent requests fetch once
+            if self._cached is not None and self._clock() - self._fetched_at < self._refresh:
                 return self._cached
             fetched = await asyncio.gather(*(self._fetch(backend) for backend in BACKENDS))
             documents = {b: doc for b, doc in zip(BACKENDS, fetched, strict=True) if doc}
             unavailable = [backend for backend in BACKENDS if backend not in documents]
+            if unavailable and self._cached is not None:
+                # A backend hiccup must not shrink a document that was complete.
+                self._fetched_at = self._clock()
+                return self._cached
+            digest = hashlib.sha256(json.dumps(documents, sort_keys=True).encode()).hexdigest()
+            if self._cached is not None and digest == self._cached_hash:
+                self._fetched_at = self._clock()
+                return self._cached
             merged = merge_documents(documents, version=self._version, unavailable=unavailable)
             if not unavailable:
-                self._cached = merged
+                if self._cached is not None:
+                    logger.info("a backend's OpenAPI changed: merged document rebuilt")
+                self._cached, self._cached_hash = merged, digest
+                self._fetched_at = self._clock()
             return merged
 
     async def _fetch(self, backend: Backend) -> Document | None:

@@ -162,17 +162,31 @@ async def forward(
 ) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     query_string = request.scope.get("query_string", b"").decode("latin-1")
-    url = backends.url(backend, _raw_path(request), query_string)
+    raw_path = _raw_path(request)
+    headers = request_headers(request)
     session = backends.session(backend)
+    replicas = backends.replicas[backend]
+    tried: set[str] = set()
     try:
         async with asyncio.timeout(settings.backend_timeout_seconds) as deadline:
-            upstream = await session.request(
-                request.method,
-                url,
-                headers=request_headers(request),
-                data=body or None,
-                allow_redirects=False,
-            )
+            while True:
+                base = replicas.next()
+                tried.add(base)
+                try:
+                    upstream = await session.request(
+                        request.method,
+                        backends.url(backend, raw_path, query_string, base=base),
+                        headers=headers,
+                        data=body or None,
+                        allow_redirects=False,
+                    )
+                except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                    # Nothing reached this replica: another one may take the request.
+                    replicas.mark_down(base)
+                    if all(url in tried or replicas.is_down(url) for url in replicas.urls):
+                        raise
+                    continue
+                break
             if upstream.content_type == EVENT_STREAM:
                 deadline.reschedule(None)  # a stream lasts as long as the client listens
                 return _streamed(upstream)
@@ -186,6 +200,8 @@ async def forward(
         logger.warning("%s unreachable: %s", backend, exc)
         raise _unavailable(backend) from exc
     except TimeoutError as exc:
+        # No Retry-After: the backend is slow, not down, and the request may have had
+        # its effect; whether to repeat it is the client's call.
         logger.warning("%s did not answer within %ss", backend, settings.backend_timeout_seconds)
         raise ProblemError(
             504,

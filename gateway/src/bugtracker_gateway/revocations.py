@@ -113,6 +113,11 @@ class RevocationFeed:
         consuming = self._broker is None or self._broker.is_ready
         return "ok" if self._seeded.is_set() and consuming else "unavailable"
 
+    @property
+    def seeded(self) -> bool:
+        """The list has been loaded from auth at least once (events may lag behind)."""
+        return self._seeded.is_set()
+
     async def wait_ready(self, timeout_seconds: float) -> None:
         """Give the feed a moment at start, so the first requests already see revocations."""
         with contextlib.suppress(TimeoutError):

@@ -4,23 +4,39 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bugtracker_gateway.routing import Backend
+from bugtracker_gateway.routing import BACKENDS, ROUTES, Backend
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BUGTRACKER_GATEWAY_", extra="ignore")
 
+    # Each backend's base URL; several, comma-separated, for replicas (round robin, and a
+    # replica that refused a connection is skipped for `replica_down_seconds`).
     auth_url: str = "http://127.0.0.1:8001"
     projects_url: str = "http://127.0.0.1:8002"
     tickets_url: str = "http://127.0.0.1:8003"
     notifications_url: str = "http://127.0.0.1:8004"
+    replica_down_seconds: float = 5.0
     issuer: str = "bugtracker-auth"
     audience: str = "bugtracker"
     backend_timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 1.0
     health_timeout_seconds: float = 2.0
     max_body_bytes: int = 1024 * 1024
+    # All request header lines together (names and values); more is 431.
+    max_header_bytes: int = 16 * 1024
     pool_limit_per_backend: int = 100
+    # Rate limits (docs/adr/0020), in the `limits` notation ("600/minute", "10/second").
+    # Per user id when the request carries a valid token, per client IP otherwise; the
+    # login, register, token and refresh endpoints have a stricter one of their own, per IP.
+    rate_limit_enabled: bool = True
+    rate_limit: str = "1200/minute"
+    auth_rate_limit: str = "30/minute"
+    # CORS: the origins allowed to call the API from a browser, comma-separated (none by
+    # default: browsers then refuse cross-origin calls).
+    cors_allow_origins: str = ""
+    # The merged OpenAPI is re-fetched from the backends when older than this.
+    openapi_refresh_seconds: float = 30.0
     # Revocations (docs/adr/0007): the broker the revocation events come from (empty: no
     # consumer, the list is only seeded at start), this gateway's own queue (each replica
     # needs its own name), and the shared secret for auth's /internal endpoints.
@@ -31,11 +47,28 @@ class Settings(BaseSettings):
     revocations_startup_wait_seconds: float = 3.0
     log_level: str = "INFO"
 
-    def backend_url(self, backend: Backend) -> str:
+    def backend_urls(self, backend: Backend) -> tuple[str, ...]:
+        """The base URLs of a backend's replicas, without trailing slashes."""
         urls: dict[Backend, str] = {
             "auth": self.auth_url,
             "projects": self.projects_url,
             "tickets": self.tickets_url,
             "notifications": self.notifications_url,
         }
-        return urls[backend].rstrip("/")
+        found = tuple(url.strip().rstrip("/") for url in urls[backend].split(",") if url.strip())
+        if not found:
+            raise ValueError(f"no URL configured for the {backend} backend")
+        return found
+
+    def backend_url(self, backend: Backend) -> str:
+        return self.backend_urls(backend)[0]
+
+    def routing_table(self) -> dict[str, tuple[str, ...]]:
+        """Path prefix -> the base URLs serving it, in matching order (for logs and docs)."""
+        return {route.prefix: self.backend_urls(route.backend) for route in ROUTES}
+
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
+
+    def all_backend_urls(self) -> dict[Backend, tuple[str, ...]]:
+        return {backend: self.backend_urls(backend) for backend in BACKENDS}

@@ -240,7 +240,9 @@ class OutboxRelay:
                         # Confirmed by the broker but bound to no queue and no alternate
                         # exchange: counted as sent, so it cannot block the outbox.
                         self.unroutable += 1
-                        logger.warning(
+                        # INFO, not WARNING: without the policy of deploy/rabbitmq (as
+                        # under `make up`) events nobody consumes are routine.
+                        logger.info(
                             "event %s (%s) was routed to no queue",
                             row.event_id,
                             row.routing_key,

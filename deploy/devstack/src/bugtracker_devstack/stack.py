@@ -155,6 +155,7 @@ class Stack:
             "--port",
             str(self.ports.of(process)),
             "--no-access-log",
+            "--no-server-header",  # the gateway is public: no `server: uvicorn`
             "--timeout-graceful-shutdown",
             "5",
         ]

@@ -17,6 +17,14 @@ from bugtracker_devstack.rabbitmq import RabbitMQ
 from bugtracker_devstack.rabbitmq_definitions import COMPONENTS, definitions
 from bugtracker_devstack.stack import SERVICES, Ports, Stack, new_password
 
+# The suites drive the system hard from one IP as a few users (the permission matrix alone
+# makes about a thousand requests): production rate limits would throttle them. The
+# gateway's own tests check the limits with tiny values instead.
+TEST_GATEWAY_ENV = {
+    "BUGTRACKER_GATEWAY_RATE_LIMIT": "100000/minute",
+    "BUGTRACKER_GATEWAY_AUTH_RATE_LIMIT": "100000/minute",
+}
+
 
 @contextmanager
 def throwaway_stack() -> Iterator[Stack]:
@@ -38,6 +46,7 @@ def throwaway_stack() -> Iterator[Stack]:
         role_passwords={service: new_password() for service in SERVICES},
         # Every component talks to RabbitMQ as its own user, with only its own rights.
         amqp_passwords={component: new_password() for component in COMPONENTS},
+        extra_env=TEST_GATEWAY_ENV,
     )
     try:
         stack.postgres.start(fast=True)

@@ -112,7 +112,12 @@ async def test_each_filter_and_sort(tickets_api: Any) -> None:
     )
     assert [t["key"] for t in mine.json()["items"]] == ["LST-3"]
     stranger = await tickets_api.client.get("/api/v1/tickets", headers=tickets_api.headers(OTHER))
-    assert stranger.json()["items"] == []
+    assert stranger.json() == {"items": [], "next_cursor": None}
+    plain = await tickets_api.client.get(
+        "/api/v1/projects/LST/tickets?limit=1", headers=tickets_api.headers(DEV)
+    )
+    assert "total" not in plain.json()
+    assert plain.json()["next_cursor"] is not None
 
 
 @pytest.mark.parametrize("sort", ["-updated_at", "created_at", "-priority", "due_date"])

@@ -181,7 +181,7 @@ async def _list(
     )
 
 
-@router.get("/projects/{project_ref}/tickets", response_model_exclude_none=True)
+@router.get("/projects/{project_ref}/tickets")
 async def list_project_tickets(
     project_ref: str,
     principal: CurrentPrincipal,
@@ -193,7 +193,7 @@ async def list_project_tickets(
     return await _list(cases, principal, project_ref, filters, request, response)
 
 
-@router.get("/tickets", response_model_exclude_none=True)
+@router.get("/tickets")
 async def list_my_tickets(
     principal: CurrentPrincipal,
     cases: UseCases,

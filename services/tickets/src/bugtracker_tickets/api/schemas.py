@@ -164,4 +164,7 @@ class TicketResponse(BaseModel):
 class TicketPage(BaseModel):
     items: list[TicketResponse]
     next_cursor: str | None
-    total: int | None = None
+    total: Annotated[
+        int | None,
+        Field(description="with include_total=true", exclude_if=lambda total: total is None),
+    ] = None

@@ -1,0 +1,160 @@
+"""The gateway on the real system: a backend process stopped and restarted, the answers'
+headers as uvicorn sends them, and the merged OpenAPI against API.md."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from bugtracker_devstack.processes import stop_group
+from bugtracker_devstack.stack import wait_until_ready
+
+pytestmark = pytest.mark.e2e
+
+UNAVAILABLE_DEADLINE_SECONDS = 1.0
+RESTART_DEADLINE_SECONDS = 60.0
+
+# Every public path of API.md that the services implement (method, path with its
+# parameters reduced to `{}`): the merged document must list them all.
+API_MD_OPERATIONS = {
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/token"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/api/v1/users/me"),
+    ("patch", "/api/v1/users/me"),
+    ("post", "/api/v1/users/me/password"),
+    ("get", "/api/v1/users"),
+    ("get", "/api/v1/users/{}"),
+    ("patch", "/api/v1/users/{}"),
+    ("post", "/api/v1/projects"),
+    ("get", "/api/v1/projects"),
+    ("get", "/api/v1/projects/{}"),
+    ("patch", "/api/v1/projects/{}"),
+    ("post", "/api/v1/projects/{}/archive"),
+    ("post", "/api/v1/projects/{}/unarchive"),
+    ("delete", "/api/v1/projects/{}"),
+    ("get", "/api/v1/projects/{}/members"),
+    ("post", "/api/v1/projects/{}/members"),
+    ("patch", "/api/v1/projects/{}/members/{}"),
+    ("delete", "/api/v1/projects/{}/members/{}"),
+    ("get", "/api/v1/projects/{}/members/me"),
+    ("post", "/api/v1/projects/{}/tickets"),
+    ("get", "/api/v1/projects/{}/tickets"),
+    ("get", "/api/v1/tickets"),
+    ("get", "/api/v1/tickets/{}"),
+    ("patch", "/api/v1/tickets/{}"),
+    ("put", "/api/v1/tickets/{}/assignee"),
+    ("get", "/api/v1/tickets/{}/transitions"),
+    ("post", "/api/v1/tickets/{}/transitions"),
+    ("get", "/api/v1/tickets/{}/comments"),
+    ("post", "/api/v1/tickets/{}/comments"),
+    ("patch", "/api/v1/tickets/{}/comments/{}"),
+    ("delete", "/api/v1/tickets/{}/comments/{}"),
+    ("get", "/api/v1/tickets/{}/history"),
+    ("get", "/api/v1/tickets/{}/watchers"),
+    ("put", "/api/v1/tickets/{}/watchers/me"),
+    ("delete", "/api/v1/tickets/{}/watchers/me"),
+    ("delete", "/api/v1/tickets/{}"),
+    ("get", "/api/v1/notifications"),
+    ("get", "/api/v1/notifications/unread-count"),
+    ("post", "/api/v1/notifications/{}/read"),
+    ("post", "/api/v1/notifications/read-all"),
+    ("get", "/api/v1/notifications/stream"),
+}
+
+
+@pytest.fixture(scope="module")
+def api(system: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(api: httpx.Client, system: Any) -> dict[str, str]:
+    login = api.post(
+        "/api/v1/auth/login",
+        json={"email": system.admin_email, "password": system.admin_password},
+    )
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def test_a_stopped_backend_is_a_fast_503_and_served_again_once_restarted(
+    api: httpx.Client, admin: dict[str, str], system: Any, infra: Any
+) -> None:
+    assert api.get("/api/v1/notifications", headers=admin).status_code == 200
+
+    stop_group(system.processes["notifications"])
+    try:
+        started = time.monotonic()
+        down = api.get("/api/v1/notifications", headers=admin)
+        elapsed = time.monotonic() - started
+        other = api.get("/api/v1/projects", headers=admin)
+    finally:
+        log = (system.logs / "notifications.restarted.log").open("wb")
+        system.processes["notifications"] = infra.launch("notifications", log)
+    wait_until_ready(infra, ("notifications",), timeout=RESTART_DEADLINE_SECONDS)
+
+    assert down.status_code == 503, down.text
+    assert elapsed < UNAVAILABLE_DEADLINE_SECONDS
+    assert down.headers["content-type"] == "application/problem+json"
+    assert down.headers["retry-after"] == "1"
+    assert down.json()["code"] == "service_unavailable"
+    assert other.status_code == 200  # the other backends are not affected
+    deadline = time.monotonic() + RESTART_DEADLINE_SECONDS
+    while (back := api.get("/api/v1/notifications", headers=admin)).status_code != 200:
+        assert time.monotonic() < deadline, back.text
+    assert back.json()["items"] is not None
+
+
+def test_answers_carry_security_and_rate_limit_headers_and_no_server(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    for response in (
+        api.get("/api/v1/users/me", headers=admin),
+        api.get("/nowhere", headers=admin),
+        api.get("/health/live"),
+    ):
+        assert "server" not in response.headers, response.headers
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    me = api.get("/api/v1/users/me", headers=admin)
+    assert me.headers["ratelimit-policy"].startswith('"default";q=')
+    assert me.headers["ratelimit"].startswith('"default";r=')
+
+
+def test_an_unknown_path_is_a_404_problem(api: httpx.Client, admin: dict[str, str]) -> None:
+    response = api.get("/api/v1/nothing-here", headers=admin)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_the_gateways_probes(api: httpx.Client) -> None:
+    assert api.get("/health/live").status_code == 200
+    assert api.get("/health/ready").status_code == 200
+    health = api.get("/health")
+    assert health.status_code == 200, health.text
+    assert set(health.json()["backends"].values()) == {"ok"}
+
+
+def test_the_merged_openapi_lists_every_public_path_of_api_md(api: httpx.Client) -> None:
+    document = api.get("/openapi.json").json()
+
+    served = {
+        (method, re.sub(r"\{[^}]+\}", "{}", path))
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    assert API_MD_OPERATIONS - served == set()
+    assert document["openapi"].startswith("3.1")
+    assert "OAuth2PasswordBearer" in document["components"]["securitySchemes"]
