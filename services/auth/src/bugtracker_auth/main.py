@@ -1,12 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.pagination import InvalidCursorError
-from bugtracker_shared.problems import install_problem_handlers
-from bugtracker_shared.web import RequestIdMiddleware, health_router
+from bugtracker_shared.runtime import ServiceRuntime
+from bugtracker_shared.service_app import service_app
 from fastapi import FastAPI
 
 from bugtracker_auth.api.routes import internal_router, keys_router, router
@@ -42,27 +38,19 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging("auth", settings.log_level)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def wire(app: FastAPI) -> ServiceRuntime:
         runtime, keys, use_cases = build(settings)
-        app.state.runtime = runtime
         app.state.keys = keys
         app.state.use_cases = use_cases
-        app.state.token_verifier = runtime.verifier
-        runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.close()
+        return runtime
 
-    app = FastAPI(title="Bugtracker auth", version="0.1.0", lifespan=lifespan)
+    app = service_app(
+        name="auth",
+        wire=wire,
+        routers=[router, keys_router, internal_router],
+        domain_errors=DOMAIN_ERRORS,
+        log_level=settings.log_level,
+    )
     app.state.settings = settings
-    app.add_middleware(RequestIdMiddleware)
-    install_problem_handlers(app, DOMAIN_ERRORS)
-    app.include_router(router)
-    app.include_router(keys_router)
-    app.include_router(internal_router)
-    app.include_router(health_router(lambda request: request.app.state.runtime.health_checks()))
     return app

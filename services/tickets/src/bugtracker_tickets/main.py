@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import httpx
 from bugtracker_shared.conditions import PreconditionFailedError
-from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.pagination import InvalidCursorError
-from bugtracker_shared.problems import install_problem_handlers
+from bugtracker_shared.runtime import ServiceRuntime
+from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
-from bugtracker_shared.web import RequestIdMiddleware, health_router
 from fastapi import FastAPI
 
 from bugtracker_tickets.api.routes import router
@@ -49,26 +45,19 @@ def create_app(
     jwks_fetcher: JwksFetcher | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
-    configure_logging("tickets", settings.log_level)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def wire(app: FastAPI) -> ServiceRuntime:
         runtime, use_cases, comment_cases = build(
             settings, projects_transport=projects_transport, jwks_fetcher=jwks_fetcher
         )
-        app.state.runtime = runtime
         app.state.use_cases = use_cases
         app.state.comment_cases = comment_cases
-        app.state.token_verifier = runtime.verifier
-        runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.close()
+        return runtime
 
-    app = FastAPI(title="Bugtracker tickets", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(RequestIdMiddleware)
-    install_problem_handlers(app, DOMAIN_ERRORS)
-    app.include_router(router)
-    app.include_router(health_router(lambda request: request.app.state.runtime.health_checks()))
-    return app
+    return service_app(
+        name="tickets",
+        wire=wire,
+        routers=[router],
+        domain_errors=DOMAIN_ERRORS,
+        log_level=settings.log_level,
+    )
