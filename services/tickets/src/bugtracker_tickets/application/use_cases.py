@@ -232,9 +232,10 @@ class TicketUseCases:
                 updated_at=now,
             )
             await uow.tickets.add(ticket)
-            for watcher in {ticket.reporter_id, ticket.assignee_id} - {None}:
-                assert watcher is not None  # noqa: S101 (narrowing for mypy)
-                await uow.watchers.add(ticket.id, watcher, now)
+            # The reporter and the assignee watch their ticket from the start.
+            for watcher in (ticket.reporter_id, ticket.assignee_id):
+                if watcher is not None:
+                    await uow.watchers.add(ticket.id, watcher, now)
             await record(uow, "ticket.created", ticket, principal)
             if ticket.assignee_id is not None:
                 changes = {"assignee_id": {"from": None, "to": str(ticket.assignee_id)}}
