@@ -14,7 +14,7 @@ from bugtracker_shared.tokens import (
     TokenVerifier,
     bearer_token,
 )
-from bugtracker_shared.web import unauthorized
+from bugtracker_shared.web import missing_token, unauthorized
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -105,12 +105,7 @@ class AuthenticationMiddleware:
     async def _authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
         if token is None:
-            raise ProblemError(
-                401,
-                "unauthorized",
-                "An access token is required.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise missing_token()
         try:
             principal = await self.verifier.verify(token)
         except InvalidTokenError as exc:

@@ -6,11 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bugtracker_shared.pagination import next_link
 from bugtracker_shared.problems import ProblemError
 from bugtracker_shared.request_context import REQUEST_ID_HEADER, request_id_var, sane_request_id
 from bugtracker_shared.tokens import InvalidTokenError, Principal, TokenVerifier, bearer_token
@@ -66,16 +67,25 @@ def unauthorized(detail: str, code: str = "invalid_token") -> ProblemError:
     )
 
 
+def missing_token() -> ProblemError:
+    """401 for a request that carries no credentials (RFC 6750: no error code then)."""
+    return ProblemError(
+        401, "unauthorized", "An access token is required.", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def link_next_page(request: Request, response: Response, next_cursor: str | None) -> None:
+    """Sets `Link: <...>; rel="next"` when there is a page after this one."""
+    link = next_link(request.url.path, request.query_params.multi_items(), next_cursor)
+    if link:
+        response.headers["Link"] = link
+
+
 async def current_principal(request: Request) -> Principal:
     """The verified caller; 401 problem+json without a valid access token."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
-        raise ProblemError(
-            401,
-            "unauthorized",
-            "An access token is required.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise missing_token()
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         return await verifier.verify(token)

@@ -4,10 +4,10 @@ import hmac
 import uuid
 from typing import Annotated, Any
 
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, next_link
+from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from bugtracker_shared.problems import ProblemError
 from bugtracker_shared.tokens import Principal
-from bugtracker_shared.web import CurrentPrincipal, unauthorized
+from bugtracker_shared.web import CurrentPrincipal, link_next_page, unauthorized
 from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 
 from bugtracker_auth.api.schemas import (
@@ -181,9 +181,7 @@ async def search_users(
 ) -> UserPage:
     """Active users whose email or display name starts with `q` (case-insensitive)."""
     page = await cases.search_users(q=q, limit=limit, cursor=cursor)
-    link = next_link(request.url.path, request.query_params.multi_items(), page.next_cursor)
-    if link:
-        response.headers["Link"] = link
+    link_next_page(request, response, page.next_cursor)
     return UserPage(
         items=[
             UserSummary(id=u.id, display_name=u.display_name, email=u.email) for u in page.items

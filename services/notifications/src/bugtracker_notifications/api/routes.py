@@ -4,8 +4,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, next_link
-from bugtracker_shared.web import CurrentPrincipal
+from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from bugtracker_shared.web import CurrentPrincipal, link_next_page
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -53,9 +53,7 @@ async def list_notifications(
     page = await cases.list_notifications(
         principal.user_id, unread_only=unread, limit=limit, cursor=cursor
     )
-    link = next_link(request.url.path, request.query_params.multi_items(), page.next_cursor)
-    if link is not None:
-        response.headers["Link"] = link
+    link_next_page(request, response, page.next_cursor)
     return Page[NotificationResponse](
         items=[_notification(n) for n in page.items], next_cursor=page.next_cursor
     )

@@ -4,8 +4,8 @@ import uuid
 from typing import Annotated
 
 from bugtracker_shared.conditions import etag, expected_version, not_modified
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, next_link
-from bugtracker_shared.web import CurrentPrincipal
+from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from bugtracker_shared.web import CurrentPrincipal, link_next_page
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from bugtracker_projects.api.schemas import (
@@ -41,12 +41,6 @@ IfMatch = Annotated[str | None, Header(description="ETag of the version you chan
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
-def _link(request: Request, response: Response, next_cursor: str | None) -> None:
-    link = next_link(request.url.path, request.query_params.multi_items(), next_cursor)
-    if link:
-        response.headers["Link"] = link
-
-
 def _project(project: Project, response: Response) -> ProjectResponse:
     response.headers["ETag"] = etag(project.version)
     return ProjectResponse.of(project)
@@ -75,7 +69,7 @@ async def list_projects(
     archived: bool = False,
 ) -> ProjectPage:
     page = await cases.list_projects(who, limit=limit, cursor=cursor, archived=archived, q=q)
-    _link(request, response, page.next_cursor)
+    link_next_page(request, response, page.next_cursor)
     return ProjectPage(
         items=[ProjectResponse.of(p) for p in page.items], next_cursor=page.next_cursor
     )
@@ -178,7 +172,7 @@ async def list_members(
     cursor: Cursor = None,
 ) -> MemberPage:
     page = await cases.list_members(who, project_ref, limit=limit, cursor=cursor)
-    _link(request, response, page.next_cursor)
+    link_next_page(request, response, page.next_cursor)
     items = [MemberResponse.of(m) for m in page.items]
     return MemberPage(items=items, next_cursor=page.next_cursor)
 

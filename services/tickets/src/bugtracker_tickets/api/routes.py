@@ -6,8 +6,8 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from bugtracker_shared.conditions import etag, expected_version, not_modified
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, next_link
-from bugtracker_shared.web import CurrentPrincipal
+from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from bugtracker_shared.web import CurrentPrincipal, link_next_page
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from bugtracker_tickets.api.schemas import (
@@ -129,12 +129,6 @@ def _comment(comment: Comment, response: Response) -> CommentResponse:
     return CommentResponse.of(comment)
 
 
-def _link(request: Request, response: Response, next_cursor: str | None) -> None:
-    link = next_link(request.url.path, request.query_params.multi_items(), next_cursor)
-    if link:
-        response.headers["Link"] = link
-
-
 @router.post("/projects/{project_ref}/tickets", status_code=201)
 async def create_ticket(
     project_ref: str,
@@ -173,7 +167,7 @@ async def _list(
     response: Response,
 ) -> TicketPage:
     page = await cases.list_tickets(principal, project_ref, filters.request())
-    _link(request, response, page.next_cursor)
+    link_next_page(request, response, page.next_cursor)
     return TicketPage(
         items=[TicketResponse.of(t) for t in page.items],
         next_cursor=page.next_cursor,
@@ -306,7 +300,7 @@ async def ticket_history(
     cursor: Cursor = None,
 ) -> HistoryPage:
     entries, next_cursor = await cases.history(principal, ticket_ref, limit=limit, cursor=cursor)
-    _link(request, response, next_cursor)
+    link_next_page(request, response, next_cursor)
     return HistoryPage(
         items=[
             HistoryItem(
@@ -329,7 +323,7 @@ async def list_comments(
     cursor: Cursor = None,
 ) -> CommentPage:
     page = await comments.list_comments(principal, ticket_ref, limit=limit, cursor=cursor)
-    _link(request, response, page.next_cursor)
+    link_next_page(request, response, page.next_cursor)
     return CommentPage(
         items=[CommentResponse.of(c) for c in page.items], next_cursor=page.next_cursor
     )
