@@ -12,13 +12,12 @@ from bugtracker_shared.pagination import Listing, decode_time_id_cursor, time_id
 from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
-from bugtracker_tickets.application.ports import IdempotencyClaim, UnitOfWork
+from bugtracker_tickets.application.ports import UnitOfWork
 from bugtracker_tickets.application.recording import mentions_in, new_comment, store_comment
 from bugtracker_tickets.application.use_cases import Idempotency, TicketUseCases
 from bugtracker_tickets.domain.errors import (
     CommentNotFoundError,
     ForbiddenError,
-    IdempotencyKeyReusedError,
 )
 from bugtracker_tickets.domain.tickets import Comment, Ticket
 
@@ -57,21 +56,11 @@ class CommentUseCases:
         comment = new_comment(ticket, principal, body, mentions)
         async with self.uow() as uow:
             if idempotency is not None:
-                earlier = await uow.idempotency.claim(
-                    IdempotencyClaim(
-                        user_id=principal.user_id,
-                        scope=f"comment:{ticket.id}",
-                        key=idempotency.key,
-                        fingerprint=idempotency.fingerprint,
-                        resource_id=comment.id,
-                    )
+                earlier = await idempotency.claim(
+                    uow, principal.user_id, f"comment:{ticket.id}", comment.id
                 )
                 if earlier is not None:
-                    if earlier.fingerprint != idempotency.fingerprint:
-                        raise IdempotencyKeyReusedError(
-                            "This Idempotency-Key was used with a different request body."
-                        )
-                    stored = await uow.comments.get(earlier.resource_id)
+                    stored = await uow.comments.get(earlier)
                     if stored is None:
                         raise CommentNotFoundError("No such comment.")
                     return CommentCreated(stored, replayed=True)

@@ -95,6 +95,29 @@ class Idempotency:
         canonical = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
         return cls(key=key, fingerprint=hashlib.sha256(canonical.encode()).hexdigest())
 
+    async def claim(
+        self, uow: UnitOfWork, user_id: uuid.UUID, scope: str, resource_id: uuid.UUID
+    ) -> uuid.UUID | None:
+        """Claim the key for `resource_id` in the caller's transaction. When the key was
+        claimed before with the same body, the earlier resource's id; with another body,
+        422."""
+        earlier = await uow.idempotency.claim(
+            IdempotencyClaim(
+                user_id=user_id,
+                scope=scope,
+                key=self.key,
+                fingerprint=self.fingerprint,
+                resource_id=resource_id,
+            )
+        )
+        if earlier is None:
+            return None
+        if earlier.fingerprint != self.fingerprint:
+            raise IdempotencyKeyReusedError(
+                "This Idempotency-Key was used with a different request body."
+            )
+        return earlier.resource_id
+
 
 @dataclass(frozen=True)
 class Created:
@@ -202,17 +225,14 @@ class TicketUseCases:
         async with self.uow() as uow:
             ticket_id = uuid.uuid4()
             if idempotency is not None:
-                earlier = await uow.idempotency.claim(
-                    IdempotencyClaim(
-                        user_id=principal.user_id,
-                        scope=f"ticket:{access.project_id}",
-                        key=idempotency.key,
-                        fingerprint=idempotency.fingerprint,
-                        resource_id=ticket_id,
-                    )
+                earlier = await idempotency.claim(
+                    uow, principal.user_id, f"ticket:{access.project_id}", ticket_id
                 )
                 if earlier is not None:
-                    return await self._replay(uow, earlier, idempotency)
+                    replayed = await uow.tickets.get(earlier)
+                    if replayed is None:
+                        raise TicketNotFoundError("No such ticket.")
+                    return Created(replayed, replayed=True)
             number = await uow.tickets.next_number(access.project_id)
             ticket = Ticket(
                 id=ticket_id,
@@ -242,19 +262,6 @@ class TicketUseCases:
                 await record(uow, "ticket.assigned", ticket, principal, changes=changes)
             await uow.commit()
         return Created(ticket)
-
-    @staticmethod
-    async def _replay(
-        uow: UnitOfWork, earlier: IdempotencyClaim, idempotency: Idempotency
-    ) -> Created:
-        if earlier.fingerprint != idempotency.fingerprint:
-            raise IdempotencyKeyReusedError(
-                "This Idempotency-Key was used with a different request body."
-            )
-        ticket = await uow.tickets.get(earlier.resource_id)
-        if ticket is None:
-            raise TicketNotFoundError("No such ticket.")
-        return Created(ticket, replayed=True)
 
     async def get_ticket(self, principal: Principal, ticket_ref: str) -> Ticket:
         ticket, _ = await self.visible_ticket(principal, ticket_ref)
