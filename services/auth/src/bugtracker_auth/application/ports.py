@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
-from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.pagination import Listing
+from bugtracker_shared.ports import EventSink, Transaction
 
 from bugtracker_auth.domain.users import (
     GlobalRole,
@@ -80,23 +79,10 @@ class SessionRepository(Protocol):
     async def revoked_since(self, since: datetime) -> Sequence[RevokedSession]: ...
 
 
-class EventSink(Protocol):
-    async def add(self, event: CloudEvent) -> None: ...
-
-
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Protocol):
     users: UserRepository
     sessions: SessionRepository
     outbox: EventSink
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
 
 
 class PasswordHasher(Protocol):
@@ -137,7 +123,6 @@ class RefreshTokenFactory(Protocol):
 
 __all__ = [
     "CommonPasswords",
-    "EventSink",
     "IssuedTokens",
     "LoginThrottle",
     "PasswordHasher",

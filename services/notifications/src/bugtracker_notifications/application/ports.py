@@ -6,8 +6,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
+
+from bugtracker_shared.ports import Transaction
 
 from bugtracker_notifications.domain.notifications import Notification
 
@@ -68,15 +69,6 @@ class NotificationFeed(Protocol):
     def subscribe(self, user_id: uuid.UUID) -> Subscription: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Protocol):
     notifications: NotificationRepository
     inbox: Inbox
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...

@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
-from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.permissions import ProjectRole
+from bugtracker_shared.ports import EventSink, Transaction
 
 from bugtracker_projects.domain.projects import Member, Project
 
@@ -66,20 +65,7 @@ class MemberRepository(Protocol):
     async def remove(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None: ...
 
 
-class EventSink(Protocol):
-    async def add(self, event: CloudEvent) -> None: ...
-
-
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Protocol):
     projects: ProjectRepository
     members: MemberRepository
     outbox: EventSink
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from bugtracker_shared.db import SqlAlchemyUnitOfWork
 from bugtracker_shared.outbox import OutboxWriter
+from bugtracker_shared.ports import EventSink
 
-from bugtracker_projects.application.ports import EventSink, MemberRepository, ProjectRepository
+from bugtracker_projects.application.ports import MemberRepository, ProjectRepository
 from bugtracker_projects.infrastructure.repositories import (
     SqlMemberRepository,
     SqlProjectRepository,

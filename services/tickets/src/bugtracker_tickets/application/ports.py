@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
-from bugtracker_shared.events import CloudEvent
+from bugtracker_shared.ports import EventSink, Transaction
 
 from bugtracker_tickets.domain.tickets import (
     Comment,
@@ -126,23 +125,10 @@ class IdempotencyStore(Protocol):
         ...
 
 
-class EventSink(Protocol):
-    async def add(self, event: CloudEvent) -> None: ...
-
-
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Protocol):
     tickets: TicketRepository
     comments: CommentRepository
     history: HistoryRepository
     watchers: WatcherRepository
     idempotency: IdempotencyStore
     outbox: EventSink
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...

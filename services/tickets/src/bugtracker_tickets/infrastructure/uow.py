@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from bugtracker_shared.db import SqlAlchemyUnitOfWork
 from bugtracker_shared.outbox import OutboxWriter
+from bugtracker_shared.ports import EventSink
 
 from bugtracker_tickets.application.ports import (
     CommentRepository,
-    EventSink,
     HistoryRepository,
     IdempotencyStore,
     TicketRepository,
