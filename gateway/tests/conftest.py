@@ -291,6 +291,7 @@ def settings(backends: dict[str, FakeBackend]) -> Settings:
         amqp_url="",
         internal_token=INTERNAL_TOKEN,
         revocations_startup_wait_seconds=5.0,
+        metrics_port=0,  # any free port: tests run beside `make up` and each other
     )
 
 

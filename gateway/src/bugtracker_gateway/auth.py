@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from bugtracker_shared.logs import bind_log_context
 from bugtracker_shared.problems import ProblemError, problem_response
 from bugtracker_shared.tokens import (
     InvalidTokenError,
@@ -100,6 +101,7 @@ class AuthenticationMiddleware:
             await response(scope, receive, send)
             return
         remember_user(scope, principal.user_id)  # the rate limit counts per user
+        bind_log_context(user_id=principal.user_id)
         await self.app(scope, receive, send)
 
     async def _authenticate(self, authorization: str | None) -> Principal:

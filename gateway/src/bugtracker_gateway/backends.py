@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import aiohttp
+from bugtracker_shared import tracing
 from yarl import URL
 
 from bugtracker_gateway.routing import BACKENDS, Backend
@@ -86,6 +87,8 @@ class Backends:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
+                # Client spans and the traceparent header, when tracing is on.
+                trace_configs=tracing.aiohttp_trace_configs(),
             )
 
     async def close(self) -> None:

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
+from bugtracker_shared import tracing
 from bugtracker_shared.logs import configure_logging
+from bugtracker_shared.metrics import ObservabilityMiddleware
 from bugtracker_shared.problems import install_problem_handlers
 from bugtracker_shared.tokens import TokenVerifier
 from bugtracker_shared.web import RequestIdMiddleware
@@ -20,6 +22,7 @@ from bugtracker_gateway.auth import AuthenticationMiddleware, jwks_fetcher
 from bugtracker_gateway.backends import Backends
 from bugtracker_gateway.docs import install_docs
 from bugtracker_gateway.health import health_router
+from bugtracker_gateway.observability import MetricsServer, gateway_route
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
 from bugtracker_gateway.proxy import PROXIED_METHODS, proxy_endpoint
 from bugtracker_gateway.ratelimit import RateLimiter, RateLimitMiddleware
@@ -52,6 +55,8 @@ CORS_EXPOSE_HEADERS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("gateway", settings.log_level)
+    tracing.configure_tracing("gateway")
+    metrics_server = MetricsServer(settings.metrics_host, settings.metrics_port)
     app_version = version("bugtracker-gateway")
     backends = Backends(settings)
     verifier = TokenVerifier(
@@ -79,7 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await backends.open()
-        logger.info("routing table: %s", settings.routing_table())
+        metrics_server.start()
+        logger.info(
+            "routing table: %s; metrics on %s:%s",
+            settings.routing_table(),
+            metrics_server.host,
+            metrics_server.port,
+        )
         feed.start()
         # The merged document is built at start, in the background (backends may still
         # be starting; a partial merge is fetched again on the next request).
@@ -93,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await prefetch
             await feed.close()
             await backends.close()
+            metrics_server.stop()
+            tracing.flush()
 
     # FastAPI's own document would describe the gateway, not the API: it is switched off
     # and /openapi.json serves the backends' merged documents instead.
@@ -105,8 +118,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.revocations = feed
-    # Listed innermost first: request id, security headers, CORS, header size, token
-    # check, rate limit (per user, so after the token check), then the routes.
+    app.state.metrics_server = metrics_server
+    # Added innermost first: rate limit (per user, so after the token check), token
+    # check, header size, CORS, security headers, metrics and access log, request id, and
+    # the tracing span outermost.
     if settings.rate_limit_enabled:
         app.add_middleware(
             RateLimitMiddleware,
@@ -124,7 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
+    app.add_middleware(ObservabilityMiddleware, route_of=gateway_route)
+    app.add_middleware(RequestIdMiddleware)  # every answer carries the id
+    if tracing.tracing_enabled():
+        tracing.instrument_app(app)  # outermost: the server span covers everything
     install_problem_handlers(app)
     app.include_router(health_router(backends, settings.health_timeout_seconds, feed))
     app.include_router(openapi_router(aggregator))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from http import HTTPStatus
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from bugtracker_gateway.backends import Backends
+from bugtracker_gateway.observability import BACKEND_ERRORS, BACKEND_REQUEST_DURATION
 from bugtracker_gateway.routing import Backend, backend_for
 from bugtracker_gateway.settings import Settings
 
@@ -167,6 +169,7 @@ async def forward(
     session = backends.session(backend)
     replicas = backends.replicas[backend]
     tried: set[str] = set()
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(settings.backend_timeout_seconds) as deadline:
             while True:
@@ -189,17 +192,21 @@ async def forward(
                 break
             if upstream.content_type == EVENT_STREAM:
                 deadline.reschedule(None)  # a stream lasts as long as the client listens
+                _observe(backend, upstream.status, started)
                 return _streamed(upstream)
             try:
                 content = await upstream.read()  # releases the connection when done
             except BaseException:
                 upstream.close()
                 raise
+            _observe(backend, upstream.status, started)
             return _buffered(upstream, content, request.method)
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         logger.warning("%s unreachable: %s", backend, exc)
+        BACKEND_ERRORS.labels(backend, "unavailable").inc()
         raise _unavailable(backend) from exc
     except TimeoutError as exc:
+        BACKEND_ERRORS.labels(backend, "timeout").inc()
         # No Retry-After: the backend is slow, not down, and the request may have had
         # its effect; whether to repeat it is the client's call.
         logger.warning("%s did not answer within %ss", backend, settings.backend_timeout_seconds)
@@ -210,9 +217,14 @@ async def forward(
         ) from exc
     except aiohttp.ClientError as exc:
         logger.warning("%s failed mid-exchange: %s", backend, exc)
+        BACKEND_ERRORS.labels(backend, "bad_response").inc()
         raise ProblemError(
             502, "bad_gateway", f"The {backend} service gave no valid answer."
         ) from exc
+
+
+def _observe(backend: Backend, status: int, started: float) -> None:
+    BACKEND_REQUEST_DURATION.labels(backend, str(status)).observe(time.perf_counter() - started)
 
 
 def proxy_endpoint(

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 600
     revocations_startup_wait_seconds: float = 3.0
     log_level: str = "INFO"
+    # Prometheus metrics are served on this internal address only, never on the public
+    # port (0: any free port, as tests use).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9000
 
     def backend_urls(self, backend: Backend) -> tuple[str, ...]:
         """The base URLs of a backend's replicas, without trailing slashes."""

@@ -36,6 +36,12 @@ class CloudEventEnvelope(BaseModel):
     actorid: str | None = Field(default=None, description="Who acted (a user id).")
     correlationid: str | None = Field(default=None, description="The request id.")
     sequence: int = Field(ge=0, description="The aggregate's version after the change.")
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C trace context of the change (CloudEvents distributed-tracing "
+        "extension), present when tracing is on; the AMQP headers carry it too.",
+    )
+    tracestate: str | None = Field(default=None, description="W3C trace state, with it.")
 
 
 def _camel(name: str) -> str:

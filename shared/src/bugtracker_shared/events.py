@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bugtracker_shared.tracing import current_trace_context
+
 EXCHANGE = "bugtracker.events"
 DEAD_LETTER_EXCHANGE = "bugtracker.dlx"
 # Where the broker puts events no queue is bound to (an alternate exchange, set by policy
@@ -44,6 +46,10 @@ class CloudEvent(BaseModel):
     correlationid: str | None = None
     sequence: int = Field(ge=0)
     data: dict[str, Any]
+    # CloudEvents distributed-tracing extension: the W3C context of the change that made
+    # the event, when it was traced, so the trace goes on through the broker.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @property
     def name(self) -> str:
@@ -60,6 +66,7 @@ def new_event(
     actor_id: uuid.UUID | None,
     correlation_id: str | None,
 ) -> CloudEvent:
+    trace_context = current_trace_context()
     return CloudEvent(
         id=uuid.uuid4(),
         source=f"/bugtracker/{service}",
@@ -70,4 +77,6 @@ def new_event(
         correlationid=correlation_id,
         sequence=sequence,
         data=data,
+        traceparent=trace_context.get("traceparent"),
+        tracestate=trace_context.get("tracestate"),
     )

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 import aio_pika
 import aiormq
@@ -31,12 +32,21 @@ from aio_pika.connection import make_url
 from pydantic import ValidationError
 
 from bugtracker_shared.events import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, EXCHANGE, CloudEvent
+from bugtracker_shared.logs import log_context
+from bugtracker_shared.metrics import (
+    CONSUMER_LAG,
+    CONSUMER_QUEUE_MESSAGES,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+)
+from bugtracker_shared.tracing import consume_span
 
 logger = logging.getLogger("bugtracker.messaging")
 
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
 
 PUBLISH_TIMEOUT_SECONDS = 10.0
+DELIVERY_LIMIT = 5
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -56,6 +66,7 @@ class Broker:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumers: list[tuple[str, Sequence[str], EventHandler, int]] = []
+        self._inspect_channel: AbstractChannel | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
@@ -113,10 +124,30 @@ class Broker:
         await channel.set_qos(prefetch_count=prefetch)
         exchange = await declare_exchange(channel)
         queue = await declare_consumer_queue(channel, exchange, queue_name, routing_keys)
-        await queue.consume(_message_callback(handler))
+        await queue.consume(_message_callback(handler, queue_name))
+
+    async def observe_queue_depths(self) -> None:
+        """Set the ready-message gauge of each of this process's queues (at scrape time)."""
+        if not self._consumers or not self.is_ready or self._connection is None:
+            return
+        try:
+            if self._inspect_channel is None or self._inspect_channel.is_closed:
+                self._inspect_channel = await self._connection.channel()
+            for queue_name, *_ in self._consumers:
+                queue = await self._inspect_channel.declare_queue(queue_name, passive=True)
+                declared = queue.declaration_result
+                CONSUMER_QUEUE_MESSAGES.labels(queue_name).set(declared.message_count or 0)
+        except (aio_pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
+            logger.warning("could not read queue depths: %s", exc)
 
     async def publish(
-        self, routing_key: str, body: bytes, *, message_id: str, correlation_id: str | None
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        correlation_id: str | None,
+        headers: dict[str, str] | None = None,
     ) -> bool:
         """Publish a persistent, mandatory message and wait for the broker's confirm.
 
@@ -131,6 +162,7 @@ class Broker:
                 content_type=CONTENT_TYPE,
                 message_id=message_id,
                 correlation_id=correlation_id,
+                headers=dict(headers) if headers else None,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
             routing_key=routing_key,
@@ -158,7 +190,7 @@ async def declare_consumer_queue(
     name: str,
     routing_keys: Sequence[str],
     *,
-    delivery_limit: int = 5,
+    delivery_limit: int = DELIVERY_LIMIT,
 ) -> aio_pika.abc.AbstractQueue:
     """`name` as a durable quorum queue bound to `routing_keys`, with `name.dlq` behind it."""
     dlx = await channel.declare_exchange(
@@ -205,7 +237,7 @@ class _SubjectLocks:
 
 
 def _message_callback(
-    handler: EventHandler,
+    handler: EventHandler, queue: str
 ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
     """Parse, handle, then ack: the handler commits (inbox row included) before the ack,
     so a crash in between means a redelivery that the inbox turns into a no-op."""
@@ -216,19 +248,39 @@ def _message_callback(
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError:
             logger.error("dead-lettering a message that is not a CloudEvent: %r", message.body)
+            EVENTS_CONSUMED.labels(queue, "-", "rejected").inc()
+            EVENTS_DEAD_LETTERED.labels(queue).inc()
             await message.reject(requeue=False)
             return
+        routing_key = event.name
         # Tasks start in delivery order and the lock is FIFO: one subject's events are
         # handled in the order the queue delivered them.
         async with subjects.hold(event.subject):
-            try:
-                await handler(event)
-            except Exception:
-                # Returned to the queue; the quorum queue counts the delivery and, past its
-                # delivery limit, dead-letters the poison message instead of looping.
-                logger.exception("handling event %s (%s) failed", event.id, event.type)
-                await message.nack(requeue=True)
-                return
+            CONSUMER_LAG.labels(queue).observe(
+                max((datetime.now(UTC) - event.time).total_seconds(), 0.0)
+            )
+            with (
+                log_context(event_id=event.id, event_type=routing_key),
+                consume_span(queue, routing_key, str(event.id), message.headers or {}),
+            ):
+                try:
+                    await handler(event)
+                except Exception:
+                    # Returned to the queue; the quorum queue counts the delivery and, past
+                    # its delivery limit, dead-letters the poison message instead of looping.
+                    logger.exception("handling event %s (%s) failed", event.id, event.type)
+                    EVENTS_CONSUMED.labels(queue, routing_key, "failed").inc()
+                    if _deliveries_so_far(message) + 1 > DELIVERY_LIMIT:
+                        EVENTS_DEAD_LETTERED.labels(queue).inc()
+                    await message.nack(requeue=True)
+                    return
+            EVENTS_CONSUMED.labels(queue, routing_key, "handled").inc()
             await message.ack()
 
     return on_message
+
+
+def _deliveries_so_far(message: AbstractIncomingMessage) -> int:
+    """Earlier failed deliveries of this message, as the quorum queue counts them."""
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0

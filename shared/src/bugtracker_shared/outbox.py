@@ -36,6 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.messaging import Broker
+from bugtracker_shared.metrics import (
+    EVENTS_PUBLISHED,
+    EVENTS_UNROUTABLE,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+)
+from bugtracker_shared.tracing import publish_span
 
 logger = logging.getLogger("bugtracker.outbox")
 
@@ -206,6 +213,20 @@ class OutboxRelay:
             if deleted < self._prune_batch_size:
                 return total
 
+    async def observe_backlog(self) -> None:
+        """Set the backlog gauges: unsent rows and the age of the oldest (at scrape time)."""
+        t = self._table
+        async with self._engine.connect() as conn:
+            count, oldest = (
+                await conn.execute(
+                    select(func.count(), func.min(t.c.created_at)).where(t.c.sent_at.is_(None))
+                )
+            ).one()
+        OUTBOX_BACKLOG.set(count)
+        OUTBOX_OLDEST_AGE.set(
+            max((datetime.now(UTC) - oldest).total_seconds(), 0.0) if oldest else 0.0
+        )
+
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many went out."""
         t = self._table
@@ -230,13 +251,18 @@ class OutboxRelay:
             async def publish_in_order(aggregate_rows: Sequence[Any]) -> None:
                 for row in aggregate_rows:
                     payload: dict[str, Any] = row.payload
-                    routed = await self._broker.publish(
-                        row.routing_key,
-                        json.dumps(payload, separators=(",", ":")).encode(),
-                        message_id=str(row.event_id),
-                        correlation_id=payload.get("correlationid"),
-                    )
+                    headers: dict[str, str] = {}
+                    with publish_span(row.routing_key, str(row.event_id), payload, headers):
+                        routed = await self._broker.publish(
+                            row.routing_key,
+                            json.dumps(payload, separators=(",", ":")).encode(),
+                            message_id=str(row.event_id),
+                            correlation_id=payload.get("correlationid"),
+                            headers=headers,
+                        )
+                    EVENTS_PUBLISHED.labels(row.routing_key).inc()
                     if not routed:
+                        EVENTS_UNROUTABLE.labels(row.routing_key).inc()
                         # Confirmed by the broker but bound to no queue and no alternate
                         # exchange: counted as sent, so it cannot block the outbox.
                         self.unroutable += 1

@@ -10,8 +10,10 @@ import httpx
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bugtracker_shared import tracing
 from bugtracker_shared.db import create_engine, ping
 from bugtracker_shared.messaging import Broker, BrokerUnavailableError
+from bugtracker_shared.metrics import observe_pool
 from bugtracker_shared.outbox import OutboxRelay, OutboxSettings
 from bugtracker_shared.tokens import TokenVerifier
 
@@ -66,6 +68,21 @@ class ServiceRuntime:
     def after_commit(self) -> None:
         if self.relay is not None:
             self.relay.wake()
+
+    def instrument(self) -> None:
+        """Trace this runtime's SQL and outgoing HTTP calls (when tracing is on)."""
+        if not tracing.tracing_enabled():
+            return
+        tracing.instrument_engine(self.engine)
+        for client in self.http_clients:
+            tracing.instrument_http_client(client)
+
+    async def observe(self) -> None:
+        """Read the gauges Prometheus is about to scrape: pool, outbox, queue depths."""
+        observe_pool(self.engine)
+        if self.relay is not None:
+            await self.relay.observe_backlog()
+        await self.broker.observe_queue_depths()
 
     def start(self) -> None:
         self.broker.start()

@@ -1,17 +1,20 @@
-"""The FastAPI app every Bugtracker service is: request ids, problem+json, health
-endpoints and one lifespan that starts and stops the service's resources."""
+"""The FastAPI app every Bugtracker service is: request ids, structured logs, metrics,
+traces, problem+json, health endpoints and one lifespan that starts and stops the
+service's resources."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 
+from bugtracker_shared import tracing
 from bugtracker_shared.logs import configure_logging
+from bugtracker_shared.metrics import ObservabilityMiddleware, metrics_router
 from bugtracker_shared.problems import install_problem_handlers
 from bugtracker_shared.runtime import ServiceRuntime
-from bugtracker_shared.web import RequestIdMiddleware, health_router
+from bugtracker_shared.web import RequestIdMiddleware, bind_path_ids, health_router
 
 Wiring = Callable[[FastAPI], ServiceRuntime]
 """Builds the service's resources at start-up, puts its use cases on `app.state` and
@@ -27,10 +30,12 @@ def service_app(
     log_level: str = "INFO",
 ) -> FastAPI:
     configure_logging(name, log_level)
+    tracing.configure_tracing(name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = wire(app)
+        runtime.instrument()
         app.state.runtime = runtime
         app.state.token_verifier = runtime.verifier
         runtime.start()
@@ -38,11 +43,26 @@ def service_app(
             yield
         finally:
             await runtime.close()
+            tracing.flush()
 
-    app = FastAPI(title=f"Bugtracker {name}", version="0.1.0", lifespan=lifespan)
+    def runtime_of(request: Request) -> ServiceRuntime:
+        runtime: ServiceRuntime = request.app.state.runtime
+        return runtime
+
+    app = FastAPI(
+        title=f"Bugtracker {name}",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(bind_path_ids)],
+    )
+    # Innermost first: metrics and access log see the request id and the route.
+    app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if tracing.tracing_enabled():
+        tracing.instrument_app(app)  # outermost: the server span covers everything
     install_problem_handlers(app, domain_errors)
     for router in routers:
         app.include_router(router)
-    app.include_router(health_router(lambda request: request.app.state.runtime.health_checks()))
+    app.include_router(health_router(lambda request: runtime_of(request).health_checks()))
+    app.include_router(metrics_router(lambda request: runtime_of(request).observe()))
     return app

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bugtracker_shared.logs import bind_log_context
 from bugtracker_shared.pagination import next_link
 from bugtracker_shared.problems import ProblemError
 from bugtracker_shared.request_context import REQUEST_ID_HEADER, request_id_var, sane_request_id
@@ -88,12 +89,27 @@ async def current_principal(request: Request) -> Principal:
         raise missing_token()
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        return await verifier.verify(token)
+        principal = await verifier.verify(token)
     except InvalidTokenError as exc:
         raise unauthorized(str(exc), exc.code) from exc
+    bind_log_context(user_id=principal.user_id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+# Path parameters worth a field on every log line of the request, by their log key.
+_LOGGED_PATH_PARAMS = {"project_ref": "project_id", "ticket_ref": "ticket_id"}
+
+
+async def bind_path_ids(request: Request) -> None:
+    """An app-wide dependency: the project and ticket a request is about go into its logs."""
+    params = request.path_params
+    if params:
+        bind_log_context(
+            **{key: params[name] for name, key in _LOGGED_PATH_PARAMS.items() if name in params}
+        )
+
 
 HealthCheck = Callable[[], Awaitable[None]]
 

@@ -89,7 +89,8 @@ def up(data: Path) -> int:
         **{
             p: int(os.environ.get(f"BUGTRACKER_{p.upper()}_PORT", getattr(Ports(), p)))
             for p in PROCESSES
-        }
+        },
+        gateway_metrics=int(os.environ.get("BUGTRACKER_GATEWAY_METRICS_PORT", "9000")),
     )
     pg_port = int(os.environ.get("BUGTRACKER_PG_PORT", "5432"))
     amqp_port = int(os.environ.get("BUGTRACKER_AMQP_PORT", "5672"))
@@ -105,6 +106,8 @@ def up(data: Path) -> int:
         ports=ports,
         keys_dir=data / "keys",
         role_passwords={s: secrets[f"PG_PASSWORD_{s.upper()}"] for s in SERVICES},
+        # Readable key=value lines in a terminal; containers and CI keep the JSON default.
+        extra_env={"BUGTRACKER_LOG_FORMAT": os.environ.get("BUGTRACKER_LOG_FORMAT", "console")},
     )
     children: list[subprocess.Popen[bytes]] = []
     stopping = threading.Event()
@@ -144,6 +147,7 @@ def up(data: Path) -> int:
             f"  Gateway:  {stack.url('gateway')}/api/v1\n"
             f"  Swagger:  {stack.url('gateway')}/docs\n"
             f"  AMQP:     {stack.rabbitmq.url} (exchange bugtracker.events)\n"
+            f"  Metrics:  {stack.metrics_url('gateway')} and /metrics on each service\n"
             f"  Admin:    {secrets['BUGTRACKER_ADMIN_EMAIL']} / "
             f"{secrets['BUGTRACKER_ADMIN_PASSWORD']}  (kept in {data / 'secrets.env'})\n"
             "  Stop with Ctrl-C or `make down`.\n"

@@ -36,6 +36,8 @@ class Ports:
     projects: int = 8002
     tickets: int = 8003
     notifications: int = 8004
+    # The gateway's internal Prometheus endpoint (not on its public port).
+    gateway_metrics: int = 9000
 
     def of(self, process: str) -> int:
         return int(getattr(self, process))
@@ -70,6 +72,12 @@ class Stack:
     def url(self, process: str) -> str:
         return f"http://127.0.0.1:{self.ports.of(process)}"
 
+    def metrics_url(self, process: str) -> str:
+        """Where Prometheus scrapes a process: the gateway keeps it off its public port."""
+        if process == "gateway":
+            return f"http://127.0.0.1:{self.ports.gateway_metrics}/metrics"
+        return f"{self.url(process)}/metrics"
+
     def env(self, process: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.extra_env)
@@ -90,6 +98,7 @@ class Stack:
         if process in ("tickets", "gateway"):
             values["PROJECTS_URL"] = self.url("projects")
         if process == "gateway":
+            values["METRICS_PORT"] = str(self.ports.gateway_metrics)
             values["TICKETS_URL"] = self.url("tickets")
             values["NOTIFICATIONS_URL"] = self.url("notifications")
         env.update({prefix + key: value for key, value in values.items()})

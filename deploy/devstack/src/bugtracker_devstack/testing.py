@@ -41,7 +41,9 @@ def throwaway_stack() -> Iterator[Stack]:
             epmd_port=free_port(),
             node_name=f"bt-test-{amqp_port}@localhost",
         ),
-        ports=Ports(**{p: free_port() for p in ("gateway", *SERVICES)}),
+        ports=Ports(
+            **{p: free_port() for p in ("gateway", *SERVICES)}, gateway_metrics=free_port()
+        ),
         keys_dir=base / "keys",
         role_passwords={service: new_password() for service in SERVICES},
         # Every component talks to RabbitMQ as its own user, with only its own rights.
