@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import jwt
@@ -133,21 +135,37 @@ class TicketsApi:
         )
 
 
+TicketsApiFactory = Callable[..., AbstractAsyncContextManager[TicketsApi]]
+
+
 @pytest.fixture
-async def tickets_api(infra: Stack) -> AsyncIterator[TicketsApi]:
-    migrated(infra, "tickets")
-    await truncate_schema(infra, "tickets")
-    tokens = TokenMinter()
-    projects = FakeProjects()
-    settings = Settings(
-        database_url=infra.database_url("tickets"),
-        amqp_url=infra.rabbitmq.url,
-        projects_url=PROJECTS_URL,
-    )
-    app = create_app(
-        settings,
-        projects_transport=httpx.MockTransport(projects.router.handler),
-        jwks_fetcher=tokens.fetch_jwks,
-    )
-    async with app_client(app) as client:
-        yield TicketsApi(client, tokens, projects)
+def open_tickets_api(infra: Stack) -> TicketsApiFactory:
+    """The tickets app on the test run's PostgreSQL and RabbitMQ, with faked projects;
+    keyword arguments override its settings."""
+
+    @asynccontextmanager
+    async def open_(**overrides: Any) -> AsyncIterator[TicketsApi]:
+        migrated(infra, "tickets")
+        await truncate_schema(infra, "tickets")
+        tokens = TokenMinter()
+        projects = FakeProjects()
+        settings = Settings(
+            database_url=infra.database_url("tickets"),
+            amqp_url=infra.rabbitmq.url,
+            projects_url=PROJECTS_URL,
+        ).model_copy(update=overrides)
+        app = create_app(
+            settings,
+            projects_transport=httpx.MockTransport(projects.router.handler),
+            jwks_fetcher=tokens.fetch_jwks,
+        )
+        async with app_client(app) as client:
+            yield TicketsApi(client, tokens, projects)
+
+    return open_
+
+
+@pytest.fixture
+async def tickets_api(open_tickets_api: TicketsApiFactory) -> AsyncIterator[TicketsApi]:
+    async with open_tickets_api() as api:
+        yield api

@@ -24,8 +24,9 @@ from bugtracker_notifications.main import EVENTS_QUEUE, create_app
 from bugtracker_notifications.settings import Settings
 from bugtracker_shared import dlq
 from bugtracker_shared.events import CloudEvent
-from bugtracker_shared.messaging import Broker
+from bugtracker_shared.messaging import DELIVERY_LIMIT, Broker
 from bugtracker_shared.outbox import OutboxRelay, OutboxWriter, outbox_table
+from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -47,6 +48,19 @@ async def count_for(db: asyncpg.Connection, event_ids: list[uuid.UUID]) -> tuple
     return int(row["n"]), int(row["d"])
 
 
+def _consumer_counts() -> dict[str, float]:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"queue": EVENTS_QUEUE, **labels}) or 0.0
+
+    consumed = "bugtracker_events_consumed_total"
+    kind = {"type": "ticket.assigned"}
+    return {
+        "handled": sample(consumed, **kind, outcome="handled"),
+        "failed": sample(consumed, **kind, outcome="failed"),
+        "dead_lettered": sample("bugtracker_events_dead_lettered_total"),
+    }
+
+
 async def test_a_poison_message_is_dead_lettered_after_the_delivery_limit_without_blocking(
     client: httpx.AsyncClient,
     infra: Stack,
@@ -58,6 +72,7 @@ async def test_a_poison_message_is_dead_lettered_after_the_delivery_limit_withou
     poison = assigned(actor_id=uuid.uuid4(), assignee_id=uuid.uuid4())
     poison = poison.model_copy(update={"data": {**poison.data, "key": None}})
     healthy = [assigned(actor_id=uuid.uuid4(), assignee_id=uuid.uuid4()) for _ in range(3)]
+    before = _consumer_counts()
 
     await publish(poison)
     for event in healthy:
@@ -78,6 +93,14 @@ async def test_a_poison_message_is_dead_lettered_after_the_delivery_limit_withou
     assert letter.type == "io.bugtracker.ticket.assigned.v1"
     assert letter.routing_key == "ticket.assigned"
     assert letter.queue == EVENTS_QUEUE
+    # The consumer's metrics saw it: every failed delivery, and the one that dead-lettered it.
+    after = _consumer_counts()
+    assert after["dead_lettered"] == before["dead_lettered"] + 1
+    assert after["failed"] == before["failed"] + DELIVERY_LIMIT + 1
+    assert after["handled"] >= before["handled"] + 3
+    scraped = await client.get("/metrics")
+    assert f'bugtracker_consumer_queue_messages{{queue="{EVENTS_QUEUE}"}}' in scraped.text
+    assert "bugtracker_consumer_lag_seconds_bucket" in scraped.text
     assert not await superuser_db.fetchval(
         "SELECT count(*) FROM notifications.inbox WHERE event_id = $1", poison.id
     )

@@ -7,7 +7,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from bugtracker_devstack.processes import free_port
 from bugtracker_shared.permissions import ProjectRole
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
 
@@ -188,3 +190,34 @@ async def test_bad_bodies_are_problems_and_create_nothing(
         "/api/v1/projects/BUG/tickets", headers=tickets_api.headers(DEV)
     )
     assert listed.json()["items"] == []
+
+
+async def test_metrics_report_the_pool_and_the_backlog_the_broker_has_not_taken_yet(
+    open_tickets_api: Any,
+) -> None:
+    # Nobody listens at that broker address: the events wait in the outbox.
+    broker_down = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    async with open_tickets_api(amqp_url=broker_down, db_pool_size=4) as api:
+        api.projects.add("MET", ROLES)
+        for _ in range(3):
+            assert (await api.create(REPORTER, "MET")).status_code == 201
+        scraped = await api.client.get("/metrics")
+    assert scraped.status_code == 200
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
+    assert values[("bugtracker_db_pool_size", ())] == 4
+    assert values[("bugtracker_db_pool_connections", (("state", "in_use"),))] == 0
+    assert values[("bugtracker_outbox_backlog", ())] == 3  # one ticket.created each
+    assert values[("bugtracker_outbox_oldest_unsent_age_seconds", ())] > 0
+    created = (
+        "bugtracker_http_request_duration_seconds_count",
+        (
+            ("method", "POST"),
+            ("route", "/api/v1/projects/{project_ref}/tickets"),
+            ("status", "201"),
+        ),
+    )
+    assert values[created] >= 3

@@ -1,0 +1,159 @@
+"""What the five processes log, as an operator reads it: JSON lines that follow one request
+across processes, and never a password or a token."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bugtracker_devstack.stack import PROCESSES, Stack
+
+pytestmark = pytest.mark.e2e
+
+FIRST_PASSWORD = "violet harbour 19 lanterns drift"
+SECOND_PASSWORD = "copper meadow 64 kites ascend"
+WRONG_PASSWORD = "this is not the password 1234"
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")  # any JSON Web Token
+
+
+def _log_text(logs: Path) -> str:
+    return "\n".join((logs / f"{process}.log").read_text(errors="replace") for process in PROCESSES)
+
+
+def _records(logs: Path, process: str) -> list[dict[str, Any]]:
+    lines = (logs / f"{process}.log").read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def _until(probe: Any, what: str, within: float = 10.0) -> Any:
+    deadline = time.monotonic() + within
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        time.sleep(0.05)
+    return found
+
+
+def test_no_password_or_token_reaches_the_logs(system: Any, infra: Stack) -> None:
+    email = f"logs-{uuid.uuid4().hex[:8]}@example.com"
+    secrets: list[str] = [FIRST_PASSWORD, SECOND_PASSWORD, WRONG_PASSWORD]
+    with httpx.Client(base_url=system.gateway_url, timeout=10) as api:
+        created = api.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": FIRST_PASSWORD, "display_name": "Logs"},
+        )
+        assert created.status_code == 201, created.text
+        refused = api.post("/api/v1/auth/login", json={"email": email, "password": WRONG_PASSWORD})
+        assert refused.status_code == 401
+        login = api.post("/api/v1/auth/login", json={"email": email, "password": FIRST_PASSWORD})
+        assert login.status_code == 200, login.text
+        tokens = login.json()
+        spent = {"refresh_token": tokens["refresh_token"]}
+        refreshed = api.post("/api/v1/auth/refresh", json=spent)
+        assert refreshed.status_code == 200, refreshed.text
+        fresh = refreshed.json()
+        # The spent refresh token again: reuse detection, and a 401 with a logged warning.
+        reused = api.post("/api/v1/auth/refresh", json=spent)
+        assert reused.status_code == 401
+        relogin = api.post("/api/v1/auth/login", json={"email": email, "password": FIRST_PASSWORD})
+        assert relogin.status_code == 200, relogin.text
+        current = relogin.json()
+        changed = api.post(
+            "/api/v1/users/me/password",
+            json={"current_password": FIRST_PASSWORD, "new_password": SECOND_PASSWORD},
+            headers={"Authorization": f"Bearer {current['access_token']}"},
+        )
+        assert changed.status_code == 204, changed.text
+        forged = api.get(
+            "/api/v1/users/me", headers={"Authorization": f"Bearer {current['access_token']}x"}
+        )
+        assert forged.status_code == 401
+        marker = f"logs-probe-{uuid.uuid4().hex}"
+        api.get("/api/v1/users/me", headers={"X-Request-ID": marker})
+    for pair in (tokens, fresh, current):
+        secrets += [pair["access_token"], pair["refresh_token"]]
+    secrets += [
+        system.admin_password,
+        infra.internal_token,
+        *infra.role_passwords.values(),
+        *infra.amqp_passwords.values(),
+    ]
+
+    # The last request's access line is written after its answer: wait for it.
+    _until(lambda: marker in _log_text(system.logs), "the last request in the logs")
+    text = _log_text(system.logs)
+    leaked = [secret[:12] + "…" for secret in secrets if secret in text]
+    assert not leaked, f"secrets in the logs: {leaked}"
+    assert not JWT.search(text), "a JSON Web Token is in the logs"
+
+
+def test_one_request_can_be_followed_across_processes_by_its_id(system: Any) -> None:
+    request_id = f"follow-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=system.gateway_url, timeout=10) as api:
+        answered = api.post(
+            "/api/v1/auth/login",
+            json={"email": system.admin_email, "password": system.admin_password},
+            headers={"X-Request-ID": request_id},
+        )
+    assert answered.status_code == 200
+    assert answered.headers["x-request-id"] == request_id
+
+    def access_lines() -> list[dict[str, Any]]:
+        return [
+            record
+            for process in ("gateway", "auth")
+            for record in _records(system.logs, process)
+            if record.get("request_id") == request_id
+            and record.get("logger") == "bugtracker.access"
+        ]
+
+    lines = _until(lambda: len(access_lines()) == 2 and access_lines(), "both access lines")
+    by_service = {line["service"]: line for line in lines}
+    assert set(by_service) == {"gateway", "auth"}
+    for line in lines:
+        assert line["method"] == "POST"
+        assert line["path"] == "/api/v1/auth/login"
+        assert line["status"] == 200
+        assert line["level"] == "info"
+        assert line["duration_ms"] > 0
+    # The gateway's time includes auth's.
+    assert by_service["gateway"]["duration_ms"] >= by_service["auth"]["duration_ms"]
+
+
+def test_access_lines_carry_route_templates_and_the_caller(system: Any) -> None:
+    with httpx.Client(base_url=system.gateway_url, timeout=10) as api:
+        login = api.post(
+            "/api/v1/auth/login",
+            json={"email": system.admin_email, "password": system.admin_password},
+        )
+        token = login.json()["access_token"]
+        me = api.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        user_id = me.json()["id"]
+        request_id = f"template-{uuid.uuid4().hex}"
+        api.get(
+            f"/api/v1/users/{user_id}",
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id},
+        )
+
+    def line(process: str) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in _records(system.logs, process)
+                if r.get("request_id") == request_id and r.get("logger") == "bugtracker.access"
+            ),
+            None,
+        )
+
+    auth_line = _until(lambda: line("auth"), "auth's access line")
+    gateway_line = _until(lambda: line("gateway"), "the gateway's access line")
+    assert auth_line["path"] == "/api/v1/users/{user_id}"
+    assert gateway_line["path"] == "/api/v1/users/{id}"
+    assert auth_line["user_id"] == gateway_line["user_id"] == user_id
+    assert user_id not in auth_line["path"]
