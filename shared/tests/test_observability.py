@@ -61,7 +61,7 @@ def _count(route: str, status: str) -> float:
 async def test_every_line_is_json_with_service_request_and_ids(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging("tickets", "INFO", "json")
+    configure_logging("tickets", "INFO", "json", background=False)
     request_id = f"req-{uuid.uuid4().hex}"
     async with _client(_app()) as client:
         response = await client.get("/api/v1/tickets/DEMO-42", headers={"X-Request-ID": request_id})
@@ -87,7 +87,7 @@ async def test_every_line_is_json_with_service_request_and_ids(
 async def test_ids_of_one_request_do_not_leak_into_the_next(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging("tickets", "INFO", "json")
+    configure_logging("tickets", "INFO", "json", background=False)
     app = _app()
 
     @app.get("/api/v1/plain")
@@ -106,7 +106,7 @@ async def test_ids_of_one_request_do_not_leak_into_the_next(
 
 
 def test_console_format_is_readable_key_value(capsys: pytest.CaptureFixture[str]) -> None:
-    configure_logging("projects", "INFO", "console")
+    configure_logging("projects", "INFO", "console", background=False)
     with log_context(project_id="p-1"):
         logging.getLogger("bugtracker.test").warning("members changed: %d", 3)
     out = capsys.readouterr().err
@@ -119,7 +119,7 @@ def test_console_format_is_readable_key_value(capsys: pytest.CaptureFixture[str]
 def test_lines_carry_the_trace_and_span_of_a_traced_request(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging("tickets", "INFO", "json")
+    configure_logging("tickets", "INFO", "json", background=False)
     provider = TracerProvider()
     with provider.get_tracer("test").start_as_current_span("work") as span:
         logging.getLogger("bugtracker.test").info("inside")
@@ -130,7 +130,7 @@ def test_lines_carry_the_trace_and_span_of_a_traced_request(
 
 
 async def test_requests_are_counted_by_route_template_and_status() -> None:
-    configure_logging("tickets", "WARNING", "json")
+    configure_logging("tickets", "WARNING", "json", background=False)
     before_ok = _count("/api/v1/tickets/{ticket_ref}", "200")
     before_boom = _count("/boom", "500")
     before_unmatched = _count("<unmatched>", "404")

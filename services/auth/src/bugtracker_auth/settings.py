@@ -10,7 +10,7 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql+asyncpg://bugtracker_auth@127.0.0.1:5432/bugtracker"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     keys_dir: Path = Path(".data/keys")
     issuer: str = "bugtracker-auth"
     audience: str = "bugtracker"

@@ -11,5 +11,5 @@ class Settings(BaseSettings):
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     issuer: str = "bugtracker-auth"
     audience: str = "bugtracker"
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     log_level: str = "INFO"

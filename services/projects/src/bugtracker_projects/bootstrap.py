@@ -9,6 +9,7 @@ from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
 from bugtracker_projects.application.use_cases import ProjectUseCases
 from bugtracker_projects.infrastructure.auth_client import HttpUserDirectory
+from bugtracker_projects.infrastructure.reads import DriverAccessReader
 from bugtracker_projects.infrastructure.tables import SCHEMA, outbox
 from bugtracker_projects.infrastructure.uow import ProjectsUnitOfWork
 from bugtracker_projects.settings import Settings
@@ -41,5 +42,6 @@ def build(
     use_cases = ProjectUseCases(
         uow=lambda: ProjectsUnitOfWork(runtime.session_factory, runtime.after_commit),
         users=HttpUserDirectory(auth),
+        reads=DriverAccessReader(runtime.engine),
     )
     return runtime, use_cases

@@ -10,6 +10,7 @@ from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 from bugtracker_tickets.application.comments import CommentUseCases
 from bugtracker_tickets.application.use_cases import TicketUseCases
 from bugtracker_tickets.infrastructure.projects_client import HttpProjectDirectory
+from bugtracker_tickets.infrastructure.reads import DriverTicketReads
 from bugtracker_tickets.infrastructure.tables import SCHEMA, outbox
 from bugtracker_tickets.infrastructure.uow import TicketsUnitOfWork
 from bugtracker_tickets.settings import Settings
@@ -44,5 +45,7 @@ def build(
     def uow() -> TicketsUnitOfWork:
         return TicketsUnitOfWork(runtime.session_factory, runtime.after_commit)
 
-    use_cases = TicketUseCases(uow=uow, projects=HttpProjectDirectory(projects))
+    use_cases = TicketUseCases(
+        uow=uow, projects=HttpProjectDirectory(projects), reads=DriverTicketReads(runtime.engine)
+    )
     return runtime, use_cases, CommentUseCases(uow=uow, tickets=use_cases)

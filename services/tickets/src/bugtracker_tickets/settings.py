@@ -12,6 +12,6 @@ class Settings(BaseSettings):
     projects_url: str = "http://127.0.0.1:8002"
     issuer: str = "bugtracker-auth"
     audience: str = "bugtracker"
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     http_timeout_seconds: float = 5.0
     log_level: str = "INFO"

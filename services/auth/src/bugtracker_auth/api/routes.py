@@ -30,7 +30,7 @@ from bugtracker_auth.domain.errors import SessionRevokedError
 from bugtracker_auth.domain.users import GlobalRole, IssuedTokens, User
 
 
-def use_cases(request: Request) -> AuthUseCases:
+async def use_cases(request: Request) -> AuthUseCases:
     cases: AuthUseCases = request.app.state.use_cases
     return cases
 
@@ -53,7 +53,7 @@ async def active_principal(principal: CurrentPrincipal, cases: UseCases) -> Prin
 ActivePrincipal = Annotated[Principal, Depends(active_principal)]
 
 
-def client_ip(request: Request) -> str | None:
+async def client_ip(request: Request) -> str | None:
     """The last X-Forwarded-For hop (appended by the gateway; earlier hops are whatever
     the client sent), or the socket peer."""
     if request.app.state.settings.trust_forwarded_for:
@@ -222,7 +222,7 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     return document
 
 
-def internal_caller(
+async def internal_caller(
     request: Request,
     x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:

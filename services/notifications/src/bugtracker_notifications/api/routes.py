@@ -14,7 +14,7 @@ from bugtracker_notifications.application.use_cases import NotificationUseCases
 from bugtracker_notifications.domain.notifications import Notification
 
 
-def use_cases(request: Request) -> NotificationUseCases:
+async def use_cases(request: Request) -> NotificationUseCases:
     cases: NotificationUseCases = request.app.state.use_cases
     return cases
 

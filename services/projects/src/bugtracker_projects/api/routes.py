@@ -23,12 +23,12 @@ from bugtracker_projects.application.use_cases import ProjectChanges, ProjectUse
 from bugtracker_projects.domain.projects import Caller, Project
 
 
-def use_cases(request: Request) -> ProjectUseCases:
+async def use_cases(request: Request) -> ProjectUseCases:
     cases: ProjectUseCases = request.app.state.use_cases
     return cases
 
 
-def caller(principal: CurrentPrincipal) -> Caller:
+async def caller(principal: CurrentPrincipal) -> Caller:
     return Caller(user_id=principal.user_id, is_admin=principal.is_admin, token=principal.token)
 
 

@@ -65,6 +65,15 @@ class MemberRepository(Protocol):
     async def remove(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None: ...
 
 
+class AccessReader(Protocol):
+    """The one read every ticket request needs: a project (by id or upper-case key) and
+    the caller's role in it; None when no such project exists."""
+
+    async def project_and_role(
+        self, ref: uuid.UUID | str, user_id: uuid.UUID
+    ) -> tuple[Project, ProjectRole | None] | None: ...
+
+
 class UnitOfWork(Transaction, Protocol):
     projects: ProjectRepository
     members: MemberRepository

@@ -23,7 +23,12 @@ from bugtracker_shared.pagination import (
 from bugtracker_shared.permissions import Permission, ProjectRole
 from bugtracker_shared.request_context import current_request_id
 
-from bugtracker_projects.application.ports import ProjectFilter, UnitOfWork, UserDirectory
+from bugtracker_projects.application.ports import (
+    AccessReader,
+    ProjectFilter,
+    UnitOfWork,
+    UserDirectory,
+)
 from bugtracker_projects.domain.errors import (
     AlreadyMemberError,
     MemberNotFoundError,
@@ -76,6 +81,7 @@ class ProjectChanges:
 class ProjectUseCases:
     uow: Callable[[], UnitOfWork]
     users: UserDirectory
+    reads: AccessReader
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -164,9 +170,14 @@ class ProjectUseCases:
         return Listing.from_overfetch(projects, limit, lambda p: [p.key])
 
     async def access(self, caller: Caller, ref: str) -> Access:
-        """The project and the caller's rights in it; 404 for a caller outside it."""
-        async with self.uow() as uow:
-            return await self._access(uow, caller, ref)
+        """The project and the caller's rights in it; 404 for a caller outside it.
+
+        One statement, outside a unit of work: tickets asks this on every request."""
+        found = await self.reads.project_and_role(parse_project_ref(ref), caller.user_id)
+        if found is None:
+            raise ProjectNotFoundError("No such project.")
+        project, role = found
+        return access_for(project, caller, role)
 
     async def update_project(
         self, caller: Caller, ref: str, changes: ProjectChanges, *, expected_version: int | None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bugtracker_shared.db import escape_like
 from bugtracker_shared.permissions import ProjectRole
@@ -17,7 +17,13 @@ from bugtracker_projects.domain.projects import Member, Project
 from bugtracker_projects.infrastructure.tables import memberships, projects
 
 
-def _project(row: RowMapping) -> Project:
+class Row(Protocol):
+    """A result row by column name: SQLAlchemy's RowMapping or asyncpg's Record."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def project_from_row(row: Row) -> Project:
     return Project(
         id=row["id"],
         key=row["key"],
@@ -70,7 +76,7 @@ class SqlProjectRepository:
         if for_update:
             query = query.with_for_update()
         row = (await self._session.execute(query)).mappings().first()
-        return _project(row) if row else None
+        return project_from_row(row) if row else None
 
     async def get(self, project_id: uuid.UUID, *, for_update: bool = False) -> Project | None:
         query = select(projects).where(projects.c.id == project_id)
@@ -117,7 +123,7 @@ class SqlProjectRepository:
         if after_key is not None:
             query = query.where(projects.c.key > after_key)
         rows = (await self._session.execute(query)).mappings().all()
-        return [_project(row) for row in rows]
+        return [project_from_row(row) for row in rows]
 
 
 class SqlMemberRepository:

@@ -68,6 +68,13 @@ class Page:
     total: int | None = None
 
 
+class TicketReads(Protocol):
+    """The ticket read at the start of every ticket request, outside a unit of work:
+    by id or by (upper-case) key, deleted ones included; None when there is none."""
+
+    async def get(self, ref: uuid.UUID | str) -> Ticket | None: ...
+
+
 class TicketRepository(Protocol):
     async def next_number(self, project_id: uuid.UUID) -> int:
         """The next ticket number of the project, locked until the transaction ends."""

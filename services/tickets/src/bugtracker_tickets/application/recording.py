@@ -17,10 +17,18 @@ SERVICE = "tickets"
 
 
 async def record(
-    uow: UnitOfWork, name: str, ticket: Ticket, principal: Principal, **extra: Any
+    uow: UnitOfWork,
+    name: str,
+    ticket: Ticket,
+    principal: Principal,
+    *,
+    watchers: list[uuid.UUID] | None = None,
+    **extra: Any,
 ) -> None:
-    """One event for one change: the ticket after it (with its watchers) plus `extra`."""
-    watchers = await uow.watchers.list(ticket.id)
+    """One event for one change: the ticket after it (with its watchers, read unless the
+    caller knows them) plus `extra`."""
+    if watchers is None:
+        watchers = await uow.watchers.list(ticket.id)
     await uow.outbox.add(
         new_event(
             name,

@@ -25,6 +25,7 @@ from bugtracker_tickets.application.ports import (
     IdempotencyClaim,
     ProjectDirectory,
     TicketQuery,
+    TicketReads,
     UnitOfWork,
 )
 from bugtracker_tickets.application.recording import (
@@ -159,10 +160,21 @@ def _history(
     ]
 
 
+def parse_ticket_ref(ticket_ref: str) -> uuid.UUID | str | None:
+    """A ticket is named by its id or its key (case-insensitive); None names nothing."""
+    if TICKET_KEY.match(ticket_ref.upper()):
+        return ticket_ref.upper()
+    try:
+        return uuid.UUID(ticket_ref)
+    except ValueError:
+        return None
+
+
 @dataclass
 class TicketUseCases:
     uow: Callable[[], UnitOfWork]
     projects: ProjectDirectory
+    reads: TicketReads
 
     # -- access --------------------------------------------------------------------------
 
@@ -183,8 +195,8 @@ class TicketUseCases:
     ) -> tuple[Ticket, ProjectAccess]:
         """The ticket by id or key and the caller's access to its project; 404 when either
         does not exist for the caller (deleted tickets included)."""
-        async with self.uow() as uow:
-            ticket = await self._load(uow, ticket_ref)
+        ref = parse_ticket_ref(ticket_ref)
+        ticket = await self.reads.get(ref) if ref is not None else None
         if ticket is None or ticket.deleted_at is not None:
             raise TicketNotFoundError("No such ticket.")
         try:
@@ -195,12 +207,10 @@ class TicketUseCases:
 
     @staticmethod
     async def _load(uow: UnitOfWork, ticket_ref: str) -> Ticket | None:
-        if TICKET_KEY.match(ticket_ref.upper()):
-            return await uow.tickets.get_by_key(ticket_ref.upper())
-        try:
-            return await uow.tickets.get(uuid.UUID(ticket_ref))
-        except ValueError:
-            return None
+        ref = parse_ticket_ref(ticket_ref)
+        if isinstance(ref, str):
+            return await uow.tickets.get_by_key(ref)
+        return await uow.tickets.get(ref) if ref is not None else None
 
     async def _locked(self, uow: UnitOfWork, ticket_id: uuid.UUID) -> Ticket:
         ticket = await uow.tickets.get(ticket_id, for_update=True)
@@ -252,14 +262,17 @@ class TicketUseCases:
                 updated_at=now,
             )
             await uow.tickets.add(ticket)
-            # The reporter and the assignee watch their ticket from the start.
-            for watcher in (ticket.reporter_id, ticket.assignee_id):
-                if watcher is not None:
-                    await uow.watchers.add(ticket.id, watcher, now)
-            await record(uow, "ticket.created", ticket, principal)
+            # The reporter and the assignee watch their ticket from the start (in the
+            # order the watcher list has: same time, then by user id).
+            initial = sorted({w for w in (ticket.reporter_id, ticket.assignee_id) if w})
+            for watcher in initial:
+                await uow.watchers.add(ticket.id, watcher, now)
+            await record(uow, "ticket.created", ticket, principal, watchers=initial)
             if ticket.assignee_id is not None:
                 changes = {"assignee_id": {"from": None, "to": str(ticket.assignee_id)}}
-                await record(uow, "ticket.assigned", ticket, principal, changes=changes)
+                await record(
+                    uow, "ticket.assigned", ticket, principal, watchers=initial, changes=changes
+                )
             await uow.commit()
         return Created(ticket)
 
@@ -278,7 +291,11 @@ class TicketUseCases:
             )
         else:
             project_ids = tuple(await self.projects.visible_projects(token=principal.token))
-        sort = request.sort or ("rank" if request.q else "-updated_at")
+        # API.md: -updated_at unless asked otherwise, with `q` too (an index serves it at
+        # any size); relevance is on request, as it ranks every match (ADR 0022).
+        sort = request.sort or "-updated_at"
+        if sort == "relevance":
+            sort = "rank" if request.q else "-updated_at"
         after = decode_cursor(request.cursor, 2) if request.cursor else None
         assignee_id: uuid.UUID | None = None
         if request.assignee == "me":

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bugtracker_shared.pagination import InvalidCursorError
 from sqlalchemy import (
@@ -45,7 +45,13 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 TICKET_COLUMNS = [c for c in tickets.c if c.name not in ("search", "priority_rank", "due_sort")]
 
 
-def _ticket(row: RowMapping) -> Ticket:
+class Row(Protocol):
+    """A result row by column name: SQLAlchemy's RowMapping or asyncpg's Record."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def ticket_from_row(row: Row) -> Ticket:
     return Ticket(
         id=row["id"],
         project_id=row["project_id"],
@@ -172,7 +178,7 @@ class SqlTicketRepository:
 
     async def _one(self, query: Select[Any]) -> Ticket | None:
         row = (await self._session.execute(query)).mappings().first()
-        return _ticket(row) if row else None
+        return ticket_from_row(row) if row else None
 
     async def get(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None:
         query = select(*TICKET_COLUMNS).where(tickets.c.id == ticket_id)
@@ -210,7 +216,7 @@ class SqlTicketRepository:
             pair = tuple_(key, tickets.c.id)
             statement = statement.where(pair < boundary if descending else pair > boundary)
         rows = (await self._session.execute(statement)).mappings().all()
-        found = [_ticket(row) for row in rows[:limit]]
+        found = [ticket_from_row(row) for row in rows[:limit]]
         next_after = None
         if len(rows) > limit:
             last = rows[limit - 1]

@@ -1,0 +1,38 @@
+"""The membership lookup every ticket request makes, in one statement on the driver
+connection (bugtracker_shared.db.driver_connection)."""
+
+from __future__ import annotations
+
+import uuid
+
+from bugtracker_shared.db import driver_connection
+from bugtracker_shared.permissions import ProjectRole
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bugtracker_projects.domain.projects import Project
+from bugtracker_projects.infrastructure.repositories import project_from_row
+
+# The project and the caller's role in it (NULL for no membership), by id or by key.
+_BY_ID = """
+SELECT p.*, m.role AS member_role
+FROM projects.projects p
+LEFT JOIN projects.memberships m ON m.project_id = p.id AND m.user_id = $2
+WHERE p.id = $1
+"""
+_BY_KEY = _BY_ID.replace("WHERE p.id = $1", "WHERE p.key = $1")
+
+
+class DriverAccessReader:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def project_and_role(
+        self, ref: uuid.UUID | str, user_id: uuid.UUID
+    ) -> tuple[Project, ProjectRole | None] | None:
+        query = _BY_KEY if isinstance(ref, str) else _BY_ID
+        async with driver_connection(self._engine) as conn:
+            row = await conn.fetchrow(query, ref, user_id)
+        if row is None:
+            return None
+        role = row["member_role"]
+        return project_from_row(row), ProjectRole(role) if role else None

@@ -1,0 +1,66 @@
+"""Every dependency and endpoint is a coroutine: FastAPI runs a plain function (or a class)
+in its thread pool, a thread hop per request that bench/ measured as a large share of a
+service's CPU. Creating the apps needs no database or broker."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+
+def _apps() -> dict[str, Callable[[], FastAPI]]:
+    from bugtracker_auth.main import create_app as auth
+    from bugtracker_gateway.main import create_app as gateway
+    from bugtracker_notifications.main import create_app as notifications
+    from bugtracker_projects.main import create_app as projects
+    from bugtracker_tickets.main import create_app as tickets
+
+    return {
+        "auth": auth,
+        "projects": projects,
+        "tickets": tickets,
+        "notifications": notifications,
+        "gateway": gateway,
+    }
+
+
+def _api_routes(routes: list[object]) -> Iterator[APIRoute]:
+    """The app's API routes, also those of included routers (FastAPI keeps those inside
+    an included-router object of their own)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _api_routes(included.routes)
+
+
+def _sync_callables(dependant: Dependant) -> Iterator[str]:
+    for sub in dependant.dependencies:
+        call = sub.call
+        if call is not None and not (
+            inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+        ):
+            yield getattr(call, "__name__", repr(call))
+        yield from _sync_callables(sub)
+
+
+@pytest.mark.parametrize("name", list(_apps()))
+def test_no_route_runs_in_the_thread_pool(name: str) -> None:
+    app = _apps()[name]()
+    routes = list(_api_routes(list(app.router.routes)))
+    assert routes
+    offenders = [
+        f"{route.path}: {call}"
+        for route in routes
+        for call in [
+            *_sync_callables(route.dependant),
+            *([] if inspect.iscoroutinefunction(route.endpoint) else [route.endpoint.__name__]),
+        ]
+    ]
+    assert not offenders
