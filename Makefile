@@ -96,3 +96,28 @@ asyncapi:
 
 bench-events:
 	$(RUN) python bench/events_bench.py
+
+# The load suite (bench/README.md), against a `make up` running in another terminal:
+# writes bench/results/<date>[-BENCH_LABEL].md. BENCH_SCALE=0 skips the 1M-ticket part;
+# BENCH_ARGS passes more options (e.g. --scenarios 'list*' --no-save; see --help).
+.PHONY: bench bench-profile
+BENCH_SECONDS ?= 8
+BENCH_SCALE ?= 1
+BENCH_LABEL ?=
+BENCH_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && echo sudo)
+bench: bootstrap
+	@command -v wrk >/dev/null || { echo "bench: installing wrk from apt"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	@$(RUN) python bench/run.py --seconds $(BENCH_SECONDS) \
+	  $(if $(filter 0 no false,$(BENCH_SCALE)),--no-scale) \
+	  $(if $(BENCH_LABEL),--label $(BENCH_LABEL)) $(BENCH_ARGS)
+
+# py-spy on one process (PROFILE=gateway|auth|projects|tickets|notifications or a port)
+# while one scenario runs at c=50: bench/results/profiles/*.svg (not committed).
+PROFILE ?= gateway
+SCENARIO ?= create
+bench-profile:
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="--scenarios $(SCENARIO) --concurrency 50 \
+	  --profile $(PROFILE) --no-save $(BENCH_ARGS)"
