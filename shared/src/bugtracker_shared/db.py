@@ -52,6 +52,21 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         yield driver
 
 
+async def session_driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection of the session's transaction (begun if it was not yet).
+
+    Statements on it are part of the unit of work's transaction: committed or rolled
+    back with it. For the hot writes, where SQLAlchemy's statement building and
+    execution cost more CPU than the database (DESIGN.md: about 73 % of raw asyncpg
+    throughput this way, against 43 % for a Core statement)."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection | None = raw.driver_connection
+    if driver is None:  # only after the pool has invalidated it
+        raise RuntimeError("the session's connection has no driver connection")
+    return driver
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))

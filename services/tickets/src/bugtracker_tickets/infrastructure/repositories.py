@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+from bugtracker_shared.db import session_driver
 from bugtracker_shared.pagination import InvalidCursorError
 from sqlalchemy import (
     ColumnElement,
@@ -34,7 +35,6 @@ from bugtracker_tickets.infrastructure.tables import (
     comments,
     history,
     idempotency_keys,
-    project_counters,
     tickets,
     watchers,
 )
@@ -74,6 +74,19 @@ def ticket_from_row(row: Row) -> Ticket:
     )
 
 
+# The statements of a ticket's creation, run on the unit of work's driver connection
+# (bugtracker_shared.db.session_driver): creating is the hottest write.
+_NEXT_NUMBER = """
+INSERT INTO tickets.project_counters (project_id, last_number) VALUES ($1, 1)
+ON CONFLICT (project_id) DO UPDATE SET last_number = project_counters.last_number + 1
+RETURNING last_number
+"""
+_ADD_WATCHER = """
+INSERT INTO tickets.watchers (ticket_id, user_id, since) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING user_id
+"""
+
+
 def _values(ticket: Ticket) -> dict[str, Any]:
     return {
         "id": ticket.id,
@@ -95,6 +108,14 @@ def _values(ticket: Ticket) -> dict[str, Any]:
         "deleted_at": ticket.deleted_at,
         "version": ticket.version,
     }
+
+
+# A ticket row's own columns (the generated ones excluded), as `_values` gives them.
+_TICKET_FIELDS = [column.name for column in TICKET_COLUMNS]
+_INSERT_TICKET = (
+    f"INSERT INTO tickets.tickets ({', '.join(_TICKET_FIELDS)}) "  # noqa: S608 (constants)
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_TICKET_FIELDS) + 1))})"
+)
 
 
 def _sort_key(query: TicketQuery) -> tuple[ColumnElement[Any], bool]:
@@ -162,19 +183,16 @@ class SqlTicketRepository:
         self._session = session
 
     async def next_number(self, project_id: uuid.UUID) -> int:
-        statement = (
-            pg_insert(project_counters)
-            .values(project_id=project_id, last_number=1)
-            .on_conflict_do_update(
-                index_elements=[project_counters.c.project_id],
-                set_={"last_number": project_counters.c.last_number + 1},
-            )
-            .returning(project_counters.c.last_number)
-        )
-        return int((await self._session.execute(statement)).scalar_one())
+        """The project's next ticket number; the counter row stays locked until commit,
+        so numbers are gapless and concurrent creates queue here."""
+        driver = await session_driver(self._session)
+        number = await driver.fetchval(_NEXT_NUMBER, project_id)
+        return int(number)
 
     async def add(self, ticket: Ticket) -> None:
-        await self._session.execute(insert(tickets).values(**_values(ticket)))
+        driver = await session_driver(self._session)
+        values = _values(ticket)
+        await driver.execute(_INSERT_TICKET, *(values[field] for field in _TICKET_FIELDS))
 
     async def _one(self, query: Select[Any]) -> Ticket | None:
         row = (await self._session.execute(query)).mappings().first()
@@ -349,13 +367,8 @@ class SqlWatcherRepository:
         self._session = session
 
     async def add(self, ticket_id: uuid.UUID, user_id: uuid.UUID, since: datetime) -> bool:
-        result = await self._session.execute(
-            pg_insert(watchers)
-            .values(ticket_id=ticket_id, user_id=user_id, since=since)
-            .on_conflict_do_nothing()
-            .returning(watchers.c.user_id)
-        )
-        return result.first() is not None
+        driver = await session_driver(self._session)
+        return await driver.fetchval(_ADD_WATCHER, ticket_id, user_id, since) is not None
 
     async def remove(self, ticket_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         result = await self._session.execute(
