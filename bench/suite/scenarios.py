@@ -190,7 +190,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "search",
         GATEWAY,
         "gateway",
-        f"25 tickets matching q={COMMON_WORD} (about half of all), by rank",
+        f"25 tickets matching q={COMMON_WORD} (about half of all), default sort",
         lister(f"&q={COMMON_WORD}"),
     ),
     Scenario(

@@ -235,3 +235,40 @@ async def test_comments_mentions_edit_and_delete_rules(tickets_api: Any) -> None
         f"/api/v1/tickets/{ticket['id']}/watchers", headers=tickets_api.headers(VIEWER)
     )
     assert set(watchers.json()["items"]) == {str(REPORTER), str(OWNER)}
+
+
+async def test_text_search_pages_alike_whether_matches_are_common_or_rare(
+    tickets_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text search first checks the newest tickets of the list's order, then asks the
+    full-text index for every match when the page is not full: both ways give the same
+    pages, in the list's order."""
+    from bugtracker_tickets.infrastructure import repositories
+
+    tickets_api.projects.add("TXT", ROLES)
+    for n in range(8):
+        words = "common crash" if n % 2 else "common"
+        created = await tickets_api.create(DEV, "TXT", title=f"{words} {n}")
+        assert created.status_code == 201
+    everything = await keys(tickets_api, "q=common&limit=50", project="TXT")
+    assert everything == [f"TXT-{n}" for n in range(8, 0, -1)]  # newest change first
+
+    async def walk(query: str) -> list[str]:
+        seen: list[str] = []
+        path = f"/api/v1/projects/TXT/tickets?{query}&limit=3"
+        while path:
+            page = await tickets_api.client.get(path, headers=tickets_api.headers(VIEWER))
+            assert page.status_code == 200, page.text
+            seen += [t["key"] for t in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            path = f"/api/v1/projects/TXT/tickets?{query}&limit=3&cursor={cursor}" if cursor else ""
+        return seen
+
+    crash = ["TXT-8", "TXT-6", "TXT-4", "TXT-2"]
+    assert await walk("q=crash") == crash
+    assert await walk("q=common") == everything
+    # A window too small for a page: the index path must give exactly the same pages.
+    monkeypatch.setattr(repositories, "TEXT_SCAN_WINDOW", 2)
+    assert await walk("q=crash") == crash
+    assert await walk("q=common") == everything
+    assert await walk("q=absent-word") == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -121,7 +122,7 @@ _INSERT_TICKET = (
 def _sort_key(query: TicketQuery) -> tuple[ColumnElement[Any], bool]:
     """The sort expression (served by an index, see tables.py) and whether it descends."""
     if query.sort == "rank":
-        rank = func.ts_rank(tickets.c.search, func.websearch_to_tsquery("simple", query.text))
+        rank = func.ts_rank(tickets.c.search, _tsquery(query))
         return rank, True
     name = query.sort.lstrip("-")
     column = {
@@ -152,7 +153,40 @@ def _decode(sort: str, value: object) -> object:
     raise InvalidCursorError("The cursor is not valid.")
 
 
-def _filters(query: TicketQuery) -> list[ColumnElement[bool]]:
+# Newest tickets (in the list's order) a text search checks before it asks the GIN index.
+TEXT_SCAN_WINDOW = 2000
+
+
+def _tsquery(query: TicketQuery) -> ColumnElement[Any]:
+    return func.websearch_to_tsquery("simple", query.text)
+
+
+def _text_match(query: TicketQuery) -> ColumnElement[bool]:
+    return tickets.c.search.op("@@")(_tsquery(query))
+
+
+def _ordered(
+    statement: Select[Any], key: ColumnElement[Any], tiebreak: ColumnElement[Any], descending: bool
+) -> Select[Any]:
+    if descending:
+        return statement.order_by(key.desc(), tiebreak.desc())
+    return statement.order_by(key.asc(), tiebreak.asc())
+
+
+def _after(
+    query: TicketQuery, key: ColumnElement[Any], descending: bool, after: list[Any]
+) -> ColumnElement[bool]:
+    """The keyset condition: rows after the cursor's (sort value, id) in the list's order."""
+    value, last_id = _decode(query.sort, after[0]), after[1]
+    try:
+        boundary = tuple_(literal(value), literal(uuid.UUID(str(last_id))))
+    except ValueError as exc:
+        raise InvalidCursorError("The cursor is not valid.") from exc
+    pair = tuple_(key, tickets.c.id)
+    return pair < boundary if descending else pair > boundary
+
+
+def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElement[bool]]:
     t = tickets.c
     where: list[ColumnElement[bool]] = [t.project_id.in_(query.project_ids), t.deleted_at.is_(None)]
     if query.statuses:
@@ -169,8 +203,8 @@ def _filters(query: TicketQuery) -> list[ColumnElement[bool]]:
         where.append(t.reporter_id == query.reporter_id)
     if query.labels:
         where.append(t.labels.contains(list(query.labels)))
-    if query.text:
-        where.append(t.search.op("@@")(func.websearch_to_tsquery("simple", query.text)))
+    if query.text and with_text:
+        where.append(_text_match(query))
     if query.due_before is not None:
         where.append(t.due_date < query.due_before)
     if query.updated_since is not None:
@@ -217,23 +251,18 @@ class SqlTicketRepository:
         self, query: TicketQuery, *, after: list[Any] | None, limit: int, with_total: bool
     ) -> Page:
         key, descending = _sort_key(query)
-        where = _filters(query)
-        statement = (
-            select(*TICKET_COLUMNS, key.label("sort_value"))
-            .where(*where)
-            .order_by(key.desc() if descending else key.asc())
-            .order_by(tickets.c.id.desc() if descending else tickets.c.id.asc())
-            .limit(limit + 1)
-        )
-        if after is not None:
-            value, last_id = _decode(query.sort, after[0]), after[1]
-            try:
-                boundary = tuple_(literal(value), literal(uuid.UUID(str(last_id))))
-            except ValueError as exc:
-                raise InvalidCursorError("The cursor is not valid.") from exc
-            pair = tuple_(key, tickets.c.id)
-            statement = statement.where(pair < boundary if descending else pair > boundary)
-        rows = (await self._session.execute(statement)).mappings().all()
+        keyset = [_after(query, key, descending, after)] if after is not None else []
+        if query.text and query.sort != "rank":
+            plain = [*_filters(query, with_text=False), *keyset]
+            rows = await self._text_search(query, plain, key, descending, limit)
+        else:
+            statement = _ordered(
+                select(*TICKET_COLUMNS, key.label("sort_value")).where(*_filters(query), *keyset),
+                key,
+                tickets.c.id,
+                descending,
+            ).limit(limit + 1)
+            rows = (await self._session.execute(statement)).mappings().all()
         found = [ticket_from_row(row) for row in rows[:limit]]
         next_after = None
         if len(rows) > limit:
@@ -241,9 +270,59 @@ class SqlTicketRepository:
             next_after = [_encode(last["sort_value"]), str(last["id"])]
         total = None
         if with_total:
-            count = await self._session.scalar(select(func.count()).where(*where))
+            count = await self._session.scalar(select(func.count()).where(*_filters(query)))
             total = int(count or 0)
         return Page(found, next_after, total)
+
+    async def _text_search(
+        self,
+        query: TicketQuery,
+        plain: list[ColumnElement[bool]],
+        key: ColumnElement[Any],
+        descending: bool,
+        limit: int,
+    ) -> Sequence[RowMapping]:
+        """Full text in a sort order an index serves, fast for common and rare words alike.
+
+        First the newest (in sort order) `TEXT_SCAN_WINDOW` tickets by the index, checked
+        for the words: a common word fills the page early and the scan stops there. A page
+        not filled from that window means the words are rare; then every match comes from
+        the GIN index (materialized, so the planner cannot walk the sort index instead),
+        sorted and cut. One plan alone is slow for one of the two cases at 1M tickets.
+        """
+        window = _ordered(
+            select(*TICKET_COLUMNS, tickets.c.search, key.label("sort_value")).where(*plain),
+            key,
+            tickets.c.id,
+            descending,
+        ).limit(TEXT_SCAN_WINDOW)
+        recent = window.subquery("recent")
+        columns = [recent.c[column.name] for column in TICKET_COLUMNS]
+        first = _ordered(
+            select(*columns, recent.c.sort_value).where(recent.c.search.op("@@")(_tsquery(query))),
+            recent.c.sort_value,
+            recent.c.id,
+            descending,
+        ).limit(limit + 1)
+        rows: Sequence[RowMapping] = (await self._session.execute(first)).mappings().all()
+        if len(rows) > limit:
+            return rows
+        matches = (
+            select(tickets.c.id, key.label("sort_value"))
+            .where(*plain, _text_match(query))
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
+        every = _ordered(
+            select(*TICKET_COLUMNS, matches.c.sort_value).join(
+                matches, matches.c.id == tickets.c.id
+            ),
+            matches.c.sort_value,
+            tickets.c.id,
+            descending,
+        ).limit(limit + 1)
+        matched: Sequence[RowMapping] = (await self._session.execute(every)).mappings().all()
+        return matched
 
 
 def _comment(row: RowMapping) -> Comment:
