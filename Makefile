@@ -15,6 +15,8 @@ help:
 	@echo "make changelog      regenerate CHANGELOG.md from the conventional commits (git-cliff)"
 	@echo "make deploy-check     compose config, kubernetes-validate --strict, workflow schema"
 	@echo "make container-check  build the images with podman and run the walk-through on compose"
+	@echo "make bench   load scenarios through the gateway against a running 'make up' (bench/README.md)"
+	@echo "make seed    with 'make up' running: a project SEED with TICKETS tickets (default 1,000,000)"
 
 bootstrap:
 	@bash deploy/bootstrap.sh
