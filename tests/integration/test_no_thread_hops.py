@@ -8,25 +8,10 @@ import inspect
 from collections.abc import Callable, Iterator
 
 import pytest
+from bugtracker_devstack.stack import PROCESSES
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-
-
-def _apps() -> dict[str, Callable[[], FastAPI]]:
-    from bugtracker_auth.main import create_app as auth
-    from bugtracker_gateway.main import create_app as gateway
-    from bugtracker_notifications.main import create_app as notifications
-    from bugtracker_projects.main import create_app as projects
-    from bugtracker_tickets.main import create_app as tickets
-
-    return {
-        "auth": auth,
-        "projects": projects,
-        "tickets": tickets,
-        "notifications": notifications,
-        "gateway": gateway,
-    }
 
 
 def _api_routes(routes: list[object]) -> Iterator[APIRoute]:
@@ -50,9 +35,11 @@ def _sync_callables(dependant: Dependant) -> Iterator[str]:
         yield from _sync_callables(sub)
 
 
-@pytest.mark.parametrize("name", list(_apps()))
-def test_no_route_runs_in_the_thread_pool(name: str) -> None:
-    app = _apps()[name]()
+@pytest.mark.parametrize("name", PROCESSES)
+def test_no_route_runs_in_the_thread_pool(
+    name: str, app_factories: dict[str, Callable[[], FastAPI]]
+) -> None:
+    app = app_factories[name]()
     routes = list(_api_routes(list(app.router.routes)))
     assert routes
     offenders = [

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from bugtracker_devstack.processes import free_port
 from bugtracker_devstack.stack import PROCESSES, SERVICES, Ports, Stack
 from bugtracker_devstack.testing import migrated
 from bugtracker_shared import tracing
+from bugtracker_shared.testing import eventually
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -29,36 +29,11 @@ from opentelemetry.trace import SpanKind
 PASSWORD = "amber kettle drifts over 83 hills"
 
 
-def _app_factories() -> dict[str, Callable[[], FastAPI]]:
-    from bugtracker_auth.main import create_app as auth
-    from bugtracker_gateway.main import create_app as gateway
-    from bugtracker_notifications.main import create_app as notifications
-    from bugtracker_projects.main import create_app as projects
-    from bugtracker_tickets.main import create_app as tickets
-
-    return {
-        "auth": auth,
-        "projects": projects,
-        "tickets": tickets,
-        "notifications": notifications,
-        "gateway": gateway,
-    }
-
-
-async def _until(probe: Callable[[], Awaitable[Any]], what: str, within: float = 20.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def traced_system(
-    infra: Stack, monkeypatch: pytest.MonkeyPatch
+    infra: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    app_factories: dict[str, Callable[[], FastAPI]],
 ) -> AsyncIterator[tuple[Stack, InMemorySpanExporter]]:
     for service in SERVICES:
         migrated(infra, service)
@@ -78,7 +53,7 @@ async def traced_system(
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
     try:
         async with httpx.AsyncClient(timeout=2) as probe:
-            for process, factory in _app_factories().items():
+            for process, factory in app_factories.items():
                 config = uvicorn.Config(
                     factory(), host="127.0.0.1", port=stack.ports.of(process), log_config=None
                 )
@@ -92,7 +67,7 @@ async def traced_system(
                     except httpx.HTTPError:
                         return False
 
-                await _until(ready, f"{process} ready", within=30)
+                await eventually(ready, f"{process} ready", within=30)
         yield stack, exporter
     finally:
         for server, _ in reversed(servers):
@@ -156,7 +131,7 @@ async def test_an_assignment_is_one_trace_from_the_gateway_to_the_notification(
             listed = await api.get("/api/v1/notifications", headers=bob)
             return any(item["ticket_key"] == ticket_key for item in listed.json()["items"])
 
-        await _until(notified, "Bob's notification")
+        await eventually(notified, "Bob's notification")
 
     def consumer_span() -> ReadableSpan | None:
         return next(
@@ -171,7 +146,7 @@ async def test_an_assignment_is_one_trace_from_the_gateway_to_the_notification(
     async def consumed() -> ReadableSpan | None:
         return consumer_span()
 
-    consumer = await _until(consumed, "the consumer span")
+    consumer = await eventually(consumed, "the consumer span")
     spans = [
         s for s in exporter.get_finished_spans() if s.context.trace_id == consumer.context.trace_id
     ]

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], what: str, *, within: float = 20.0
+) -> Any:
+    """Poll `probe` until it returns something truthy (returned), or fail after `within`
+    seconds: for outcomes that arrive asynchronously, such as an event's effect."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
