@@ -199,7 +199,7 @@ async def run(options: Options) -> int:
     if options.save:
         path = results_path(options.label)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
+        path.write_text(text.rstrip("\n") + "\n")
         print(f"\nwritten to {path.relative_to(RESULTS_DIR.parents[1])}")
     return 0
 
