@@ -27,6 +27,8 @@ from bugtracker_devstack.stack import (
     wait_until_ready,
 )
 
+DOWN_TIMEOUT_SECONDS = 60
+
 COLORS = {"auth": 36, "projects": 32, "tickets": 33, "notifications": 35, "gateway": 34}
 
 
@@ -183,8 +185,25 @@ def down(data: Path) -> int:
         pid_file.unlink()
         print("the recorded `make up` is gone already")
         return 0
-    print(f"asked `make up` (pid {pid}) to stop")
+    print(f"asked `make up` (pid {pid}) to stop; waiting until it has", flush=True)
+    # Only then are the ports and the data directory free again, so that a `make up`
+    # right after `make down` does not find PostgreSQL still shutting down.
+    deadline = time.monotonic() + DOWN_TIMEOUT_SECONDS
+    while _running(pid):
+        if time.monotonic() > deadline:
+            print(f"`make up` (pid {pid}) is still stopping after {DOWN_TIMEOUT_SECONDS} s")
+            return 1
+        time.sleep(0.2)
+    print("stopped")
     return 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def seed_command(data: Path, key: str, tickets: int) -> int:
