@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bugtracker_devstack.postgres import Postgres
+from bugtracker_devstack.stack import read_env_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "bench"
@@ -32,16 +33,6 @@ PORT_VARIABLES = {
     "postgres": "BUGTRACKER_PG_PORT",
     "rabbitmq": "BUGTRACKER_AMQP_PORT",
 }
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not line.lstrip().startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,9 +11,7 @@ import pytest
 from bugtracker_devstack.processes import stop_group
 from bugtracker_devstack.stack import PROCESSES, SERVICES, Stack, wait_until_ready
 from bugtracker_devstack.testing import migrated
-
-# Any JSON Web Token: a base64url JSON header, a dot, a base64url JSON payload.
-JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
+from bugtracker_shared.testing import JWT_PATTERN
 
 ADMIN_EMAIL = "admin@e2e.example.com"
 ADMIN_PASSWORD = "e2e admin passphrase 7 walrus kettle"
@@ -51,4 +48,4 @@ def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     text = "\n".join(path.read_text(errors="replace") for path in logs.glob("*.log"))
     known = [ADMIN_PASSWORD, infra.internal_token, *infra.role_passwords.values()]
     assert not [secret for secret in known if secret in text], "a secret is in the e2e logs"
-    assert not JWT.search(text), "a JSON Web Token is in the e2e logs"
+    assert not JWT_PATTERN.search(text), "a JSON Web Token is in the e2e logs"

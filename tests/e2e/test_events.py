@@ -18,6 +18,7 @@ import pytest
 from bugtracker_devstack.stack import Stack
 from bugtracker_shared.event_schemas import validate_data
 from bugtracker_shared.events import CONTENT_TYPE, EXCHANGE, CloudEvent
+from bugtracker_shared.testing import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -72,17 +73,6 @@ async def project_with(
     )
     assert added.status_code == 201, added.text
     return key, project.json()["id"]
-
-
-async def eventually(probe: Any, *, within: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def assigned_notifications(

@@ -4,7 +4,6 @@ across processes, and never a password or a token."""
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from pathlib import Path
@@ -13,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from bugtracker_devstack.stack import PROCESSES, Stack
+from bugtracker_shared.testing import JWT_PATTERN
 
 pytestmark = pytest.mark.e2e
 
 FIRST_PASSWORD = "violet harbour 19 lanterns drift"
 SECOND_PASSWORD = "copper meadow 64 kites ascend"
 WRONG_PASSWORD = "this is not the password 1234"
-JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")  # any JSON Web Token
 
 
 def _log_text(logs: Path) -> str:
@@ -90,7 +89,7 @@ def test_no_password_or_token_reaches_the_logs(system: Any, infra: Stack) -> Non
     text = _log_text(system.logs)
     leaked = [secret[:12] + "…" for secret in secrets if secret in text]
     assert not leaked, f"secrets in the logs: {leaked}"
-    assert not JWT.search(text), "a JSON Web Token is in the logs"
+    assert not JWT_PATTERN.search(text), "a JSON Web Token is in the logs"
 
 
 def test_one_request_can_be_followed_across_processes_by_its_id(system: Any) -> None:

@@ -67,7 +67,7 @@ async def traced_system(
                     except httpx.HTTPError:
                         return False
 
-                await eventually(ready, f"{process} ready", within=30)
+                await eventually(ready, what=f"{process} ready", within=30)
         yield stack, exporter
     finally:
         for server, _ in reversed(servers):
@@ -131,7 +131,7 @@ async def test_an_assignment_is_one_trace_from_the_gateway_to_the_notification(
             listed = await api.get("/api/v1/notifications", headers=bob)
             return any(item["ticket_key"] == ticket_key for item in listed.json()["items"])
 
-        await eventually(notified, "Bob's notification")
+        await eventually(notified, what="Bob's notification")
 
     def consumer_span() -> ReadableSpan | None:
         return next(
@@ -146,7 +146,7 @@ async def test_an_assignment_is_one_trace_from_the_gateway_to_the_notification(
     async def consumed() -> ReadableSpan | None:
         return consumer_span()
 
-    consumer = await eventually(consumed, "the consumer span")
+    consumer = await eventually(consumed, what="the consumer span")
     spans = [
         s for s in exporter.get_finished_spans() if s.context.trace_id == consumer.context.trace_id
     ]

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import aio_pika
 import httpx
@@ -18,12 +16,10 @@ from bugtracker_notifications.main import create_app
 from bugtracker_notifications.settings import Settings
 from bugtracker_shared.events import CONTENT_TYPE, CloudEvent, new_event
 from bugtracker_shared.messaging import declare_exchange
-from bugtracker_shared.testing import app_client
+from bugtracker_shared.testing import app_client, eventually
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.algorithms import OKPAlgorithm
-
-T = TypeVar("T")
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"
 
@@ -77,20 +73,6 @@ class TestKeys:
 @pytest.fixture
 def keys() -> TestKeys:
     return TestKeys()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, within: float = 20.0, what: str = "condition"
-) -> T:
-    """Poll `probe` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)  # the poll interval, not a wait for a fixed duration
 
 
 @pytest.fixture

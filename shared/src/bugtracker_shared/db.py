@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Self
+from typing import Any, Protocol, Self
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -45,11 +46,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     or reads more than once, belongs in a unit of work.
     """
     async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        if driver is None:  # only after the pool has invalidated it
-            raise RuntimeError("the pooled connection has no driver connection")
-        yield driver
+        yield await _driver(conn)
 
 
 async def session_driver(session: AsyncSession) -> asyncpg.Connection:
@@ -59,12 +56,22 @@ async def session_driver(session: AsyncSession) -> asyncpg.Connection:
     back with it. For the hot writes, where SQLAlchemy's statement building and
     execution cost more CPU than the database (DESIGN.md: about 73 % of raw asyncpg
     throughput this way, against 43 % for a Core statement)."""
-    conn = await session.connection()
+    return await _driver(await session.connection())
+
+
+async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
     raw = await conn.get_raw_connection()
     driver: asyncpg.Connection | None = raw.driver_connection
     if driver is None:  # only after the pool has invalidated it
-        raise RuntimeError("the session's connection has no driver connection")
+        raise RuntimeError("the pooled connection has no driver connection")
     return driver
+
+
+class Row(Protocol):
+    """A result row by column name: SQLAlchemy's RowMapping or asyncpg's Record, so one
+    row-to-domain function serves both the Core queries and the driver statements."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 async def ping(engine: AsyncEngine) -> None:

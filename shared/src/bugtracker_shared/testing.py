@@ -4,29 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
 
+T = TypeVar("T")
+
 
 async def eventually(
-    probe: Callable[[], Awaitable[Any]], what: str, *, within: float = 20.0
-) -> Any:
-    """Poll `probe` until it returns something truthy (returned), or fail after `within`
-    seconds: for outcomes that arrive asynchronously, such as an event's effect."""
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 20.0, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something truthy (returned), or fail at the deadline:
+    for outcomes that arrive asynchronously, such as an event's effect."""
     deadline = time.monotonic() + within
     while True:
         result = await probe()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.05)
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)  # the poll interval, not a wait for a fixed duration
+
+
+# Any JSON Web Token: a base64url JSON header, a dot, a base64url JSON payload (for
+# checking that none reaches a log).
+JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
 
 
 @asynccontextmanager

@@ -24,6 +24,7 @@ from bugtracker_devstack.stack import (
     Ports,
     Stack,
     new_password,
+    read_env_file,
     wait_until_ready,
 )
 
@@ -32,20 +33,10 @@ DOWN_TIMEOUT_SECONDS = 60
 COLORS = {"auth": 36, "projects": 32, "tickets": 33, "notifications": 35, "gateway": 34}
 
 
-def _load_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not line.lstrip().startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
-
-
 def _secrets(data: Path) -> dict[str, str]:
     """Role passwords and the admin's credentials, made once and kept in .data/ (0600)."""
     path = data / "secrets.env"
-    values = _load_env_file(path)
+    values = read_env_file(path)
     changed = False
     for service in SERVICES:
         key = f"PG_PASSWORD_{service.upper()}"
@@ -84,7 +75,7 @@ def _pump(name: str, stream: IO[bytes]) -> None:
 def up(data: Path) -> int:
     data.mkdir(parents=True, exist_ok=True)
     (data / "up.pid").write_text(str(os.getpid()))
-    file_env = _load_env_file(REPO_ROOT / ".env")
+    file_env = read_env_file(REPO_ROOT / ".env")
     os.environ.update({k: v for k, v in file_env.items() if k not in os.environ})
     secrets = _secrets(data)
     ports = Ports(
@@ -209,7 +200,7 @@ def _running(pid: int) -> bool:
 def seed_command(data: Path, key: str, tickets: int) -> int:
     from bugtracker_devstack.seed import seed
 
-    secrets = _load_env_file(data / "secrets.env")
+    secrets = read_env_file(data / "secrets.env")
     postgres = Postgres(
         base=data / "postgres", port=int(os.environ.get("BUGTRACKER_PG_PORT", "5432"))
     )

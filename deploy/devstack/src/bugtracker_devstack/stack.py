@@ -25,6 +25,17 @@ DATABASE = "bugtracker"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """`KEY=value` lines of an env file (`.env`, `.data/secrets.env`); none if absent."""
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith("#"):
+                values[key.strip()] = value.strip()
+    return values
+
+
 def role_name(service: str) -> str:
     return f"bugtracker_{service}"
 

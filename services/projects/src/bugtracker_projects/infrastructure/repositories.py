@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from bugtracker_shared.db import escape_like
+from bugtracker_shared.db import Row, escape_like
 from bugtracker_shared.permissions import ProjectRole
 from sqlalchemy import Select, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
@@ -15,12 +15,6 @@ from bugtracker_projects.application.ports import ProjectFilter
 from bugtracker_projects.domain.errors import ProjectKeyTakenError
 from bugtracker_projects.domain.projects import Member, Project
 from bugtracker_projects.infrastructure.tables import memberships, projects
-
-
-class Row(Protocol):
-    """A result row by column name: SQLAlchemy's RowMapping or asyncpg's Record."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def project_from_row(row: Row) -> Project:

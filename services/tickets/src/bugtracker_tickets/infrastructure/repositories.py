@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from bugtracker_shared.db import session_driver
+from bugtracker_shared.db import Row, session_driver
 from bugtracker_shared.pagination import InvalidCursorError
 from sqlalchemy import (
     ColumnElement,
@@ -44,12 +44,6 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 
 # What a ticket row is made of (the generated search/sort columns are for the database).
 TICKET_COLUMNS = [c for c in tickets.c if c.name not in ("search", "priority_rank", "due_sort")]
-
-
-class Row(Protocol):
-    """A result row by column name: SQLAlchemy's RowMapping or asyncpg's Record."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def ticket_from_row(row: Row) -> Ticket:
