@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from bugtracker_devstack.postgres import Postgres
-from bugtracker_devstack.processes import stop_group
-from bugtracker_devstack.rabbitmq import RabbitMQ
+from bugtracker_devstack.postgres import PG_USER, Postgres
+from bugtracker_devstack.processes import data_dir_for_servers, stop_group
+from bugtracker_devstack.rabbitmq import RABBIT_USER, RabbitMQ
 from bugtracker_devstack.stack import (
     PROCESSES,
     REPO_ROOT,
@@ -73,6 +73,7 @@ def _pump(name: str, stream: IO[bytes]) -> None:
 
 
 def up(data: Path) -> int:
+    data = data_dir_for_servers(data, (PG_USER, RABBIT_USER))
     data.mkdir(parents=True, exist_ok=True)
     (data / "up.pid").write_text(str(os.getpid()))
     file_env = read_env_file(REPO_ROOT / ".env")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +48,38 @@ def as_user(user: str, argv: list[str]) -> list[str]:
     if IS_ROOT:
         return ["runuser", "-u", user, "--", *argv]
     return argv
+
+
+# Where `make up` keeps its data when the checkout is in a directory the server users
+# cannot enter (a clone under /root, mode 0700): `.data` is then a link to it.
+SHARED_DATA_ROOT = Path("/var/lib/bugtracker-devstack")
+
+
+def data_dir_for_servers(data: Path, users: tuple[str, ...]) -> Path:
+    """`data`, or, when running as root and one of `users` (PostgreSQL's and RabbitMQ's,
+    which refuse to run as root) cannot reach it, a directory of the same content under
+    SHARED_DATA_ROOT that `data` becomes a symbolic link to. Returns the real path, the
+    one to give the servers."""
+    data = data.absolute()
+    if not IS_ROOT or data.is_symlink():
+        return data.resolve()
+    parent = data.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if all(
+        subprocess.run(as_user(user, ["test", "-x", str(parent)]), check=False).returncode == 0
+        for user in users
+    ):
+        return data
+    target = SHARED_DATA_ROOT / hashlib.sha256(str(data).encode()).hexdigest()[:16]
+    target.mkdir(parents=True, exist_ok=True)
+    for directory in (SHARED_DATA_ROOT, target):
+        directory.chmod(0o755)
+    if data.exists():  # from an earlier attempt: keep its secrets and keys
+        for entry in data.iterdir():
+            shutil.move(str(entry), target / entry.name)
+        data.rmdir()
+    data.symlink_to(target, target_is_directory=True)
+    return target
 
 
 def chown_to(path: Path, user: str) -> None:
