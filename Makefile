@@ -1,6 +1,10 @@
 # Bugtracker: two commands matter, `make up` and `make test`. See README.md.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# Every recipe and script finds the uv that `make bootstrap` installed into .tools/bin when
+# uv was not on the caller's PATH (the git hooks call .venv/bin directly). Nothing here
+# depends on anything the README does not install.
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
 .PHONY: help bootstrap up down seed test lint format unit integration e2e deploy-check container-check

@@ -15,15 +15,26 @@ command -v runuser >/dev/null || missing+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} from apt"
-  $SUDO apt-get update -qq
   # The packages' own services are not used (no systemd needed): we run private instances.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # apt's chatter (e.g. debconf's "delaying package configuration") is shown only on failure.
+  log=$(mktemp)
+  if ! { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "bootstrap: apt-get failed (above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
 
 if ! command -v uv >/dev/null && [ ! -x .tools/bin/uv ]; then
   echo "bootstrap: installing uv from PyPI into .tools/"
   python3 -m venv .tools
-  .tools/bin/pip install -q --disable-pip-version-check uv
+  # -qq keeps pip to errors: a machine's pip.conf may name extra package locations, and
+  # pip warns about each one that lacks uv although the install itself succeeds.
+  .tools/bin/pip install -qq --disable-pip-version-check uv
 fi
 UV=$(command -v uv || echo .tools/bin/uv)
 "$UV" sync --frozen --quiet
