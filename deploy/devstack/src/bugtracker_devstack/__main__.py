@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from bugtracker_devstack.postgres import PG_USER, Postgres
-from bugtracker_devstack.processes import data_dir_for_servers, stop_group
+from bugtracker_devstack.processes import data_dir_for_servers, port_free, stop_group
 from bugtracker_devstack.rabbitmq import RABBIT_USER, RabbitMQ
 from bugtracker_devstack.stack import (
     PROCESSES,
@@ -72,38 +73,95 @@ def _pump(name: str, stream: IO[bytes]) -> None:
         _say(prefix + raw.decode(errors="replace").rstrip("\n"))
 
 
+class StartRefusedError(Exception):
+    """Why `make up` cannot start, said in one line (no traceback): nothing was touched."""
+
+
+def _port_setting(name: str, default: int) -> tuple[str, int]:
+    setting = f"BUGTRACKER_{name}_PORT"
+    return setting, int(os.environ.get(setting, str(default)))
+
+
+def _hold_lock(data: Path) -> IO[str]:
+    """One `make up` per checkout: an exclusive lock on .data/up.lock, held while it runs
+    and released by the kernel however it ends (a crash or SIGKILL too)."""
+    handle = (data / "up.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        pid_file = data / "up.pid"
+        pid = pid_file.read_text().strip() if pid_file.exists() else "?"
+        raise StartRefusedError(
+            f"a stack is already running from this checkout (pid {pid}); "
+            "use it, or stop it with `make down` (or Ctrl-C where it runs)"
+        ) from None
+    return handle
+
+
+def _check_ports(ports: dict[str, tuple[str, int]]) -> None:
+    """Refuse to start, naming the port and its setting, when something else listens."""
+    for what, (setting, port) in ports.items():
+        if not port_free(port):
+            raise StartRefusedError(
+                f"port {port} on 127.0.0.1 ({what}) is in use by another program: "
+                f"stop that program or choose another port in .env ({setting}=...)"
+            )
+
+
 def up(data: Path) -> int:
     data = data_dir_for_servers(data, (PG_USER, RABBIT_USER))
     data.mkdir(parents=True, exist_ok=True)
-    (data / "up.pid").write_text(str(os.getpid()))
-    file_env = read_env_file(REPO_ROOT / ".env")
-    os.environ.update({k: v for k, v in file_env.items() if k not in os.environ})
-    secrets = _secrets(data)
-    ports = Ports(
-        **{
-            p: int(os.environ.get(f"BUGTRACKER_{p.upper()}_PORT", getattr(Ports(), p)))
-            for p in PROCESSES
-        },
-        gateway_metrics=int(os.environ.get("BUGTRACKER_GATEWAY_METRICS_PORT", "9000")),
+    lock = _hold_lock(data)
+    try:
+        file_env = read_env_file(REPO_ROOT / ".env")
+        os.environ.update({k: v for k, v in file_env.items() if k not in os.environ})
+        secrets = _secrets(data)
+        stack = _configured_stack(data, secrets)
+        (data / "up.pid").write_text(str(os.getpid()))
+        return _run(stack, data, secrets)
+    finally:
+        lock.close()
+
+
+def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
+    """The stack as the environment and `.env` configure it, once its ports are free."""
+    settings = {
+        p: _port_setting(p.upper(), getattr(Ports(), p)) for p in (*PROCESSES, "gateway_metrics")
+    }
+    pg_setting, pg_port = _port_setting("PG", 5432)
+    amqp_setting, amqp_port = _port_setting("AMQP", 5672)
+    dist_setting, dist_port = _port_setting("AMQP_DIST", amqp_port + 20000)
+    _check_ports(
+        {
+            "PostgreSQL": (pg_setting, pg_port),
+            "RabbitMQ": (amqp_setting, amqp_port),
+            "RabbitMQ's Erlang distribution": (dist_setting, dist_port),
+            **{process.replace("_", " "): setting for process, setting in settings.items()},
+        }
     )
-    pg_port = int(os.environ.get("BUGTRACKER_PG_PORT", "5432"))
-    amqp_port = int(os.environ.get("BUGTRACKER_AMQP_PORT", "5672"))
-    stack = Stack(
+    return Stack(
         postgres=Postgres(base=data / "postgres", port=pg_port),
         rabbitmq=RabbitMQ(
             base=data / "rabbitmq",
             port=amqp_port,
-            dist_port=amqp_port + 20000,
+            dist_port=dist_port,
             epmd_port=int(os.environ.get("BUGTRACKER_EPMD_PORT", "4369")),
             node_name="bugtracker@localhost",
         ),
-        ports=ports,
+        ports=Ports(**{p: port for p, (_, port) in settings.items()}),
         keys_dir=data / "keys",
         role_passwords={s: secrets[f"PG_PASSWORD_{s.upper()}"] for s in SERVICES},
         # Readable key=value lines in a terminal; containers and CI keep the JSON default.
         extra_env={"BUGTRACKER_LOG_FORMAT": os.environ.get("BUGTRACKER_LOG_FORMAT", "console")},
     )
+
+
+def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
+    """Start everything, serve until stopped, then stop what this invocation started."""
+    pg_port, amqp_port = stack.postgres.port, stack.rabbitmq.port
     children: list[subprocess.Popen[bytes]] = []
+    postgres_started = False
     stopping = threading.Event()
     serving = threading.Event()
 
@@ -119,6 +177,7 @@ def up(data: Path) -> int:
         _say(f"starting RabbitMQ on 127.0.0.1:{amqp_port} (data in {data / 'rabbitmq'})")
         stack.rabbitmq.launch()
         _say(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'postgres'})")
+        postgres_started = True  # set first: a start that fails half-way is stopped too
         stack.postgres.start()
         asyncio.run(stack.bootstrap_database())
         _say("applying migrations: " + ", ".join(SERVICES))
@@ -154,12 +213,14 @@ def up(data: Path) -> int:
             stopping.wait(0.5)
         return 0
     finally:
-        # Whatever happened (Ctrl-C, a closed terminal or pipe), stop what we started.
+        # Whatever happened (Ctrl-C, a closed terminal or pipe, a failed step), stop what
+        # this invocation started, and only that.
         _say("stopping…")
         for child in reversed(children):
             stop_group(child)
         stack.rabbitmq.stop()
-        stack.postgres.stop()
+        if postgres_started:
+            stack.postgres.stop()
         with contextlib.suppress(FileNotFoundError):
             (data / "up.pid").unlink()
         _say("stopped.")
@@ -229,6 +290,13 @@ def main() -> int:
         return seed_command(args.data, args.project, args.tickets)
     try:
         return up(args.data)
+    except StartRefusedError as exc:
+        print(f"make up: {exc}", file=sys.stderr)
+        return 1
+    except (subprocess.CalledProcessError, TimeoutError, RuntimeError) as exc:
+        # Already stopped what it had started; the servers' logs say more.
+        print(f"make up: start-up failed: {exc} (logs under {args.data})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # stopped while starting; everything started is stopped
         return 130
 
