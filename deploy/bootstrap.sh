@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 { command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ]; } || missing+=(rabbitmq-server)
-command -v runuser >/dev/null || missing+=(util-linux)
+# runuser starts the servers as their own users when we are root (they refuse root).
+[ -n "$SUDO" ] || command -v runuser >/dev/null || [ -x /usr/sbin/runuser ] || missing+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} from apt"
