@@ -2,7 +2,10 @@
 the choice of replica: round robin over a backend's URLs, skipping for a short time one
 that refused a connection (passive health).
 
-aiohttp rather than httpx on this path: see DESIGN.md, "HTTP clients between processes".
+aiohttp rather than httpx on this path: measured here at 50 concurrent clients, a proxy on
+aiohttp's ClientSession kept about 59 % of direct throughput, httpx on the aiohttp
+transport about 30 % and httpx on its own transport about 6 % (docs/architecture.md,
+"HTTP between processes").
 """
 
 from __future__ import annotations

@@ -39,9 +39,10 @@ def create_engine(url: str, *, schema: str, pool_size: int = 20) -> AsyncEngine:
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """The asyncpg connection itself, from the engine's pool, outside any transaction.
 
-    For the hot single-statement reads (DESIGN.md, "hot-path costs"): SQLAlchemy's
-    execution layer costs about 0.45 ms of CPU per statement on top of asyncpg's 0.3 ms
-    (bench/), which a lookup made on every request of another service cannot afford.
+    For the hot single-statement reads (docs/architecture.md, "Hot-path costs"; ADR 0022):
+    SQLAlchemy's execution layer costs about 0.45 ms of CPU per statement on top of
+    asyncpg's 0.3 ms (bench/), which a lookup made on every request of another service
+    cannot afford.
     Statements run in autocommit, one consistent snapshot each; anything that writes,
     or reads more than once, belongs in a unit of work.
     """
@@ -54,8 +55,8 @@ async def session_driver(session: AsyncSession) -> asyncpg.Connection:
 
     Statements on it are part of the unit of work's transaction: committed or rolled
     back with it. For the hot writes, where SQLAlchemy's statement building and
-    execution cost more CPU than the database (DESIGN.md: about 73 % of raw asyncpg
-    throughput this way, against 43 % for a Core statement)."""
+    execution cost more CPU than the database (measured here: about 73 % of raw asyncpg
+    throughput this way, against 43 % for a Core statement; docs/architecture.md)."""
     return await _driver(await session.connection())
 
 

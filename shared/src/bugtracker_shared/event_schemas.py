@@ -183,7 +183,7 @@ class TicketDeleted(TicketData):
     pass
 
 
-# Routing key (event name) -> the model of its `data`, in the order of API.md.
+# Routing key (event name) -> the model of its `data`, in the order of docs/api.md.
 EVENT_DATA: dict[str, type[BaseModel]] = {
     "user.registered": UserRegistered,
     "user.deactivated": UserDeactivated,

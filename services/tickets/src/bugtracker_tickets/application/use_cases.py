@@ -291,7 +291,7 @@ class TicketUseCases:
             )
         else:
             project_ids = tuple(await self.projects.visible_projects(token=principal.token))
-        # API.md: -updated_at unless asked otherwise, with `q` too (an index serves it at
+        # docs/api.md: -updated_at unless asked otherwise, with `q` too (an index serves it at
         # any size); relevance is on request, as it ranks every match (ADR 0022).
         sort = request.sort or "-updated_at"
         if sort == "relevance":
