@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+pytestmark = pytest.mark.integration
+
 PASSWORD = "amber kettle drifts over 83 hills"
 
 
