@@ -57,7 +57,19 @@ async def session_driver(session: AsyncSession) -> asyncpg.Connection:
     back with it. For the hot writes, where SQLAlchemy's statement building and
     execution cost more CPU than the database (measured here: about 73 % of raw asyncpg
     throughput this way, against 43 % for a Core statement; docs/architecture.md)."""
-    return await _driver(await session.connection())
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement that goes
+    # through SQLAlchemy. Statements sent on the driver before that would run in
+    # autocommit, each committed on its own whatever the unit of work does later; so the
+    # adapter's transaction is begun here (its own BEGIN, which its commit and rollback
+    # then end). tests/integration/test_atomic_writes.py in the tickets service proves it.
+    adapter = raw.dbapi_connection
+    if adapter is not None and adapter._transaction is None:
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+    return await _driver(conn)
 
 
 async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
