@@ -8,7 +8,10 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -16,6 +19,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+# Every wait on the database ends well before the gateway's 10 s deadline, so a request
+# that cannot be served answers 503 `database_unavailable` itself (problems.py).
+POOL_TIMEOUT_SECONDS = 5.0  # waiting for a pooled connection
+CONNECT_TIMEOUT_SECONDS = 3.0  # opening a new one
+STATEMENT_TIMEOUT_MS = 8_000  # one statement, enforced by PostgreSQL
 
 
 def create_engine(url: str, *, schema: str, pool_size: int = 20) -> AsyncEngine:
@@ -25,14 +34,85 @@ def create_engine(url: str, *, schema: str, pool_size: int = 20) -> AsyncEngine:
     returned while the pool is full, so under steady load each request past `pool_size`
     paid for a new PostgreSQL backend (fork, authentication) — measured in bench/ as the
     largest cost of a busy service. Requests past `pool_size` wait for a connection.
+
+    A pooled connection that the server has closed (a restart, a terminated backend) is
+    replaced when it is checked out, at no cost: asyncpg notices the closed socket while
+    the connection idles, so no ping round trip is needed (`pool_pre_ping` would cost
+    three: BEGIN, the ping, ROLLBACK).
     """
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"search_path": schema}},
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+            "server_settings": {
+                "search_path": schema,
+                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+            },
+        },
     )
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pool `checkout` hook: the pool discards a connection that raises
+    DisconnectionError here and checks out (or opens) another one."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+# What a lost or overloaded database raises, through SQLAlchemy or on the driver itself:
+# connection failures (08xxx), shutdowns and cancels (57xxx: a restart, a terminated
+# backend, the statement timeout), a refused or timed-out connect, and a pool with no
+# connection free in time.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    # The protocol of a connection whose server went away mid-exchange.
+    asyncpg.exceptions.InternalClientError,
+    OSError,  # ConnectionRefusedError, TimeoutError, ...
+    PoolTimeoutError,
+    DisconnectionError,
+)
+
+
+# The exception classes whose handler asks `database_unavailable` (problems.py): what the
+# driver and SQLAlchemy raise, and what they wrap.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    # What SQLAlchemy's adapter raises outside a statement it runs itself (a BEGIN sent
+    # by session_driver): the driver's error translated, not yet wrapped in DBAPIError.
+    AsyncAdapt_asyncpg_dbapi.Error,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+    OSError,
+    PoolTimeoutError,
+    DisconnectionError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not serve the request now (a 503, worth a
+    retry), rather than a fault in the request or the code (a 500)."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the exception, and what it wraps
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        # asyncpg's word for a statement on a connection the server closed (its other
+        # InterfaceErrors are misuse, a 500).
+        if isinstance(seen, asyncpg.exceptions.InterfaceError) and "closed" in str(seen):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 @asynccontextmanager

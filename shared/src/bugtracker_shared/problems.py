@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bugtracker_shared.db import DATABASE_ERRORS, database_unavailable
 from bugtracker_shared.request_context import current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -106,12 +107,17 @@ def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def install_problem_handlers(
-    app: FastAPI, domain_errors: Mapping[type[Exception], int] | None = None
+    app: FastAPI,
+    domain_errors: Mapping[type[Exception], int] | None = None,
+    *,
+    database: bool = False,
 ) -> None:
     """Map every error an app can raise to problem+json.
 
     `domain_errors` maps a domain exception class to its HTTP status; the exception's
     `code` attribute (or `conflict`/`not_found`-style default) becomes the problem code.
+    With `database`, an app whose database cannot serve a request answers 503
+    `database_unavailable` (with `Retry-After`) instead of 500.
     """
     table: dict[type[Exception], int] = {UpstreamUnavailableError: 503}
     table.update(domain_errors or {})
@@ -180,10 +186,27 @@ def install_problem_handlers(
             instance=request.url.path,
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        # The database restarting, away or overloaded is not a bug: a quick 503 the
+        # client may retry, and a warning without a traceback. Anything else is a 500.
+        if not database_unavailable(exc):
+            return await on_unexpected(request, exc)
+        logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return problem_response(
+            503,
+            "database_unavailable",
+            "The database cannot serve this request now; retry shortly.",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
     handlers = app.exception_handlers
     handlers[ProblemError] = on_problem
     handlers[RequestValidationError] = on_validation
     handlers[StarletteHTTPException] = on_http
     for cls in table:
         handlers[cls] = on_domain
+    if database:
+        for cls in DATABASE_ERRORS:
+            handlers.setdefault(cls, on_database_error)
     handlers[Exception] = on_unexpected

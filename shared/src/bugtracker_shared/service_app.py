@@ -60,7 +60,7 @@ def service_app(
     app.add_middleware(RequestIdMiddleware)
     if tracing.tracing_enabled():
         tracing.instrument_app(app)  # outermost: the server span covers everything
-    install_problem_handlers(app, domain_errors)
+    install_problem_handlers(app, domain_errors, database=True)
     for router in routers:
         app.include_router(router)
     app.include_router(health_router(lambda request: runtime_of(request).health_checks()))
