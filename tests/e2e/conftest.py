@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import pytest
 from bugtracker_devstack.processes import stop_group
 from bugtracker_devstack.stack import PROCESSES, SERVICES, Stack, wait_until_ready
@@ -49,3 +53,35 @@ def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     known = [ADMIN_PASSWORD, infra.internal_token, *infra.role_passwords.values()]
     assert not [secret for secret in known if secret in text], "a secret is in the e2e logs"
     assert not JWT_PATTERN.search(text), "a JSON Web Token is in the e2e logs"
+
+
+@pytest.fixture(scope="session")
+def settle_tickets_view(infra: Stack) -> Callable[[str], None]:
+    """`settle(project_id)` waits until the tickets service's membership view holds every
+    change of the project made so far (its version has reached the project's): a change in
+    projects reaches tickets through an event (docs/adr/0023; within 1 s, which
+    tests/e2e/test_membership_view.py times), so a test that checks its effect on tickets
+    waits for it first."""
+    return lambda project_id: wait_for_tickets_view(infra, project_id)
+
+
+def wait_for_tickets_view(infra: Stack, project_id: str, *, within: float = 5.0) -> None:
+
+    async def caught_up() -> bool:
+        conn = await asyncpg.connect(infra.postgres.superuser_dsn("bugtracker"))
+        try:
+            return bool(
+                await conn.fetchval(
+                    "SELECT coalesce((SELECT version FROM tickets.project_view WHERE id = $1),"
+                    " 0) >= (SELECT version FROM projects.projects WHERE id = $1)",
+                    uuid.UUID(project_id),
+                )
+            )
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + within
+    while not asyncio.run(caught_up()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the tickets view did not catch up with project {project_id}")
+        time.sleep(0.01)  # the poll interval, not a wait for a fixed duration

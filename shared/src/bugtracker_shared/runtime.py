@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,10 @@ class ServiceRuntime:
     relay: OutboxRelay | None
     verifier: TokenVerifier
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+    # Start-up jobs run in the background once the runtime starts (e.g. seeding a view),
+    # cancelled at shutdown if still running.
+    jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -88,8 +93,12 @@ class ServiceRuntime:
         self.broker.start()
         if self.relay is not None:
             self.relay.start()
+        self._tasks = [asyncio.create_task(job()) for job in self.jobs]
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.relay is not None:
             await self.relay.stop()
         await self.broker.close()

@@ -3,7 +3,8 @@
 One user per component, with rights limited to what it does (deploy/rabbitmq/README.md):
 publishers may declare and write the events exchange and read nothing; a consumer may
 declare and read its own `<component>.*` queues, bind them to the events exchange and
-declare the dead-letter exchange; `bugtracker_ops` may read dead letters and republish
+declare the dead-letter exchange (tickets is both: it consumes `project.*` for its
+membership view); `bugtracker_ops` may read dead letters and republish
 them (the dlq tool). The policy makes `bugtracker.unrouted` the alternate exchange of
 `bugtracker.events`, so an event no queue is bound to is kept (7 days, 100,000 messages)
 instead of lost.
@@ -30,7 +31,7 @@ EVENTS = "bugtracker.events"
 UNROUTED = "bugtracker.unrouted"
 DLX = "bugtracker.dlx"
 PUBLISHERS = ("auth", "projects", "tickets")
-CONSUMERS = ("notifications", "gateway")
+CONSUMERS = ("notifications", "gateway", "tickets")
 OPS_USER = "bugtracker_ops"
 UNROUTED_TTL_MS = 7 * 24 * 3600 * 1000
 UNROUTED_MAX_LENGTH = 100_000
@@ -43,10 +44,16 @@ def user_name(component: str) -> str:
 def permissions(component: str) -> dict[str, str]:
     """configure / write / read regular expressions of a component's user."""
     events, dlx, unrouted = r"bugtracker\.events", r"bugtracker\.dlx", r"bugtracker\.unrouted"
+    own = component + r"\..*"
+    if component in PUBLISHERS and component in CONSUMERS:
+        return {
+            "configure": f"^({events}|{dlx}|{own})$",
+            "write": f"^({events}|{dlx}|{own})$",
+            "read": f"^({events}|{dlx}|{own})$",
+        }
     if component in PUBLISHERS:
         return {"configure": f"^{events}$", "write": f"^{events}$", "read": "^$"}
     if component in CONSUMERS:
-        own = component + r"\..*"
         return {
             "configure": f"^({events}|{dlx}|{own})$",
             # Declaring a queue with a dead-letter exchange needs write on that exchange.

@@ -64,7 +64,8 @@ class Stack:
     # RabbitMQ users per component (deploy/rabbitmq); a component without one uses guest.
     amqp_passwords: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
-    # Shared by auth and the gateway for auth's /internal endpoints (per run of the stack).
+    # Guards the /internal endpoints (auth's revoked sessions for the gateway, projects'
+    # membership snapshot for tickets); one per run of the stack.
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def database_url(self, service: str) -> str:
@@ -100,7 +101,7 @@ class Stack:
             values["JWKS_URL"] = f"{self.url('auth')}/.well-known/jwks.json"
         if process == "auth":
             values["KEYS_DIR"] = str(self.keys_dir)
-        if process in ("auth", "gateway"):
+        if process in ("auth", "gateway", "projects", "tickets"):
             values["INTERNAL_TOKEN"] = self.internal_token
         if process == "gateway":
             values["AMQP_URL"] = self.amqp_url(process)

@@ -53,4 +53,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log_level=settings.log_level,
     )
     app.state.settings = settings
+    app.state.internal_token = settings.internal_token
     return app

@@ -8,7 +8,7 @@ from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
-from bugtracker_projects.api.routes import router
+from bugtracker_projects.api.routes import internal_router, router
 from bugtracker_projects.bootstrap import build
 from bugtracker_projects.domain.errors import (
     AlreadyMemberError,
@@ -51,12 +51,13 @@ def create_app(
             settings, auth_transport=auth_transport, jwks_fetcher=jwks_fetcher
         )
         app.state.use_cases = use_cases
+        app.state.internal_token = settings.internal_token
         return runtime
 
     return service_app(
         name="projects",
         wire=wire,
-        routers=[router],
+        routers=[router, internal_router],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
     )

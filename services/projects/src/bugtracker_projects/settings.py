@@ -15,3 +15,6 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     http_timeout_seconds: float = 5.0
     log_level: str = "INFO"
+    # Shared with the other processes of one deployment: guards /internal (the membership
+    # snapshot other services seed their views from). Empty: /internal answers 404.
+    internal_token: str = ""

@@ -8,7 +8,14 @@ from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
 from bugtracker_tickets.application.comments import CommentUseCases
+from bugtracker_tickets.application.ports import ProjectDirectory
 from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.infrastructure.membership_view import (
+    PROJECT_EVENTS,
+    QUEUE,
+    MembershipView,
+    ViewedProjectDirectory,
+)
 from bugtracker_tickets.infrastructure.projects_client import HttpProjectDirectory
 from bugtracker_tickets.infrastructure.reads import DriverTicketReads
 from bugtracker_tickets.infrastructure.tables import SCHEMA, outbox
@@ -45,7 +52,19 @@ def build(
     def uow() -> TicketsUnitOfWork:
         return TicketsUnitOfWork(runtime.session_factory, runtime.after_commit)
 
-    use_cases = TicketUseCases(
-        uow=uow, projects=HttpProjectDirectory(projects), reads=DriverTicketReads(runtime.engine)
-    )
+    directory: ProjectDirectory = HttpProjectDirectory(projects)
+    if settings.internal_token:
+        view = MembershipView(
+            runtime.engine,
+            runtime.broker,
+            projects,
+            settings.internal_token,
+            lag_seconds=settings.membership_lag_seconds,
+        )
+        # Registered before the broker starts: the queue is declared and consumed on
+        # connect, and only then is the snapshot loaded.
+        runtime.broker.add_consumer(QUEUE, PROJECT_EVENTS, view.handle_event)
+        runtime.jobs.append(view.seed_until_done)
+        directory = ViewedProjectDirectory(view, directory)
+    use_cases = TicketUseCases(uow=uow, projects=directory, reads=DriverTicketReads(runtime.engine))
     return runtime, use_cases, CommentUseCases(uow=uow, tickets=use_cases)

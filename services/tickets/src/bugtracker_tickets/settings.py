@@ -15,3 +15,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     http_timeout_seconds: float = 5.0
     log_level: str = "INFO"
+    # Shared with projects (its BUGTRACKER_PROJECTS_INTERNAL_TOKEN): with it, this service
+    # keeps its own view of memberships (ADR 0023); without it, every access check asks
+    # the projects service over HTTP.
+    internal_token: str = ""
+    # An event applied later than this after it happened marks the view as lagging.
+    membership_lag_seconds: float = 1.0

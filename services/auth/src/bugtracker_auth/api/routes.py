@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated, Any
 
+from bugtracker_shared.internal import internal_caller
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from bugtracker_shared.problems import ProblemError
 from bugtracker_shared.tokens import Principal
 from bugtracker_shared.web import CurrentPrincipal, link_next_page, unauthorized
-from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
 from bugtracker_auth.api.schemas import (
     AdminUpdateUserRequest,
@@ -220,19 +219,6 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     document: dict[str, Any] = request.app.state.keys.jwks()
     return document
-
-
-async def internal_caller(
-    request: Request,
-    x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> None:
-    """Only other Bugtracker processes: they present the shared internal token. The
-    gateway does not route /internal, so clients cannot even reach it through there."""
-    expected: str = request.app.state.settings.internal_token
-    if not expected or not x_internal_token:
-        raise ProblemError(404, "not_found", "Not Found")
-    if not hmac.compare_digest(x_internal_token.encode(), expected.encode()):
-        raise ProblemError(404, "not_found", "Not Found")
 
 
 @internal_router.get("/revoked-sessions", dependencies=[Depends(internal_caller)])

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from bugtracker_shared.conditions import etag, expected_version, not_modified
+from bugtracker_shared.internal import internal_caller
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from bugtracker_shared.web import CurrentPrincipal, link_next_page
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -14,10 +15,13 @@ from bugtracker_projects.api.schemas import (
     CreateProjectRequest,
     MemberPage,
     MemberResponse,
+    MembershipsPage,
     MyAccessResponse,
     ProjectPage,
     ProjectResponse,
     UpdateProjectRequest,
+    ViewMember,
+    ViewProject,
 )
 from bugtracker_projects.application.use_cases import ProjectChanges, ProjectUseCases
 from bugtracker_projects.domain.projects import Caller, Project
@@ -214,3 +218,33 @@ async def remove_member(
 ) -> None:
     """Maintainers remove members; any member may remove themself (leave)."""
     await cases.remove_member(who, project_ref, user_id)
+
+
+internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+
+
+@internal_router.get("/memberships", dependencies=[Depends(internal_caller)])
+async def memberships(
+    cases: UseCases,
+    response: Response,
+    after: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> MembershipsPage:
+    """Every project (deleted ones too) with its members' roles, a page at a time by id:
+    what the other services seed their membership views from (ADR 0023)."""
+    page = await cases.memberships(after=after, limit=limit)
+    response.headers["Cache-Control"] = "no-store"
+    return MembershipsPage(
+        items=[
+            ViewProject(
+                id=p.id,
+                key=p.key,
+                archived=p.archived,
+                deleted=p.deleted,
+                version=p.version,
+                members=[ViewMember(user_id=u, role=r) for u, r in p.members.items()],
+            )
+            for p in page
+        ],
+        next_after=page[-1].id if len(page) == limit else None,
+    )

@@ -95,3 +95,24 @@ class ProjectPage(BaseModel):
 class MemberPage(BaseModel):
     items: list[MemberResponse]
     next_cursor: str | None
+
+
+class ViewMember(BaseModel):
+    user_id: uuid.UUID
+    role: ProjectRole
+
+
+class ViewProject(BaseModel):
+    """A project as other services' membership views keep it (internal)."""
+
+    id: uuid.UUID
+    key: str
+    archived: bool
+    deleted: bool
+    version: int
+    members: list[ViewMember]
+
+
+class MembershipsPage(BaseModel):
+    items: list[ViewProject]
+    next_after: uuid.UUID | None

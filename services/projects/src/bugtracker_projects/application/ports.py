@@ -65,6 +65,18 @@ class MemberRepository(Protocol):
     async def remove(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None: ...
 
 
+@dataclass(frozen=True)
+class ProjectMemberships:
+    """A project's state and every member's role, as other services' views keep them."""
+
+    id: uuid.UUID
+    key: str
+    archived: bool
+    deleted: bool
+    version: int
+    members: dict[uuid.UUID, ProjectRole]
+
+
 class AccessReader(Protocol):
     """The one read every ticket request needs: a project (by id or upper-case key) and
     the caller's role in it; None when no such project exists."""
@@ -72,6 +84,10 @@ class AccessReader(Protocol):
     async def project_and_role(
         self, ref: uuid.UUID | str, user_id: uuid.UUID
     ) -> tuple[Project, ProjectRole | None] | None: ...
+
+    async def memberships(self, *, after: uuid.UUID | None, limit: int) -> list[ProjectMemberships]:
+        """Projects by id after `after` (deleted ones too), each with its members."""
+        ...
 
 
 class UnitOfWork(Transaction, Protocol):

@@ -26,6 +26,7 @@ from bugtracker_shared.request_context import current_request_id
 from bugtracker_projects.application.ports import (
     AccessReader,
     ProjectFilter,
+    ProjectMemberships,
     UnitOfWork,
     UserDirectory,
 )
@@ -178,6 +179,11 @@ class ProjectUseCases:
             raise ProjectNotFoundError("No such project.")
         project, role = found
         return access_for(project, caller, role)
+
+    async def memberships(self, *, after: uuid.UUID | None, limit: int) -> list[ProjectMemberships]:
+        """For other services' membership views (an internal call, no caller): a page of
+        every project, deleted ones included, with its members."""
+        return await self.reads.memberships(after=after, limit=limit)
 
     async def update_project(
         self, caller: Caller, ref: str, changes: ProjectChanges, *, expected_version: int | None

@@ -9,6 +9,7 @@ from bugtracker_shared.db import driver_connection
 from bugtracker_shared.permissions import ProjectRole
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bugtracker_projects.application.ports import ProjectMemberships
 from bugtracker_projects.domain.projects import Project
 from bugtracker_projects.infrastructure.repositories import project_from_row
 
@@ -20,6 +21,22 @@ LEFT JOIN projects.memberships m ON m.project_id = p.id AND m.user_id = $2
 WHERE p.id = $1
 """
 _BY_KEY = _BY_ID.replace("WHERE p.id = $1", "WHERE p.key = $1")
+
+# A page of projects by id, each with its members' ids and roles (in user id order).
+_MEMBERSHIPS = """
+SELECT p.id, p.key, p.archived_at IS NOT NULL AS archived,
+       p.deleted_at IS NOT NULL AS deleted, p.version,
+       coalesce(array_agg(m.user_id ORDER BY m.user_id) FILTER (WHERE m.user_id IS NOT NULL),
+                '{}') AS user_ids,
+       coalesce(array_agg(m.role ORDER BY m.user_id) FILTER (WHERE m.user_id IS NOT NULL),
+                '{}') AS roles
+FROM projects.projects p
+LEFT JOIN projects.memberships m ON m.project_id = p.id
+WHERE $1::uuid IS NULL OR p.id > $1
+GROUP BY p.id
+ORDER BY p.id
+LIMIT $2
+"""
 
 
 class DriverAccessReader:
@@ -36,3 +53,21 @@ class DriverAccessReader:
             return None
         role = row["member_role"]
         return project_from_row(row), ProjectRole(role) if role else None
+
+    async def memberships(self, *, after: uuid.UUID | None, limit: int) -> list[ProjectMemberships]:
+        async with driver_connection(self._engine) as conn:
+            rows = await conn.fetch(_MEMBERSHIPS, after, limit)
+        return [
+            ProjectMemberships(
+                id=row["id"],
+                key=row["key"],
+                archived=row["archived"],
+                deleted=row["deleted"],
+                version=row["version"],
+                members={
+                    user_id: ProjectRole(role)
+                    for user_id, role in zip(row["user_ids"], row["roles"], strict=True)
+                },
+            )
+            for row in rows
+        ]

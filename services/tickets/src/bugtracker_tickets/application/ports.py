@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from bugtracker_shared.ports import EventSink, Transaction
+from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.domain.tickets import (
     Comment,
@@ -28,17 +29,20 @@ class MemberInfo:
 
 
 class ProjectDirectory(Protocol):
-    """The projects service, asked with the caller's own token."""
+    """Projects and memberships: this service's view of them, or the projects service
+    asked with the caller's own token (ADR 0023)."""
 
-    async def access(self, project_ref: str, *, token: str) -> ProjectAccess | None:
+    async def access(self, project_ref: str, caller: Principal) -> ProjectAccess | None:
         """The caller's access to the project (by id or key); None when they may not see it."""
         ...
 
-    async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID, *, token: str) -> bool: ...
+    async def is_member(
+        self, project_id: uuid.UUID, user_id: uuid.UUID, caller: Principal
+    ) -> bool: ...
 
-    async def members(self, project_id: uuid.UUID, *, token: str) -> list[MemberInfo]: ...
+    async def members(self, project_id: uuid.UUID, caller: Principal) -> list[MemberInfo]: ...
 
-    async def visible_projects(self, *, token: str) -> list[uuid.UUID]:
+    async def visible_projects(self, caller: Principal) -> list[uuid.UUID]:
         """Every project the caller may read (an admin: every project)."""
         ...
 

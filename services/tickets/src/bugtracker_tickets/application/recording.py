@@ -48,7 +48,7 @@ async def mentions_in(
     """Members named with `@` in `body`; nobody outside the project can be mentioned."""
     if "@" not in body:
         return []
-    members = await projects.members(access.project_id, token=principal.token)
+    members = await projects.members(access.project_id, principal)
     return mentioned(body, [(m.user_id, m.display_name, m.email) for m in members])
 
 

@@ -180,13 +180,13 @@ class TicketUseCases:
 
     async def _access(self, principal: Principal, project_ref: str) -> ProjectAccess:
         ref = project_ref_of(project_ref)
-        return visible(await self.projects.access(ref, token=principal.token))
+        return visible(await self.projects.access(ref, principal))
 
     async def _check_assignee(
         self, principal: Principal, access: ProjectAccess, assignee_id: uuid.UUID | None
     ) -> None:
         if assignee_id is not None and not await self.projects.is_member(
-            access.project_id, assignee_id, token=principal.token
+            access.project_id, assignee_id, principal
         ):
             raise AssigneeNotMemberError("The assignee must be a member of the project.")
 
@@ -290,7 +290,7 @@ class TicketUseCases:
                 (await self._access(principal, project_ref)).project_id,
             )
         else:
-            project_ids = tuple(await self.projects.visible_projects(token=principal.token))
+            project_ids = tuple(await self.projects.visible_projects(principal))
         # docs/api.md: -updated_at unless asked otherwise, with `q` too (an index serves it at
         # any size); relevance is on request, as it ranks every match (ADR 0022).
         sort = request.sort or "-updated_at"

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import httpx
 from bugtracker_shared.permissions import Permission, ProjectRole
 from bugtracker_shared.problems import UpstreamUnavailableError
+from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.application.ports import MemberInfo
 from bugtracker_tickets.domain.tickets import ProjectAccess
@@ -29,8 +30,8 @@ class HttpProjectDirectory:
             raise UpstreamUnavailableError(f"The projects service answered {response.status_code}.")
         return response
 
-    async def access(self, project_ref: str, *, token: str) -> ProjectAccess | None:
-        response = await self._get(f"/api/v1/projects/{project_ref}/members/me", token)
+    async def access(self, project_ref: str, caller: Principal) -> ProjectAccess | None:
+        response = await self._get(f"/api/v1/projects/{project_ref}/members/me", caller.token)
         if response is None:
             return None
         body = response.json()
@@ -42,8 +43,9 @@ class HttpProjectDirectory:
             permissions=frozenset(Permission(p) for p in body["permissions"]),
         )
 
-    async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID, *, token: str) -> bool:
-        response = await self._get(f"/api/v1/projects/{project_id}/members/{user_id}", token)
+    async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID, caller: Principal) -> bool:
+        path = f"/api/v1/projects/{project_id}/members/{user_id}"
+        response = await self._get(path, caller.token)
         return response is not None
 
     async def _all(self, path: str, token: str) -> list[dict[str, Any]]:
@@ -63,8 +65,8 @@ class HttpProjectDirectory:
             if not cursor:
                 return items
 
-    async def members(self, project_id: uuid.UUID, *, token: str) -> list[MemberInfo]:
-        rows = await self._all(f"/api/v1/projects/{project_id}/members", token)
+    async def members(self, project_id: uuid.UUID, caller: Principal) -> list[MemberInfo]:
+        rows = await self._all(f"/api/v1/projects/{project_id}/members", caller.token)
         return [
             MemberInfo(
                 user_id=uuid.UUID(row["user_id"]),
@@ -74,7 +76,7 @@ class HttpProjectDirectory:
             for row in rows
         ]
 
-    async def visible_projects(self, *, token: str) -> list[uuid.UUID]:
-        active = await self._all("/api/v1/projects", token)
-        archived = await self._all("/api/v1/projects?archived=true", token)
+    async def visible_projects(self, caller: Principal) -> list[uuid.UUID]:
+        active = await self._all("/api/v1/projects", caller.token)
+        archived = await self._all("/api/v1/projects?archived=true", caller.token)
         return [uuid.UUID(row["id"]) for row in active + archived]

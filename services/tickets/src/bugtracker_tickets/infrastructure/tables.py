@@ -3,6 +3,7 @@ from __future__ import annotations
 from bugtracker_shared.outbox import outbox_table
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Computed,
     Date,
@@ -151,6 +152,35 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("user_id", "scope", "key"),
     Index("ix_idempotency_created", "created_at"),
+)
+
+# The projects service's projects and memberships, as this service knows them from the
+# `project.*` events (and a snapshot at start): who may do what is decided here, in
+# SQL, without asking projects on every request (ADR 0023). `version` is the project's
+# version, the events' `sequence`: an event older than what is stored is dropped.
+project_view = Table(
+    "project_view",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("key", String(10), nullable=False, unique=True),
+    Column("archived", Boolean, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+member_view = Table(
+    "member_view",
+    metadata,
+    Column(
+        "project_id",
+        Uuid,
+        ForeignKey("tickets.project_view.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", Uuid, nullable=False),
+    Column("role", String(16), nullable=False),
+    PrimaryKeyConstraint("project_id", "user_id"),
+    Index("ix_member_view_user", "user_id", "project_id"),
 )
 
 outbox = outbox_table(metadata)
