@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.ports import EventSink, Transaction
 from bugtracker_shared.tokens import Principal
 
@@ -80,11 +81,18 @@ class TicketReads(Protocol):
 
 
 class TicketRepository(Protocol):
-    async def next_number(self, project_id: uuid.UUID) -> int:
-        """The next ticket number of the project, locked until the transaction ends."""
+    async def create(
+        self,
+        draft: Ticket,
+        project_key: str,
+        watchers: list[uuid.UUID],
+        events: list[CloudEvent],
+    ) -> int:
+        """Give `draft` the project's next number (gapless: the counter stays locked
+        until the transaction ends) and write it with its first watchers and its events
+        (whose `data.key` gets the ticket's key); returns the number."""
         ...
 
-    async def add(self, ticket: Ticket) -> None: ...
     async def get(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None: ...
     async def get_by_key(self, key: str) -> Ticket | None: ...
     async def update(self, ticket: Ticket) -> None: ...

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bugtracker_shared.events import new_event
+from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.request_context import current_request_id
 from bugtracker_shared.tokens import Principal
 
@@ -29,16 +29,20 @@ async def record(
     caller knows them) plus `extra`."""
     if watchers is None:
         watchers = await uow.watchers.list(ticket.id)
-    await uow.outbox.add(
-        new_event(
-            name,
-            service=SERVICE,
-            subject=ticket.id,
-            sequence=ticket.version,
-            data=ticket.event_data(watchers) | extra,
-            actor_id=principal.user_id,
-            correlation_id=current_request_id(),
-        )
+    await uow.outbox.add(ticket_event(name, ticket, principal, watchers, **extra))
+
+
+def ticket_event(
+    name: str, ticket: Ticket, principal: Principal, watchers: list[uuid.UUID], **extra: Any
+) -> CloudEvent:
+    return new_event(
+        name,
+        service=SERVICE,
+        subject=ticket.id,
+        sequence=ticket.version,
+        data=ticket.event_data(watchers) | extra,
+        actor_id=principal.user_id,
+        correlation_id=current_request_id(),
     )
 
 

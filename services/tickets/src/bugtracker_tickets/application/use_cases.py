@@ -8,6 +8,7 @@ outbox, all in the same transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -33,6 +34,7 @@ from bugtracker_tickets.application.recording import (
     new_comment,
     record,
     store_comment,
+    ticket_event,
 )
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
@@ -243,12 +245,11 @@ class TicketUseCases:
                     if replayed is None:
                         raise TicketNotFoundError("No such ticket.")
                     return Created(replayed, replayed=True)
-            number = await uow.tickets.next_number(access.project_id)
-            ticket = Ticket(
+            draft = Ticket(
                 id=ticket_id,
                 project_id=access.project_id,
-                key=ticket_key(access.project_key, number),
-                number=number,
+                key="",  # with the number, in the creating statement
+                number=0,
                 title=new.title,
                 description=new.description,
                 type=new.type,
@@ -261,18 +262,19 @@ class TicketUseCases:
                 created_at=now,
                 updated_at=now,
             )
-            await uow.tickets.add(ticket)
             # The reporter and the assignee watch their ticket from the start (in the
             # order the watcher list has: same time, then by user id).
-            initial = sorted({w for w in (ticket.reporter_id, ticket.assignee_id) if w})
-            for watcher in initial:
-                await uow.watchers.add(ticket.id, watcher, now)
-            await record(uow, "ticket.created", ticket, principal, watchers=initial)
-            if ticket.assignee_id is not None:
-                changes = {"assignee_id": {"from": None, "to": str(ticket.assignee_id)}}
-                await record(
-                    uow, "ticket.assigned", ticket, principal, watchers=initial, changes=changes
+            initial = sorted({w for w in (draft.reporter_id, draft.assignee_id) if w})
+            events = [ticket_event("ticket.created", draft, principal, initial)]
+            if draft.assignee_id is not None:
+                changes = {"assignee_id": {"from": None, "to": str(draft.assignee_id)}}
+                events.append(
+                    ticket_event("ticket.assigned", draft, principal, initial, changes=changes)
                 )
+            number = await uow.tickets.create(draft, access.project_key, initial, events)
+            ticket = dataclasses.replace(
+                draft, number=number, key=ticket_key(access.project_key, number)
+            )
             await uow.commit()
         return Created(ticket)
 

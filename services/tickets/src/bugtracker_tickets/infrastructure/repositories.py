@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bugtracker_shared.db import Row, session_driver
+from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.pagination import InvalidCursorError
 from sqlalchemy import (
     ColumnElement,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -107,10 +109,6 @@ def _values(ticket: Ticket) -> dict[str, Any]:
 
 # A ticket row's own columns (the generated ones excluded), as `_values` gives them.
 _TICKET_FIELDS = [column.name for column in TICKET_COLUMNS]
-_INSERT_TICKET = (
-    f"INSERT INTO tickets.tickets ({', '.join(_TICKET_FIELDS)}) "  # noqa: S608 (constants)
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_TICKET_FIELDS) + 1))})"
-)
 
 
 def _sort_key(query: TicketQuery) -> tuple[ColumnElement[Any], bool]:
@@ -206,21 +204,83 @@ def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElemen
     return where
 
 
+def _create_statement() -> str:
+    """A ticket's creation as one statement: the project's counter moves on, and the
+    ticket (numbered and keyed from it), its watchers and its events are written.
+
+    The counter row stays locked until the commit (numbers are gapless), so it is taken
+    in the statement that also writes everything else: concurrent creates in one project
+    wait for one statement and the commit, not for every round trip of the create. The
+    events' `data.key` is set from the number here too."""
+    own = [f for f in _TICKET_FIELDS if f not in ("number", "key")]
+    param = {field: f"${n}" for n, field in enumerate(own, start=1)}
+    prefix, watchers, since, ids, aggregates, routing_keys, payloads = (
+        f"${len(own) + n}" for n in range(1, 8)
+    )
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    types = {c.name: c.type.compile(dialect=dialect) for c in TICKET_COLUMNS}
+    values = [
+        "n.last_number"
+        if field == "number"
+        else f"{prefix}::text || '-' || n.last_number"
+        if field == "key"
+        else f"{param[field]}::{types[field]}"
+        for field in _TICKET_FIELDS
+    ]
+    counter = _NEXT_NUMBER.replace("$1", f"{param['project_id']}::uuid")
+    return f"""
+WITH n AS ({counter}),
+t AS (
+    INSERT INTO tickets.tickets ({", ".join(_TICKET_FIELDS)})
+    SELECT {", ".join(values)} FROM n
+    RETURNING id, number, key
+),
+w AS (
+    INSERT INTO tickets.watchers (ticket_id, user_id, since)
+    SELECT t.id, u, {since}::timestamptz FROM t, unnest({watchers}::uuid[]) AS u
+),
+o AS (
+    INSERT INTO tickets.outbox (event_id, aggregate_id, routing_key, payload)
+    SELECT e.id, e.aggregate, e.routing_key,
+           jsonb_set(e.payload::jsonb, '{{data,key}}', to_jsonb(t.key))
+    FROM t, unnest({ids}::uuid[], {aggregates}::text[], {routing_keys}::text[],
+                   {payloads}::text[]) AS e(id, aggregate, routing_key, payload)
+)
+SELECT number FROM t
+"""  # noqa: S608 (built from this module's constants only)
+
+
+_CREATE = _create_statement()
+
+
 class SqlTicketRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def next_number(self, project_id: uuid.UUID) -> int:
-        """The project's next ticket number; the counter row stays locked until commit,
-        so numbers are gapless and concurrent creates queue here."""
+    async def create(
+        self,
+        draft: Ticket,
+        project_key: str,
+        watchers: list[uuid.UUID],
+        events: list[CloudEvent],
+    ) -> int:
+        """Number and write `draft` (its `number` and `key` are ignored), with its first
+        watchers and its events, in one statement of the unit of work; the number."""
+        values = _values(draft)
+        own = [values[f] for f in _TICKET_FIELDS if f not in ("number", "key")]
         driver = await session_driver(self._session)
-        number = await driver.fetchval(_NEXT_NUMBER, project_id)
+        number = await driver.fetchval(
+            _CREATE,
+            *own,
+            project_key,
+            watchers,
+            draft.created_at,
+            [event.id for event in events],
+            [event.subject for event in events],
+            [event.name for event in events],
+            [event.model_dump_json(exclude_none=True) for event in events],
+        )
         return int(number)
-
-    async def add(self, ticket: Ticket) -> None:
-        driver = await session_driver(self._session)
-        values = _values(ticket)
-        await driver.execute(_INSERT_TICKET, *(values[field] for field in _TICKET_FIELDS))
 
     async def _one(self, query: Select[Any]) -> Ticket | None:
         row = (await self._session.execute(query)).mappings().first()
