@@ -7,10 +7,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
 
@@ -96,3 +99,197 @@ class TokenMinter:
         return jwt.encode(
             claims, self._key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt"}
         )
+
+
+# -- fault injection ------------------------------------------------------------------------
+# A write is one transaction when a fault after any of its statements, or at its COMMIT,
+# leaves nothing of it behind. The faults are real PostgreSQL errors, raised by a trigger
+# that a test installs as the superuser on the table of the statement that is to fail; a
+# deferred constraint trigger fails the COMMIT itself.
+
+_FAULT_OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Where a fault strikes: the first row that an `operation` (INSERT, UPDATE or DELETE)
+    writes to `table` (schema-qualified), before it is written; or, `at_commit`, the COMMIT
+    of a transaction that wrote such a row. `when` narrows it to some rows (a trigger's
+    WHEN condition on NEW or OLD, e.g. "NEW.routing_key = 'ticket.commented'").
+
+    An INSERT ... ON CONFLICT meets an INSERT fault even when the row exists already."""
+
+    operation: str
+    table: str
+    at_commit: bool = False
+    when: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.operation not in _FAULT_OPERATIONS or self.table.count(".") != 1:
+            raise ValueError(f"not a fault point: {self.operation} on {self.table}")
+
+    @property
+    def schema(self) -> str:
+        return self.table.split(".", 1)[0]
+
+    def trigger(self) -> str:
+        """The CREATE TRIGGER statement (of the trigger `injected_fault`)."""
+        when = f" WHEN ({self.when})" if self.when else ""
+        function = f"{self.schema}.injected_fault()"
+        if self.at_commit:
+            return (
+                f"CREATE CONSTRAINT TRIGGER injected_fault AFTER {self.operation} ON {self.table}"
+                f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW{when} EXECUTE FUNCTION {function}"
+            )
+        return (
+            f"CREATE TRIGGER injected_fault BEFORE {self.operation} ON {self.table}"
+            f" FOR EACH ROW{when} EXECUTE FUNCTION {function}"
+        )
+
+    def __str__(self) -> str:
+        where = f" where {self.when}" if self.when else ""
+        if self.at_commit:
+            return f"a fault at the COMMIT after {self.operation} {self.table}{where}"
+        return f"a fault on {self.operation} {self.table}{where}"
+
+
+def fault_on(operation: str, table: str, *, when: str | None = None) -> Fault:
+    """A fault on the statement that writes `table`: it comes after every statement
+    before that one."""
+    return Fault(operation, table, when=when)
+
+
+def fault_at_commit(operation: str, table: str, *, when: str | None = None) -> Fault:
+    """A fault at the COMMIT of a transaction that wrote `table`: after every statement."""
+    return Fault(operation, table, at_commit=True, when=when)
+
+
+class InjectedFault:
+    """An installed fault; `fired` counts how often it struck (a sequence, which a
+    rollback does not undo)."""
+
+    def __init__(self, db: asyncpg.Connection, fault: Fault) -> None:
+        self._db = db
+        self.fault = fault
+
+    async def fired(self) -> int:
+        sequence = f"{self.fault.schema}.injected_fault_fired"
+        counted: int = await self._db.fetchval(
+            f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"  # noqa: S608
+        )
+        return counted
+
+
+@asynccontextmanager
+async def injected_fault(db: asyncpg.Connection, fault: Fault) -> AsyncIterator[InjectedFault]:
+    """Install `fault` for the block, with `db` a superuser's asyncpg connection (the
+    trigger's function runs as its owner, so any service role meets it)."""
+    schema = fault.schema
+    await db.execute(f"CREATE SEQUENCE {schema}.injected_fault_fired")
+    await db.execute(
+        f"CREATE FUNCTION {schema}.injected_fault() RETURNS trigger LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = pg_catalog AS $$ BEGIN "
+        f"PERFORM nextval('{schema}.injected_fault_fired'); "
+        "RAISE EXCEPTION 'injected fault on % of %.%', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME; "
+        "END $$"
+    )
+    try:
+        await db.execute(fault.trigger())
+        try:
+            yield InjectedFault(db, fault)
+        finally:
+            await db.execute(f"DROP TRIGGER injected_fault ON {fault.table}")
+    finally:
+        await db.execute(f"DROP FUNCTION {schema}.injected_fault()")
+        await db.execute(f"DROP SEQUENCE {schema}.injected_fault_fired")
+
+
+async def schema_rows(
+    db: asyncpg.Connection, schema: str, tables: Sequence[str]
+) -> dict[str, list[str]]:
+    """Every row of the `tables` of `schema`, as sorted JSON texts (an outbox row's
+    `sent_at` left out: the relay sets it whenever it publishes)."""
+    rows: dict[str, list[str]] = {}
+    for table in tables:
+        found = await db.fetch(
+            f"SELECT (to_jsonb(t) - 'sent_at')::text AS row FROM {schema}.{table} t"  # noqa: S608
+        )
+        rows[table] = sorted(row["row"] for row in found)
+    return rows
+
+
+async def _outbox_position(db: asyncpg.Connection, schema: str) -> int:
+    position: int = await db.fetchval(
+        f"SELECT coalesce(max(position), 0) FROM {schema}.outbox"  # noqa: S608
+    )
+    return position
+
+
+async def assert_write_is_atomic(
+    db: asyncpg.Connection,
+    fault: Fault,
+    write: Callable[[], Awaitable[httpx.Response]],
+    *,
+    tables: Sequence[str],
+    status: int,
+    events: Sequence[str] = (),
+) -> httpx.Response:
+    """Prove that `write` (a request) is one transaction at `fault`: with the fault
+    installed it fails, the fault struck once, and no row of the service's `tables`
+    (of the fault's schema, its outbox among them) differs from before; without it the
+    same request answers `status`, changes those tables and writes exactly the outbox
+    `events` (routing keys, in order). Returns that answer.
+
+    `db` is a superuser's asyncpg connection. In process a failed write answers 500
+    problem+json (its error mapped by the app's handlers), or raises the error itself."""
+    schema = fault.schema
+    before = await schema_rows(db, schema, tables)
+    async with injected_fault(db, fault) as injected:
+        try:
+            failed = await write()
+        except Exception as exc:  # the error escaped the app: the write failed
+            if "injected fault" not in str(exc):
+                raise
+        else:
+            if (
+                failed.status_code != HTTPStatus.INTERNAL_SERVER_ERROR
+                or "problem+json" not in failed.headers.get("content-type", "")
+            ):
+                raise AssertionError(
+                    f"{fault}: expected a 500 problem+json, got {failed.status_code} "
+                    f"{failed.text[:500]}"
+                )
+        if (fired := await injected.fired()) != 1:
+            raise AssertionError(f"{fault}: the fault struck {fired} times, not once")
+    after = await schema_rows(db, schema, tables)
+    if after != before:
+        changed = {
+            table: {
+                "gone": sorted(set(before[table]) - set(after[table])),
+                "new": sorted(set(after[table]) - set(before[table])),
+            }
+            for table in tables
+            if after[table] != before[table]
+        }
+        raise AssertionError(f"{fault}: the failed write left a trace: {changed}")
+
+    position = await _outbox_position(db, schema)
+    succeeded = await write()
+    if succeeded.status_code != status:
+        raise AssertionError(
+            f"without the fault: expected {status}, got {succeeded.status_code} "
+            f"{succeeded.text[:500]}"
+        )
+    if await schema_rows(db, schema, tables) == before:
+        raise AssertionError("without the fault the write changed nothing: a vacuous test")
+    written = [
+        row["routing_key"]
+        for row in await db.fetch(
+            f"SELECT routing_key FROM {schema}.outbox WHERE position > $1 "  # noqa: S608
+            "ORDER BY position",
+            position,
+        )
+    ]
+    if written != list(events):
+        raise AssertionError(f"without the fault: expected the events {events}, got {written}")
+    return succeeded
