@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
+from bugtracker_gateway.ratelimit import RateLimiter
 
 from gateway.tests.conftest import Minter
 
@@ -134,3 +138,38 @@ async def test_headers_just_under_the_limit_pass(
 
     assert small.status_code == 200
     assert big.status_code == 431
+
+
+@pytest.mark.parametrize("notation", ["5/10 seconds", "3/second", "40/minute"])
+async def test_the_counter_decides_as_the_limits_package_would(
+    monkeypatch: pytest.MonkeyPatch, notation: str
+) -> None:
+    """The in-process counter replaced `limits`' sliding-window counter on its in-memory
+    storage: the same answers, remaining budgets and reset times, hit by hit."""
+    from limits import parse
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+    now = 1_700_000_000.123
+    monkeypatch.setattr(time, "time", lambda: now)
+    reference = SlidingWindowCounterRateLimiter(MemoryStorage())
+    item = parse(notation)
+    ours = RateLimiter(notation, "1/minute", clock=lambda: now)
+    steps = random.Random(notation)
+    # In units of the window / the limit: bursts, a steady pace, and now and then a pause
+    # of about three windows; ann sends twice as often as bob.
+    unit = item.get_expiry() / item.amount
+    pauses = [0.031, 0.13, 0.37, 0.71, 1.13, 1.7, 2.9 * item.amount]
+    refused = 0
+    for _ in range(600):
+        now += unit * steps.choices(pauses, weights=[20, 20, 20, 20, 10, 10, 1])[0]
+        client = steps.choice(["ann", "ann", "bob"])
+        allowed = await reference.hit(item, "default", client)
+        stats = await reference.get_window_stats(item, "default", client)
+        decision = ours.hit("default", client)
+        assert decision.allowed == allowed
+        assert decision.remaining == max(0, stats.remaining)
+        expected_reset = max(0 if allowed else 1, math.ceil(stats.reset_time - now))
+        assert decision.reset_seconds == expected_reset
+        refused += not allowed
+    assert refused > 20  # the limit was reached often enough to compare refusals

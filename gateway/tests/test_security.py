@@ -92,6 +92,32 @@ async def test_an_unknown_path_is_a_404_problem(
     assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
+async def test_only_the_gateways_own_paths_skip_the_proxy(
+    gateway: httpx.AsyncClient, backends: dict[str, Any], auth_headers: dict[str, str]
+) -> None:
+    not_forwarded = await gateway.request("TRACE", "/api/v1/tickets", headers=auth_headers)
+    not_a_probe = await gateway.post("/health/live", headers=auth_headers)
+    asset_head = await gateway.head("/docs/assets/swagger-ui.css")
+    asset_post = await gateway.post("/docs/assets/swagger-ui.css", headers=auth_headers)
+
+    assert not_forwarded.status_code == 405
+    assert not_forwarded.json()["code"] == "method_not_allowed"
+    assert set(not_forwarded.headers["allow"].split(", ")) == {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+    }
+    assert not_a_probe.status_code == 404  # the proxy's answer: no backend serves it
+    assert not_a_probe.json()["code"] == "not_found"
+    assert asset_head.status_code == 200
+    assert asset_post.status_code == 405
+    assert backends["tickets"].proxied() == []
+
+
 async def test_the_gateways_own_probes(gateway: httpx.AsyncClient) -> None:
     live = await gateway.get("/health/live")
     ready = await gateway.get("/health/ready")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import uuid
@@ -9,16 +11,26 @@ import uuid
 import httpx
 import pytest
 from bugtracker_shared import tracing
-from bugtracker_shared.logs import bind_log_context, configure_logging, get_logger, log_context
+from bugtracker_shared.logs import (
+    _BackgroundWriter,
+    bind_log_context,
+    configure_logging,
+    get_logger,
+    log_context,
+)
 from bugtracker_shared.metrics import ObservabilityMiddleware, metrics_router
-from bugtracker_shared.web import RequestIdMiddleware, bind_path_ids
-from fastapi import Depends, FastAPI, Request
+from bugtracker_shared.request_context import current_request_id, new_request_id
+from bugtracker_shared.runtime import ServiceRuntime
+from bugtracker_shared.service_app import service_app
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
+from starlette.background import BackgroundTask
 
 
 def _app() -> FastAPI:
-    app = FastAPI(dependencies=[Depends(bind_path_ids)])
+    app = FastAPI()
 
     @app.get("/api/v1/tickets/{ticket_ref}")
     async def get_ticket(ticket_ref: str) -> dict[str, str]:
@@ -35,7 +47,6 @@ def _app() -> FastAPI:
 
     app.include_router(metrics_router(nothing_to_refresh))
     app.add_middleware(ObservabilityMiddleware)
-    app.add_middleware(RequestIdMiddleware)
     return app
 
 
@@ -152,3 +163,170 @@ async def test_requests_are_counted_by_route_template_and_status() -> None:
     assert 'route="/api/v1/tickets/{ticket_ref}"' in body
     assert "A-1" not in body
     assert 'route="/metrics"' not in body  # scrapes are not counted
+
+
+async def test_the_request_id_is_kept_when_sane_made_otherwise_and_sent_back_once() -> None:
+    configure_logging("tickets", "WARNING", "json", background=False)
+    app = _app()
+
+    @app.get("/api/v1/echo")
+    async def echo() -> JSONResponse:
+        # An app that sets the header itself still answers with one, the request's.
+        return JSONResponse({"seen": current_request_id()}, headers={"X-Request-ID": "app-made-1"})
+
+    async with _client(app) as client:
+        kept = await client.get("/api/v1/echo", headers={"X-Request-ID": "client-id-0001"})
+        insane = await client.get("/api/v1/echo", headers={"X-Request-ID": "<script>"})
+        missing = await client.get("/api/v1/echo")
+
+    assert kept.headers.get_list("x-request-id") == ["client-id-0001"]
+    assert kept.json()["seen"] == "client-id-0001"
+    for made in (insane, missing):
+        [request_id] = made.headers.get_list("x-request-id")
+        assert made.json()["seen"] == request_id
+        assert uuid.UUID(request_id).version == 4
+    assert insane.headers["x-request-id"] != missing.headers["x-request-id"]
+    assert current_request_id() is None  # nothing stays behind in the caller's context
+
+
+def test_new_request_ids_are_random_uuid4s() -> None:
+    made = {new_request_id() for _ in range(1000)}
+    assert len(made) == 1000
+    for request_id in made:
+        parsed = uuid.UUID(request_id)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, request_id)
+
+
+async def test_an_id_bound_by_the_app_wins_over_the_path_parameter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("projects", "INFO", "json", background=False)
+    app = _app()
+
+    @app.get("/api/v1/projects/{project_ref}/members")
+    async def members(project_ref: str) -> dict[str, str]:
+        get_logger("bugtracker.test").info("before")
+        bind_log_context(project_id="0b9c4a52-project-uuid")
+        get_logger("bugtracker.test").info("after")
+        return {}
+
+    async with _client(app) as client:
+        await client.get("/api/v1/projects/DEMO/members")
+
+    lines = {line["event"]: line for line in _json_lines(capsys.readouterr().err)}
+    assert lines["before"]["project_id"] == "DEMO"  # from the path
+    assert lines["after"]["project_id"] == "0b9c4a52-project-uuid"
+    assert lines["request"]["project_id"] == "0b9c4a52-project-uuid"
+
+
+def test_json_lines_carry_the_traceback_of_an_exception(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("tickets", "INFO", "json", background=False)
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        get_logger("bugtracker.test").exception("it failed", ticket_id="DEMO-9")
+        logging.getLogger("bugtracker.stdlib").exception("stdlib too")
+    structlog_line, stdlib_line = _json_lines(capsys.readouterr().err)
+    assert structlog_line["level"] == "error"
+    assert structlog_line["ticket_id"] == "DEMO-9"
+    assert "ValueError: broken" in structlog_line["exception"]
+    assert stdlib_line["logger"] == "bugtracker.stdlib"
+    assert "ValueError: broken" in stdlib_line["exception"]
+
+
+def test_console_lines_are_sorted_key_values_with_the_traceback_below(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("tickets", "INFO", "console", background=False)
+    get_logger("bugtracker.access").info("request", status=201, path="/api/v1/tickets")
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        get_logger("bugtracker.test").exception("it failed")
+    first, *rest = capsys.readouterr().err.splitlines()
+    assert "level=" not in first
+    assert "timestamp=" not in first
+    assert " [info     ] request [bugtracker.access] path=/api/v1/tickets " in first
+    assert first.endswith("service=tickets status=201")
+    assert "[error    ] it failed [bugtracker.test]" in rest[0]
+    assert rest[1] == "Traceback (most recent call last):"
+    assert rest[-1] == "ValueError: broken"
+
+
+def test_a_logger_follows_later_configurations(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = get_logger("bugtracker.test")  # made before the process configures logging
+    configure_logging("auth", "INFO", "json", background=False)
+    logger.info("as json")
+    configure_logging("auth", "INFO", "console", background=False)
+    logger.info("as text")
+    configure_logging("auth", "WARNING", "console", background=False)
+    logger.info("filtered out")
+    logger.warning("kept")
+    json_line, text_line, warning_line = capsys.readouterr().err.splitlines()
+    assert json.loads(json_line)["event"] == "as json"
+    assert " as text [bugtracker.test]" in text_line
+    assert " kept [bugtracker.test]" in warning_line
+
+
+def test_the_background_writer_writes_every_line_in_order() -> None:
+    stream = io.StringIO()
+    writer = _BackgroundWriter(stream)
+    lines = [f"line {number}\n" for number in range(2 * _BackgroundWriter.WAKE_AT_LINES + 7)]
+    for line in lines:
+        writer.write(line)
+    writer.close()
+    assert stream.getvalue() == "".join(lines)
+
+
+def test_a_service_app_has_one_middleware_and_no_app_wide_dependency() -> None:
+    def wire(_app: FastAPI) -> ServiceRuntime:
+        raise NotImplementedError
+
+    app = service_app(name="tickets", wire=wire, routers=[], domain_errors={})
+    assert [middleware.cls for middleware in app.user_middleware] == [ObservabilityMiddleware]
+    assert app.router.dependencies == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "description"),
+    [
+        ({}, "ParentBased{root:TraceIdRatioBased{0.05}"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "1.0"}, "ParentBased{root:TraceIdRatioBased{1.0}"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "lots"}, "ParentBased{root:TraceIdRatioBased{0.05}"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "2"}, "ParentBased{root:TraceIdRatioBased{0.05}"),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+            "TraceIdRatioBased{0.5}",
+        ),
+        ({"OTEL_TRACES_SAMPLER": "always_on"}, "AlwaysOnSampler"),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, "ParentBased{root:AlwaysOnSampler"),
+        ({"OTEL_TRACES_SAMPLER": "nonsense"}, "ParentBased{root:TraceIdRatioBased{0.05}"),
+    ],
+)
+def test_traces_are_sampled_at_5_percent_unless_the_standard_variables_say_otherwise(
+    environ: dict[str, str], description: str
+) -> None:
+    assert tracing.traces_sampler(environ).get_description().startswith(description)
+
+
+async def test_the_duration_ends_with_the_answer_not_with_the_work_after_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("tickets", "INFO", "json", background=False)
+    app = _app()
+
+    @app.get("/api/v1/answered")
+    async def answered() -> JSONResponse:
+        return JSONResponse({}, background=BackgroundTask(asyncio.sleep, 0.3))
+
+    async with _client(app) as client:
+        await client.get("/api/v1/answered")
+
+    access = next(
+        line for line in _json_lines(capsys.readouterr().err) if line["event"] == "request"
+    )
+    assert access["path"] == "/api/v1/answered"
+    assert isinstance(access["duration_ms"], float)
+    assert access["duration_ms"] < 250

@@ -1,4 +1,11 @@
-"""The gateway app: request id, token check, routing to backends, merged docs."""
+"""The gateway app: request id, token check, routing to backends, merged docs.
+
+The request path is pure ASGI middleware (outermost first): the tracing span when
+tracing is on; request id, metrics and the access line (one middleware); security
+headers; CORS; the header size limit; the token check; the rate limit; then
+`OwnRoutesFirst`: the gateway's own few paths go to its FastAPI router, every other path
+straight to the proxy, without a router in between.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +21,17 @@ from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.metrics import ObservabilityMiddleware
 from bugtracker_shared.problems import install_problem_handlers
 from bugtracker_shared.tokens import TokenVerifier
-from bugtracker_shared.web import RequestIdMiddleware
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bugtracker_gateway.auth import AuthenticationMiddleware, jwks_fetcher
+from bugtracker_gateway.auth import DOCS_ASSETS_PREFIX, AuthenticationMiddleware, jwks_fetcher
 from bugtracker_gateway.backends import Backends
-from bugtracker_gateway.docs import install_docs
+from bugtracker_gateway.docs import OAUTH2_REDIRECT_PATH, install_docs
 from bugtracker_gateway.health import health_router
-from bugtracker_gateway.observability import MetricsServer, gateway_route
+from bugtracker_gateway.observability import MetricsServer, RouteTemplates, gateway_route
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
-from bugtracker_gateway.proxy import PROXIED_METHODS, proxy_endpoint
+from bugtracker_gateway.proxy import PROXIED_METHODS, Proxy
 from bugtracker_gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from bugtracker_gateway.revocations import RevocationFeed, RevokedSessions
 from bugtracker_gateway.security import HeaderSizeLimitMiddleware, SecurityHeadersMiddleware
@@ -50,6 +57,39 @@ CORS_EXPOSE_HEADERS = [
     "RateLimit",
     "RateLimit-Policy",
 ]
+# The gateway's own routes (GET), besides the docs assets; /metrics is on the metrics port.
+OWN_PATHS = frozenset(
+    {
+        "/health",
+        "/health/live",
+        "/health/ready",
+        OPENAPI_PATH,
+        "/docs",
+        OAUTH2_REDIRECT_PATH,
+        "/redoc",
+    }
+)
+
+
+class OwnRoutesFirst:
+    """The innermost middleware: a GET of one of the gateway's own paths, or any request
+    for a docs asset, goes on to its FastAPI router; any other request straight to the
+    proxy, which answers 404 for a path no backend serves and 405 for a method it does
+    not forward (what the catch-all route behind the router answered before)."""
+
+    def __init__(self, app: ASGIApp, proxy: ASGIApp) -> None:
+        self.app = app
+        self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if (scope["method"] == "GET" and path in OWN_PATHS) or path.startswith(DOCS_ASSETS_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        await self.proxy(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,11 +114,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout_seconds=settings.backend_timeout_seconds,
     )
 
+    templates = RouteTemplates()  # the route labels of proxied paths, from the documents
     aggregator = OpenApiAggregator(
         backends,
         settings.backend_timeout_seconds,
         app_version,
         refresh_seconds=settings.openapi_refresh_seconds,
+        templates=templates,
     )
 
     @asynccontextmanager
@@ -92,10 +134,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics_server.port,
         )
         feed.start()
-        # The merged document is built at start, in the background (backends may still
-        # be starting; a partial merge is fetched again on the next request).
-        prefetch = asyncio.create_task(aggregator.document(), name="openapi-prefetch")
-        await feed.wait_ready(settings.revocations_startup_wait_seconds)
+        # The merged document is built at start, in the background, until every backend's
+        # document is in (backends may still be starting): its paths are the route labels.
+        prefetch = asyncio.create_task(aggregator.keep_warm(), name="openapi-prefetch")
+        wait = settings.revocations_startup_wait_seconds
+        await asyncio.gather(feed.wait_ready(wait), aggregator.wait_merged(wait))
         try:
             yield
         finally:
@@ -116,12 +159,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        telemetry=tracing.FASTAPI_TELEMETRY_OFF,
     )
     app.state.revocations = feed
     app.state.metrics_server = metrics_server
-    # Added innermost first: rate limit (per user, so after the token check), token
-    # check, header size, CORS, security headers, metrics and access log, request id, and
-    # the tracing span outermost.
+    # Added innermost first: own routes or the proxy, rate limit (per user, so after the
+    # token check), token check, header size, CORS, security headers, then request id,
+    # metrics and access log in one, and the tracing span outermost.
+    app.add_middleware(OwnRoutesFirst, proxy=Proxy(backends, settings))
     if settings.rate_limit_enabled:
         app.add_middleware(
             RateLimitMiddleware,
@@ -139,14 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(ObservabilityMiddleware, route_of=gateway_route)
-    app.add_middleware(RequestIdMiddleware)  # every answer carries the id
+    app.add_middleware(ObservabilityMiddleware, route_of=gateway_route(templates))
     if tracing.tracing_enabled():
         tracing.instrument_app(app)  # outermost: the server span covers everything
     install_problem_handlers(app)
     app.include_router(health_router(backends, settings.health_timeout_seconds, feed))
     app.include_router(openapi_router(aggregator))
     install_docs(app, OPENAPI_PATH)
-    # Last, so the gateway's own routes above take precedence.
-    app.add_route("/{path:path}", proxy_endpoint(backends, settings), methods=PROXIED_METHODS)
     return app

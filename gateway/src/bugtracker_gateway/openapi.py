@@ -8,6 +8,7 @@ two services define different things under it) and adds the bearer security sche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from bugtracker_gateway.auth import is_public
 from bugtracker_gateway.backends import Backends
+from bugtracker_gateway.observability import RouteTemplates
 from bugtracker_gateway.routing import BACKENDS, Backend, backend_for
 
 logger = logging.getLogger("bugtracker.gateway.openapi")
@@ -189,7 +191,9 @@ def _adjust_operation(
 class OpenApiAggregator:
     """Fetches the backends' documents at start and again when the merge is older than
     `refresh_seconds`; merges again only when a document changed (by its hash). Only a
-    complete merge is kept: a partial one is served but fetched again next time."""
+    complete merge is kept: a partial one is served but fetched again next time.
+
+    Each merge hands its paths to `templates`, the route labels of proxied requests."""
 
     def __init__(
         self,
@@ -198,16 +202,51 @@ class OpenApiAggregator:
         version: str,
         refresh_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        templates: RouteTemplates | None = None,
     ) -> None:
         self._backends = backends
         self._timeout = timeout_seconds
         self._version = version
         self._refresh = refresh_seconds
         self._clock = clock
+        self._templates = templates
         self._cached: Document | None = None
         self._cached_hash = ""
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        self._merged = asyncio.Event()
+
+    @property
+    def complete(self) -> bool:
+        """A merge of every backend's document is cached."""
+        return self._cached is not None
+
+    async def keep_warm(self, max_retry_seconds: float = 10.0) -> None:
+        """Run by the lifespan: fetch until every backend's document is in (backends may
+        still be starting), then again every `refresh_seconds`, so the route labels follow
+        the backends without anyone asking for /openapi.json."""
+        retry = 1.0
+        while True:
+            try:
+                await self.document()
+            except Exception:  # a bad document must not end the refreshing
+                logger.exception("merging the OpenAPI documents failed")
+            if self.complete:
+                await asyncio.sleep(max(self._refresh, 1.0))
+            else:
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, max_retry_seconds)
+
+    async def wait_merged(self, timeout_seconds: float) -> None:
+        """Give the first merge (complete or not) a moment at start."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_seconds):
+                await self._merged.wait()
+
+    def _merged_paths(self, merged: Document) -> None:
+        if self._templates is not None:
+            self._templates.replace(merged["paths"])
+        self._merged.set()
 
     async def document(self) -> Document:
         async with self._lock:  # concurrent requests fetch once
@@ -225,6 +264,7 @@ class OpenApiAggregator:
                 self._fetched_at = self._clock()
                 return self._cached
             merged = merge_documents(documents, version=self._version, unavailable=unavailable)
+            self._merged_paths(merged)
             if not unavailable:
                 if self._cached is not None:
                     logger.info("a backend's OpenAPI changed: merged document rebuilt")

@@ -1,7 +1,8 @@
 """Forward a request to its backend and its answer back to the client.
 
-Bodies are buffered up to the size limit (cheaper than streaming small bodies through
-Starlette); only event streams are streamed back.
+Bodies are buffered up to the size limit (cheaper than streaming small bodies); only
+event streams are streamed back. The gateway sends every path that is not its own
+straight here (bugtracker_gateway.main), without Starlette's router.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from bugtracker_shared.problems import ProblemError
+from bugtracker_shared.problems import ProblemError, problem_response
 from bugtracker_shared.request_context import current_request_id
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
 from bugtracker_gateway.observability import BACKEND_ERRORS, BACKEND_REQUEST_DURATION
@@ -47,6 +50,8 @@ _REPLACED_ON_RESPONSE = frozenset({b"content-length", b"date", b"server"})
 _NO_BODY_STATUSES = frozenset({HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED})
 EVENT_STREAM = "text/event-stream"
 PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_PROXIED = frozenset({*PROXIED_METHODS, "HEAD"})  # HEAD with GET, as Starlette's routes
+_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
@@ -63,24 +68,29 @@ def _is_hop_by_hop(name: bytes, listed: set[bytes]) -> bool:
     return name in HOP_BY_HOP or name.startswith(b"proxy-") or name in listed
 
 
-def request_headers(request: Request) -> list[tuple[str, str]]:
-    """End-to-end headers of the client's request plus the gateway's forwarding headers."""
-    raw = request.headers.raw
+def request_headers(scope: Scope) -> list[tuple[str, str]]:
+    """End-to-end headers of the client's request plus the gateway's forwarding headers,
+    in one pass over the raw header list of the scope (no header objects)."""
+    raw: RawHeaders = scope["headers"]
     listed = _connection_tokens(raw)
-    forwarded = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in raw
-        if not _is_hop_by_hop(name, listed)
-        and name not in _REPLACED_ON_REQUEST
-        # A client must not pass itself off as someone through headers a backend may trust.
-        and not name.startswith(b"x-user-")
-    ]
-    client_ip = request.client.host if request.client else None
-    previous_hops = ", ".join(request.headers.getlist("x-forwarded-for"))
-    if client_ip:
-        chain = f"{previous_hops}, {client_ip}" if previous_hops else client_ip
-        forwarded.append(("X-Forwarded-For", chain))
-    forwarded.append(("X-Forwarded-Proto", request.url.scheme))
+    forwarded: list[tuple[str, str]] = []
+    previous_hops: list[str] = []
+    for name, value in raw:
+        if name == b"x-forwarded-for":
+            previous_hops.append(value.decode("latin-1"))
+        elif (
+            not _is_hop_by_hop(name, listed)
+            and name not in _REPLACED_ON_REQUEST
+            # A client must not pass itself off as someone through headers a backend may
+            # trust.
+            and not name.startswith(b"x-user-")
+        ):
+            forwarded.append((name.decode("latin-1"), value.decode("latin-1")))
+    client = scope.get("client")
+    if client:
+        hops = ", ".join(previous_hops)
+        forwarded.append(("X-Forwarded-For", f"{hops}, {client[0]}" if hops else str(client[0])))
+    forwarded.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
     request_id = current_request_id()
     if request_id:
         forwarded.append(("X-Request-ID", request_id))
@@ -97,39 +107,59 @@ def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     ]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole request body, or 413 as soon as it is known to exceed `limit`."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = _declared_length(scope)
+    if declared is not None and declared > limit:
         raise _payload_too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    first = await receive()
+    if first["type"] == "http.disconnect":
+        raise ClientDisconnect
+    body = first.get("body", b"")
+    if not first.get("more_body", False):  # the usual case: one message
         if len(body) > limit:
             raise _payload_too_large(limit)
-    return bytes(body)
+        return bytes(body)
+    buffer = bytearray(body)
+    while True:
+        if len(buffer) > limit:
+            raise _payload_too_large(limit)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        buffer += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    if len(buffer) > limit:
+        raise _payload_too_large(limit)
+    return bytes(buffer)
 
 
 def _payload_too_large(limit: int) -> ProblemError:
     return ProblemError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
 
 
-def _raw_path(request: Request) -> str:
-    raw = request.scope.get("raw_path")
+def _raw_path(scope: Scope) -> str:
+    raw = scope.get("raw_path")
     if isinstance(raw, bytes):
         return raw.split(b"?", 1)[0].decode("latin-1")
-    return quote(str(request.scope["path"]))
+    return quote(str(scope["path"]))
 
 
-def _buffered(upstream: aiohttp.ClientResponse, body: bytes, method: str) -> Response:
-    response = Response(content=body, status_code=upstream.status)
+def _buffered_headers(upstream: aiohttp.ClientResponse, body: bytes, method: str) -> RawHeaders:
     headers = response_headers(upstream.raw_headers)
     if method == "HEAD" and upstream.content_length is not None:
         headers.append((b"content-length", str(upstream.content_length).encode()))
     elif upstream.status >= HTTPStatus.OK and upstream.status not in _NO_BODY_STATUSES:
         headers.append((b"content-length", str(len(body)).encode()))
-    response.raw_headers = headers
-    return response
+    return headers
 
 
 def _streamed(upstream: aiohttp.ClientResponse) -> StreamingResponse:
@@ -159,81 +189,131 @@ def _unavailable(backend: Backend) -> ProblemError:
     )
 
 
-async def forward(
-    request: Request, backend: Backend, backends: Backends, settings: Settings
-) -> Response:
-    body = await read_body(request, settings.max_body_bytes)
-    query_string = request.scope.get("query_string", b"").decode("latin-1")
-    raw_path = _raw_path(request)
-    headers = request_headers(request)
-    session = backends.session(backend)
-    replicas = backends.replicas[backend]
-    tried: set[str] = set()
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(settings.backend_timeout_seconds) as deadline:
-            while True:
-                base = replicas.next()
-                tried.add(base)
+class Proxy:
+    """The catch-all: a pure ASGI app that forwards a request to its backend and sends
+    the answer back (no Starlette router, request or response object on the way for a
+    buffered answer). Errors are problem+json like every other answer."""
+
+    def __init__(self, backends: Backends, settings: Settings) -> None:
+        self.backends = backends
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.forward(scope, receive, send)
+        except ProblemError as problem:
+            response = problem_response(
+                problem.status,
+                problem.code,
+                problem.detail,
+                instance=scope["path"],
+                title=problem.title,
+                headers=problem.headers,
+                extra=problem.extra,
+            )
+            await response(scope, receive, send)
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        if method not in _PROXIED:
+            raise ProblemError(
+                405,
+                "method_not_allowed",
+                "Method Not Allowed",
+                headers={"Allow": _ALLOW},
+            )
+        backend = backend_for(scope["path"])
+        if backend is None:
+            raise ProblemError(404, "not_found", "No resource is served at this path.")
+        body = await read_body(scope, receive, self.settings.max_body_bytes)
+        upstream, content = await self._exchange(scope, method, backend, body)
+        if content is None:  # an event stream
+            await _streamed(upstream)(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": upstream.status,
+                "headers": _buffered_headers(upstream, content, method),
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+    async def _exchange(
+        self, scope: Scope, method: str, backend: Backend, body: bytes
+    ) -> tuple[aiohttp.ClientResponse, bytes | None]:
+        """The backend's answer and its body (None for an event stream, still open)."""
+        settings = self.settings
+        backends = self.backends
+        url_path = _raw_path(scope)
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        headers = request_headers(scope)
+        session = backends.session(backend)
+        replicas = backends.replicas[backend]
+        tried: set[str] = set()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.backend_timeout_seconds) as deadline:
+                while True:
+                    base = replicas.next()
+                    tried.add(base)
+                    try:
+                        upstream = await session.request(
+                            method,
+                            backends.url(backend, url_path, query_string, base=base),
+                            headers=headers,
+                            data=body or None,
+                            allow_redirects=False,
+                        )
+                    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                        # Nothing reached this replica: another one may take the request.
+                        replicas.mark_down(base)
+                        if all(url in tried or replicas.is_down(url) for url in replicas.urls):
+                            raise
+                        continue
+                    break
+                if upstream.content_type == EVENT_STREAM:
+                    deadline.reschedule(None)  # a stream lasts as long as the client listens
+                    _observe(backend, upstream.status, started)
+                    return upstream, None
                 try:
-                    upstream = await session.request(
-                        request.method,
-                        backends.url(backend, raw_path, query_string, base=base),
-                        headers=headers,
-                        data=body or None,
-                        allow_redirects=False,
-                    )
-                except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
-                    # Nothing reached this replica: another one may take the request.
-                    replicas.mark_down(base)
-                    if all(url in tried or replicas.is_down(url) for url in replicas.urls):
-                        raise
-                    continue
-                break
-            if upstream.content_type == EVENT_STREAM:
-                deadline.reschedule(None)  # a stream lasts as long as the client listens
+                    content = await upstream.read()  # releases the connection when done
+                except BaseException:
+                    upstream.close()
+                    raise
                 _observe(backend, upstream.status, started)
-                return _streamed(upstream)
-            try:
-                content = await upstream.read()  # releases the connection when done
-            except BaseException:
-                upstream.close()
-                raise
-            _observe(backend, upstream.status, started)
-            return _buffered(upstream, content, request.method)
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        logger.warning("%s unreachable: %s", backend, exc)
-        BACKEND_ERRORS.labels(backend, "unavailable").inc()
-        raise _unavailable(backend) from exc
-    except TimeoutError as exc:
-        BACKEND_ERRORS.labels(backend, "timeout").inc()
-        # No Retry-After: the backend is slow, not down, and the request may have had
-        # its effect; whether to repeat it is the client's call.
-        logger.warning("%s did not answer within %ss", backend, settings.backend_timeout_seconds)
-        raise ProblemError(
-            504,
-            "gateway_timeout",
-            f"The {backend} service did not answer in time.",
-        ) from exc
-    except aiohttp.ClientError as exc:
-        logger.warning("%s failed mid-exchange: %s", backend, exc)
-        BACKEND_ERRORS.labels(backend, "bad_response").inc()
-        raise ProblemError(
-            502, "bad_gateway", f"The {backend} service gave no valid answer."
-        ) from exc
+                return upstream, content
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            logger.warning("%s unreachable: %s", backend, exc)
+            BACKEND_ERRORS.labels(backend, "unavailable").inc()
+            raise _unavailable(backend) from exc
+        except TimeoutError as exc:
+            BACKEND_ERRORS.labels(backend, "timeout").inc()
+            # No Retry-After: the backend is slow, not down, and the request may have had
+            # its effect; whether to repeat it is the client's call.
+            logger.warning(
+                "%s did not answer within %ss", backend, settings.backend_timeout_seconds
+            )
+            raise ProblemError(
+                504,
+                "gateway_timeout",
+                f"The {backend} service did not answer in time.",
+            ) from exc
+        except aiohttp.ClientError as exc:
+            logger.warning("%s failed mid-exchange: %s", backend, exc)
+            BACKEND_ERRORS.labels(backend, "bad_response").inc()
+            raise ProblemError(
+                502, "bad_gateway", f"The {backend} service gave no valid answer."
+            ) from exc
+
+
+_durations: dict[tuple[Backend, int], Any] = {}  # labelled histograms, looked up once
 
 
 def _observe(backend: Backend, status: int, started: float) -> None:
-    BACKEND_REQUEST_DURATION.labels(backend, str(status)).observe(time.perf_counter() - started)
-
-
-def proxy_endpoint(
-    backends: Backends, settings: Settings
-) -> Callable[[Request], Awaitable[Response]]:
-    async def proxy(request: Request) -> Response:
-        backend = backend_for(request.scope["path"])
-        if backend is None:
-            raise ProblemError(404, "not_found", "No resource is served at this path.")
-        return await forward(request, backend, backends, settings)
-
-    return proxy
+    histogram = _durations.get((backend, status))
+    if histogram is None:
+        histogram = _durations[backend, status] = BACKEND_REQUEST_DURATION.labels(
+            backend, str(status)
+        )
+    histogram.observe(time.perf_counter() - started)

@@ -1,10 +1,15 @@
 """Per-client rate limits with the IETF `RateLimit-Policy` / `RateLimit` headers.
 
-The counting is the `limits` package's sliding-window counter over its in-memory
-storage: state lives in this process, so with several gateways each one counts on its
-own (docs/adr/0020). A client is the user id of a valid access token (the authentication
-middleware, which runs first, puts it in the scope), or else the client's IP address.
-The endpoints that take a password or a refresh token have a stricter limit of their own.
+The counting is a sliding-window counter: per client, the count of the current fixed
+window plus the previous window's count, weighted by the share of the previous window
+the sliding window still covers (the algorithm and the numbers of the `limits` package's
+strategy of that name, whose notation the settings keep: "1200/minute"). The counters
+are plain integers in a dict of this process, updated in place: one event loop needs no
+lock, and nothing is scheduled per hit (docs/adr/0024). State lives in this process, so
+with several gateways each one counts on its own (docs/adr/0020). A client is the user id
+of a valid access token (the authentication middleware, which runs first, puts it in the
+scope), or else the client's IP address. The endpoints that take a password or a refresh
+token have a stricter limit of their own.
 """
 
 from __future__ import annotations
@@ -12,12 +17,11 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bugtracker_shared.problems import problem_response
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits import parse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CREDENTIAL_ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
@@ -56,25 +60,79 @@ class Decision:
         ]
 
 
-class RateLimiter:
-    def __init__(self, default: str, credentials: str) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
-        self._policies: dict[str, RateLimitItem] = {
-            "default": parse(default),
-            "credentials": parse(credentials),
-        }
+class _Counter:
+    """One client's hits in the current fixed window (`index`) and the one before."""
 
-    async def hit(self, policy: str, client: str) -> Decision:
-        item = self._policies[policy]
-        allowed = await self._limiter.hit(item, policy, client)
-        stats = await self._limiter.get_window_stats(item, policy, client)
+    __slots__ = ("current", "index", "previous")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.previous = 0
+        self.current = 0
+
+
+class _Policy:
+    def __init__(self, name: str, notation: str) -> None:
+        item = parse(notation)
+        self.name = name
+        self.limit = item.amount
+        self.window = item.get_expiry()
+        self.counters: dict[str, _Counter] = {}
+        self._next_sweep = 0.0
+
+    def counter(self, client: str, now: float) -> _Counter:
+        index = int(now / self.window)
+        if now >= self._next_sweep:  # forget clients with no hit in the last two windows
+            self.counters = {c: n for c, n in self.counters.items() if n.index >= index - 1}
+            self._next_sweep = now + self.window
+        counter = self.counters.get(client)
+        if counter is None:
+            counter = self.counters[client] = _Counter(index)
+        elif counter.index != index:
+            counter.previous = counter.current if counter.index == index - 1 else 0
+            counter.current = 0
+            counter.index = index
+        return counter
+
+
+class RateLimiter:
+    def __init__(
+        self, default: str, credentials: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._policies = {
+            "default": _Policy("default", default),
+            "credentials": _Policy("credentials", credentials),
+        }
+        self._clock = clock
+
+    def hit(self, policy: str, client: str) -> Decision:
+        """Count one request of `client` if its budget allows it (a refused one is not
+        counted), and say what is left."""
+        rules = self._policies[policy]
+        now = self._clock()
+        counter = rules.counter(client, now)
+        window = rules.window
+        left = (1 - (now / window) % 1) * window  # to the end of the current fixed window
+        weighted = counter.previous * left / window + counter.current
+        allowed = math.floor(weighted) + 1 <= rules.limit
+        if allowed:
+            counter.current += 1
+            weighted += 1
+        # When the count next drops: a hit of the previous window leaves the sliding one,
+        # or the current window ends.
+        reset = 0.0
+        if counter.previous or counter.current:
+            reset = min(
+                left % (window / counter.previous) if counter.previous else math.inf,
+                left % window if counter.current else math.inf,
+            )
         return Decision(
             allowed=allowed,
             policy=policy,
-            limit=item.amount,
-            window_seconds=item.get_expiry(),
-            remaining=max(0, stats.remaining),
-            reset_seconds=max(1 if not allowed else 0, math.ceil(stats.reset_time - time.time())),
+            limit=rules.limit,
+            window_seconds=window,
+            remaining=max(0, rules.limit - math.floor(weighted)),
+            reset_seconds=max(0 if allowed else 1, math.ceil(reset)),
         )
 
 
@@ -101,7 +159,7 @@ class RateLimitMiddleware:
             user_id = scope.get(USER_ID_SCOPE_KEY)
             client = f"user:{user_id}" if user_id else "ip:" + _client_ip(scope)
             policy = "default"
-        decision = await self.limiter.hit(policy, client)
+        decision = self.limiter.hit(policy, client)
         headers = decision.headers()
         if not decision.allowed:
             response = problem_response(

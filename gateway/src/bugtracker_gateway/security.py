@@ -5,7 +5,6 @@ wherever the gateway is started: devstack, Dockerfile)."""
 from __future__ import annotations
 
 from bugtracker_shared.problems import problem_response
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HSTS = b"max-age=63072000; includeSubDomains"
@@ -37,8 +36,14 @@ class HeaderSizeLimitMiddleware:
 def _over_tls(scope: Scope) -> bool:
     if scope.get("scheme") == "https":
         return True
-    proto = Headers(scope=scope).get("x-forwarded-proto", "")
-    return proto.split(",")[0].strip().lower() == "https"
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"x-forwarded-proto":
+            return value.split(b",")[0].strip().lower() == b"https"
+    return False
+
+
+_DROPPED = frozenset({b"server", b"x-powered-by"})
 
 
 class SecurityHeadersMiddleware:
@@ -55,16 +60,18 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() not in {b"server", b"x-powered-by"}
-                    and not (no_store and name.lower() == b"cache-control")
-                ]
-                present = {name.lower() for name, _ in headers}
-                if b"x-content-type-options" not in present:
+                headers: list[tuple[bytes, bytes]] = []
+                nosniff = referrer_policy = False
+                for name, value in message.get("headers", ()):
+                    lower = name.lower()
+                    if lower in _DROPPED or (no_store and lower == b"cache-control"):
+                        continue
+                    nosniff = nosniff or lower == b"x-content-type-options"
+                    referrer_policy = referrer_policy or lower == b"referrer-policy"
+                    headers.append((name, value))
+                if not nosniff:
                     headers.append((b"x-content-type-options", b"nosniff"))
-                if b"referrer-policy" not in present:
+                if not referrer_policy:
                     headers.append((b"referrer-policy", b"no-referrer"))
                 if no_store:
                     headers.append((b"cache-control", b"no-store"))

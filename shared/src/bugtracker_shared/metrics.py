@@ -1,4 +1,5 @@
-"""Prometheus metrics and the access log, measured by one ASGI middleware.
+"""Prometheus metrics, and the one ASGI middleware of every request path: request id,
+log context, metrics and the access line.
 
 The metrics live in prometheus-client's default registry (one per process, like the
 process_* and python_gc_* metrics it adds itself). Gauges that describe a resource (the
@@ -10,15 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from structlog.contextvars import clear_contextvars
 
-from bugtracker_shared.logs import get_logger
+from bugtracker_shared.logs import enter_request, get_logger, leave_request
+from bugtracker_shared.request_context import REQUEST_ID_HEADER, sane_request_id
 
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -77,6 +79,7 @@ CONSUMER_QUEUE_MESSAGES = Gauge(
 QUIET_ROUTES = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
 UNMATCHED_ROUTE = "<unmatched>"
 
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _access_log = get_logger("bugtracker.access")
 
 
@@ -89,36 +92,71 @@ def route_template(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    """Counts, times and logs every HTTP request by its route template."""
+    """The one middleware of every app's request path (pure ASGI), outermost but for the
+    tracing span:
+
+    - the request id: a sane `X-Request-ID` from the client is kept, otherwise one is
+      made; every answer carries it, and every log line and event of the request;
+    - the log context: no ids of an earlier request, and the project and ticket ids of
+      the path (read from the matched route's path parameters when a line is written);
+    - the metrics (latency by method, route template and status; requests in flight);
+    - one access line per request (method, route template as `path`, status,
+      `duration_ms`: until the app handed over the answer's last byte).
+
+    Probes and scrapes (`QUIET_ROUTES`) are neither measured nor logged.
+    """
 
     def __init__(self, app: ASGIApp, *, route_of: Callable[[Scope], str] = route_template) -> None:
         self.app = app
         self._route_of = route_of
+        # One labelled histogram per (method, route, status), looked up once.
+        self._durations: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        clear_contextvars()  # ids bound by an earlier request on this task are not ours
-        start = time.perf_counter()
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID:
+                incoming = value.decode("latin-1")
+                break
+        request_id = sane_request_id(incoming)
+        id_header = (_REQUEST_ID, request_id.encode())
         status = 500  # what the client gets if the app fails before it answers
+        answered = 0.0  # when the app handed over the answer's last byte
 
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
+        async def send_observed(message: Message) -> None:
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [
+                    *(header for header in message.get("headers", ()) if header[0] != _REQUEST_ID),
+                    id_header,
+                ]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = time.perf_counter()
             await send(message)
 
+        tokens = enter_request(request_id, scope)
         HTTP_REQUESTS_IN_FLIGHT.inc()
+        start = time.perf_counter()
         try:
-            await self.app(scope, receive, send_and_note_status)
+            await self.app(scope, receive, send_observed)
         finally:
+            # Up to the answer's end, not the clean-up after it (dependencies' exits): so a
+            # gateway's time always includes its backend's.
+            duration = (answered or time.perf_counter()) - start
             HTTP_REQUESTS_IN_FLIGHT.dec()
             route = self._route_of(scope)
             if route not in QUIET_ROUTES:
-                duration = time.perf_counter() - start
                 method = scope["method"]
-                HTTP_REQUEST_DURATION.labels(method, route, str(status)).observe(duration)
+                key = (method, route, status)
+                histogram = self._durations.get(key)
+                if histogram is None:
+                    histogram = HTTP_REQUEST_DURATION.labels(method, route, str(status))
+                    self._durations[key] = histogram
+                histogram.observe(duration)
                 _access_log.info(
                     "request",
                     method=method,
@@ -126,7 +164,7 @@ class ObservabilityMiddleware:
                     status=status,
                     duration_ms=round(duration * 1000, 2),
                 )
-            clear_contextvars()
+            leave_request(tokens)
 
 
 def observe_pool(engine: AsyncEngine) -> None:

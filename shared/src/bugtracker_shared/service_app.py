@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 
 from bugtracker_shared import tracing
 from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.metrics import ObservabilityMiddleware, metrics_router
 from bugtracker_shared.problems import install_problem_handlers
 from bugtracker_shared.runtime import ServiceRuntime
-from bugtracker_shared.web import RequestIdMiddleware, bind_path_ids, health_router
+from bugtracker_shared.web import health_router
 
 Wiring = Callable[[FastAPI], ServiceRuntime]
 """Builds the service's resources at start-up, puts its use cases on `app.state` and
@@ -53,11 +53,13 @@ def service_app(
         title=f"Bugtracker {name}",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(bind_path_ids)],
+        # Traces come from our instrumentation when tracing is on (bugtracker_shared.tracing);
+        # FastAPI's own would otherwise ask OTel's global providers on every request.
+        telemetry=tracing.FASTAPI_TELEMETRY_OFF,
     )
-    # Innermost first: metrics and access log see the request id and the route.
+    # One middleware: request id, log context (with the path's project and ticket ids),
+    # metrics and the access line.
     app.add_middleware(ObservabilityMiddleware)
-    app.add_middleware(RequestIdMiddleware)
     if tracing.tracing_enabled():
         tracing.instrument_app(app)  # outermost: the server span covers everything
     install_problem_handlers(app, domain_errors, database=True)

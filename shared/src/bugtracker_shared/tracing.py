@@ -7,6 +7,12 @@ is off, so an untraced process pays nothing for the instrumentation. A test swit
 tracing on with `use_provider` (an SDK provider with an in-memory exporter) before it
 creates the apps, and off again after.
 
+When on, a request is recorded with a probability of 5 % (`parentbased_traceidratio`,
+0.05), so tracing in production costs little: a trace that started upstream (the gateway,
+a `traceparent` from the client or the event being handled) is followed either way. The
+standard `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` choose another sampler or
+ratio (`OTEL_TRACES_SAMPLER_ARG=1.0` records every request; docs/adr/0024).
+
 Across the broker the W3C trace context travels twice: in the CloudEvent itself (the
 `traceparent`/`tracestate` attributes of the CloudEvents distributed-tracing extension,
 set when the event is created inside a traced request and stored with the outbox row),
@@ -16,6 +22,7 @@ consumer continues the trace from the headers (`consume_span`).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,17 +35,41 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 if TYPE_CHECKING:  # the event model imports this module; keep web and DB out of it
     import httpx
     from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger("bugtracker.tracing")
 
 TRACER_NAME = "bugtracker"
 TRACE_HEADERS = ("traceparent", "tracestate")
 # Probes and scrapes are not worth a trace each.
 UNTRACED_URLS = "health,health/live,health/ready,metrics"
+# FastAPI's native telemetry off: our instrumentation makes the spans when tracing is on,
+# and FastAPI's would otherwise look for OTel's global providers on every request.
+FASTAPI_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+DEFAULT_SAMPLER = "parentbased_traceidratio"
+DEFAULT_SAMPLE_RATIO = 0.05
+_FIXED_SAMPLERS: dict[str, Sampler] = {
+    "always_on": ALWAYS_ON,
+    "always_off": ALWAYS_OFF,
+    "parentbased_always_on": DEFAULT_ON,
+    "parentbased_always_off": DEFAULT_OFF,
+}
 
 
 _provider: TracerProvider | None = None
@@ -48,6 +79,30 @@ def use_provider(provider: TracerProvider | None) -> None:
     """Trace with `provider` from now on (None: tracing off)."""
     global _provider  # noqa: PLW0603 (one provider per process, like OTel's own global)
     _provider = provider
+
+
+def traces_sampler(environ: Mapping[str, str] = os.environ) -> Sampler:
+    """The sampler `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` name, by default
+    `parentbased_traceidratio` at 5 %. A ratio that is not a number in [0, 1] keeps the
+    default ratio (the SDK would fall back to 1.0: every request)."""
+    name = (environ.get("OTEL_TRACES_SAMPLER") or DEFAULT_SAMPLER).strip().lower()
+    if name in _FIXED_SAMPLERS:
+        return _FIXED_SAMPLERS[name]
+    if name not in ("traceidratio", "parentbased_traceidratio"):
+        logger.warning("unknown OTEL_TRACES_SAMPLER %r: using %s", name, DEFAULT_SAMPLER)
+        name = DEFAULT_SAMPLER
+    ratio = DEFAULT_SAMPLE_RATIO
+    argument = environ.get("OTEL_TRACES_SAMPLER_ARG")
+    if argument:
+        try:
+            ratio = float(argument)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            logger.warning("OTEL_TRACES_SAMPLER_ARG %r is not a ratio: using 0.05", argument)
+            ratio = DEFAULT_SAMPLE_RATIO
+    root = TraceIdRatioBased(ratio)
+    return root if name == "traceidratio" else ParentBased(root)
 
 
 def configure_tracing(service: str) -> bool:
@@ -64,7 +119,8 @@ def configure_tracing(service: str) -> bool:
     provider = TracerProvider(
         resource=Resource.create(
             {"service.name": os.environ.get("OTEL_SERVICE_NAME") or f"bugtracker-{service}"}
-        )
+        ),
+        sampler=traces_sampler(),
     )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     use_provider(provider)

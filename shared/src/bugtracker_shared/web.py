@@ -1,4 +1,5 @@
-"""FastAPI building blocks every Bugtracker app uses the same way."""
+"""FastAPI building blocks every Bugtracker app uses the same way (the request id and
+the access line are `bugtracker_shared.metrics.ObservabilityMiddleware`'s)."""
 
 from __future__ import annotations
 
@@ -9,54 +10,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bugtracker_shared.logs import bind_log_context
 from bugtracker_shared.pagination import next_link
 from bugtracker_shared.problems import ProblemError
-from bugtracker_shared.request_context import REQUEST_ID_HEADER, request_id_var, sane_request_id
 from bugtracker_shared.tokens import InvalidTokenError, Principal, TokenVerifier, bearer_token
 
 logger = logging.getLogger("bugtracker.web")
-
-_REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.lower().encode()
 
 
 class StrictModel(BaseModel):
     """Request bodies: unknown fields are rejected so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class RequestIdMiddleware:
-    """Accept a sane `X-Request-ID` or make one; expose it to logs and events; echo it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == _REQUEST_ID_HEADER_BYTES),
-            None,
-        )
-        request_id = sane_request_id(incoming)
-        token = request_id_var.set(request_id)
-        encoded = request_id.encode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
-                headers.append((b"x-request-id", encoded))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
 
 
 def unauthorized(detail: str, code: str = "invalid_token") -> ProblemError:
@@ -97,19 +63,6 @@ async def current_principal(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-
-# Path parameters worth a field on every log line of the request, by their log key.
-_LOGGED_PATH_PARAMS = {"project_ref": "project_id", "ticket_ref": "ticket_id"}
-
-
-async def bind_path_ids(request: Request) -> None:
-    """An app-wide dependency: the project and ticket a request is about go into its logs."""
-    params = request.path_params
-    if params:
-        bind_log_context(
-            **{key: params[name] for name, key in _LOGGED_PATH_PARAMS.items() if name in params}
-        )
-
 
 HealthCheck = Callable[[], Awaitable[None]]
 
