@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -83,6 +84,12 @@ class OutboxSettings(BaseSettings):
     prune_batch_size: int = 10_000
 
 
+def outbox_row(event: CloudEvent) -> tuple[uuid.UUID, str, str, str]:
+    """The outbox columns `(event_id, aggregate_id, routing_key, payload)` of an event,
+    the payload as the JSON text the relay will publish."""
+    return event.id, event.subject, event.name, event.model_dump_json(exclude_none=True)
+
+
 class OutboxWriter:
     """Adds events to the outbox inside the caller's transaction."""
 
@@ -98,13 +105,7 @@ class OutboxWriter:
         # On the driver connection of the caller's transaction: one event per change
         # makes this the most frequent write of every service.
         driver = await session_driver(self._session)
-        await driver.execute(
-            self._insert,
-            event.id,
-            event.subject,
-            event.name,
-            event.model_dump_json(exclude_none=True),
-        )
+        await driver.execute(self._insert, *outbox_row(event))
 
 
 # One statement claims a batch: the first `$1` unsent rows no other relay holds, locked

@@ -7,6 +7,7 @@ from typing import Any
 
 from bugtracker_shared.db import Row, session_driver
 from bugtracker_shared.events import CloudEvent
+from bugtracker_shared.outbox import outbox_row
 from bugtracker_shared.pagination import InvalidCursorError
 from sqlalchemy import (
     ColumnElement,
@@ -268,6 +269,8 @@ class SqlTicketRepository:
         watchers and its events, in one statement of the unit of work; the number."""
         values = _values(draft)
         own = [values[f] for f in _TICKET_FIELDS if f not in ("number", "key")]
+        # The events' outbox columns, as four arrays for the statement's unnest.
+        ids, aggregates, routing_keys, payloads = zip(*map(outbox_row, events), strict=True)
         driver = await session_driver(self._session)
         number = await driver.fetchval(
             _CREATE,
@@ -275,10 +278,10 @@ class SqlTicketRepository:
             project_key,
             watchers,
             draft.created_at,
-            [event.id for event in events],
-            [event.subject for event in events],
-            [event.name for event in events],
-            [event.model_dump_json(exclude_none=True) for event in events],
+            list(ids),
+            list(aggregates),
+            list(routing_keys),
+            list(payloads),
         )
         return int(number)
 
