@@ -13,12 +13,12 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolProxiedConnection
 
 # Every wait on the database ends well before the gateway's 10 s deadline, so a request
 # that cannot be served answers 503 `database_unavailable` itself (problems.py).
@@ -127,7 +127,15 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     or reads more than once, belongs in a unit of work.
     """
     async with engine.connect() as conn:
-        yield await _driver(conn)
+        try:
+            yield _driver(await conn.get_raw_connection())
+        except BaseException as exc:
+            # SQLAlchemy never saw the statement, so it cannot tell that the connection
+            # is broken: a connection the server dropped mid-statement must not go back
+            # to the pool (the next request would fail on it too).
+            if database_unavailable(exc):
+                await conn.invalidate()
+            raise
 
 
 async def session_driver(session: AsyncSession) -> asyncpg.Connection:
@@ -149,11 +157,10 @@ async def session_driver(session: AsyncSession) -> asyncpg.Connection:
         async with adapter._execute_mutex:
             if adapter._transaction is None:
                 await adapter._start_transaction()
-    return await _driver(conn)
+    return _driver(raw)
 
 
-async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
-    raw = await conn.get_raw_connection()
+def _driver(raw: PoolProxiedConnection) -> asyncpg.Connection:
     driver: asyncpg.Connection | None = raw.driver_connection
     if driver is None:  # only after the pool has invalidated it
         raise RuntimeError("the pooled connection has no driver connection")
@@ -201,7 +208,12 @@ class SqlAlchemyUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self.session.rollback()
+            if exc is not None and database_unavailable(exc):
+                # Statements on the driver connection bypass SQLAlchemy, which then
+                # cannot tell the connection broke: discard it rather than pool it.
+                await self.session.invalidate()
+            else:
+                await self.session.rollback()
         finally:
             await self.session.close()
 
