@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol, Self
+from weakref import WeakKeyDictionary
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -18,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 # Every wait on the database ends well before the gateway's 10 s deadline, so a request
 # that cannot be served answers 503 `database_unavailable` itself (problems.py).
@@ -36,9 +38,8 @@ def create_engine(url: str, *, schema: str, pool_size: int = 20) -> AsyncEngine:
     largest cost of a busy service. Requests past `pool_size` wait for a connection.
 
     A pooled connection that the server has closed (a restart, a terminated backend) is
-    replaced when it is checked out, at no cost: asyncpg notices the closed socket while
-    the connection idles, so no ping round trip is needed (`pool_pre_ping` would cost
-    three: BEGIN, the ping, ROLLBACK).
+    replaced when it is checked out, without a ping round trip (`pool_pre_ping` would
+    cost three: BEGIN, the ping, ROLLBACK): see `_LostConnections`.
     """
     engine = create_async_engine(
         url,
@@ -54,15 +55,53 @@ def create_engine(url: str, *, schema: str, pool_size: int = 20) -> AsyncEngine:
             },
         },
     )
-    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    guard = _LostConnections()
+    event.listen(engine.sync_engine, "connect", guard.opened)
+    event.listen(engine.sync_engine, "checkout", guard.checkout)
+    _GUARDS[engine.sync_engine] = guard
     return engine
 
 
-def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """A pool `checkout` hook: the pool discards a connection that raises
-    DisconnectionError here and checks out (or opens) another one."""
-    if dbapi_connection.driver_connection.is_closed():
-        raise DisconnectionError("the server closed this pooled connection")
+class _LostConnections:
+    """Pool hooks that keep connections the database has dropped out of requests.
+
+    A connection whose socket asyncpg has seen closed is replaced at checkout at no cost.
+    But when the server drops every connection at once (a restart, a failover, backends
+    terminated), the others may not look closed yet (the goodbye is still in flight, or
+    read but not yet acted on), and each would fail one more request. So once a request
+    fails because its connection was lost (`connection_lost`), every connection opened
+    before that moment is replaced at its next checkout, as SQLAlchemy does itself for
+    the disconnects it sees: after a restart at most the request in flight fails.
+    """
+
+    def __init__(self) -> None:
+        self.lost_at = 0.0
+
+    @staticmethod
+    def opened(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["opened_at"] = time.monotonic()
+
+    def checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        # The pool discards a connection that raises DisconnectionError here and checks
+        # out (or opens) another one.
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
+        if record.info.get("opened_at", 0.0) < self.lost_at:
+            raise DisconnectionError("opened before the database was last lost")
+
+
+_GUARDS: WeakKeyDictionary[Engine, _LostConnections] = WeakKeyDictionary()
+
+
+def connection_lost(engine: AsyncEngine | None, exc: BaseException) -> bool:
+    """Whether `exc` means the connection it happened on is gone (rather than a statement
+    cancelled or no connection free); if so every older pooled connection is suspect."""
+    if not database_unavailable(exc) or _in_chain(exc, _NOT_LOST):
+        return False
+    guard = _GUARDS.get(engine.sync_engine) if engine is not None else None
+    if guard is not None:
+        guard.lost_at = time.monotonic()
+    return True
 
 
 # What a lost or overloaded database raises, through SQLAlchemy or on the driver itself:
@@ -115,6 +154,25 @@ def database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# Unavailable, but the connection is fine: a statement cancelled by its timeout, or no
+# connection free in the pool.
+_NOT_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.QueryCanceledError,
+    PoolTimeoutError,
+)
+
+
+def _in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """The asyncpg connection itself, from the engine's pool, outside any transaction.
@@ -133,7 +191,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
             # SQLAlchemy never saw the statement, so it cannot tell that the connection
             # is broken: a connection the server dropped mid-statement must not go back
             # to the pool (the next request would fail on it too).
-            if database_unavailable(exc):
+            if connection_lost(engine, exc):
                 await conn.invalidate()
             raise
 
@@ -208,7 +266,7 @@ class SqlAlchemyUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if exc is not None and database_unavailable(exc):
+            if exc is not None and connection_lost(self._engine(), exc):
                 # Statements on the driver connection bypass SQLAlchemy, which then
                 # cannot tell the connection broke: discard it rather than pool it.
                 await self.session.invalidate()
@@ -216,6 +274,10 @@ class SqlAlchemyUnitOfWork:
                 await self.session.rollback()
         finally:
             await self.session.close()
+
+    def _engine(self) -> AsyncEngine | None:
+        bind = self.session.bind
+        return bind if isinstance(bind, AsyncEngine) else None
 
     def _bind_repositories(self) -> None:
         """Subclasses create their repositories on `self.session` here."""

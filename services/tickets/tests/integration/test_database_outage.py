@@ -4,6 +4,7 @@ dropped (what a PostgreSQL restart does) at most the first request fails."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -35,6 +36,14 @@ async def test_dropping_every_connection_fails_at_most_the_next_request(
     tickets_api.projects.add("DROP", {DEV: ProjectRole.DEVELOPER})
     created = await tickets_api.create(DEV, "DROP")
     assert created.status_code == 201, created.text
+    # Several pooled connections, all dropped at once: each must be replaced, not tried.
+    warm = await asyncio.gather(
+        *(
+            tickets_api.client.get("/api/v1/tickets/DROP-1", headers=tickets_api.headers(DEV))
+            for _ in range(8)
+        )
+    )
+    assert {answer.status_code for answer in warm} == {200}
 
     dropped = await superuser_db.fetchval(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
