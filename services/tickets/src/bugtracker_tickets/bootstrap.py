@@ -10,6 +10,7 @@ from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 from bugtracker_tickets.application.comments import CommentUseCases
 from bugtracker_tickets.application.ports import ProjectDirectory
 from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.infrastructure.html_backfill import backfill_html
 from bugtracker_tickets.infrastructure.membership_view import (
     PROJECT_EVENTS,
     QUEUE,
@@ -53,6 +54,7 @@ def build(
         return TicketsUnitOfWork(runtime.session_factory, runtime.after_commit)
 
     directory: ProjectDirectory = HttpProjectDirectory(projects)
+    view: MembershipView | None = None
     if settings.internal_token:
         view = MembershipView(
             runtime.engine,
@@ -66,5 +68,8 @@ def build(
         runtime.broker.add_consumer(QUEUE, PROJECT_EVENTS, view.handle_event)
         runtime.jobs.append(view.seed_until_done)
         directory = ViewedProjectDirectory(view, directory)
-    use_cases = TicketUseCases(uow=uow, projects=directory, reads=DriverTicketReads(runtime.engine))
+    runtime.jobs.append(lambda: backfill_html(runtime.engine))
+    use_cases = TicketUseCases(
+        uow=uow, projects=directory, reads=DriverTicketReads(runtime.engine, view)
+    )
     return runtime, use_cases, CommentUseCases(uow=uow, tickets=use_cases)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from bugtracker_tickets.api.markdown import render
+from bugtracker_tickets.application.markdown import render
 from bugtracker_tickets.domain.errors import ProjectNotFoundError
 from bugtracker_tickets.domain.tickets import Priority, project_ref, ticket_key
 

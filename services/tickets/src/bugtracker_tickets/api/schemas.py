@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from bugtracker_shared.web import StrictModel
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from bugtracker_tickets.api.markdown import render
+from bugtracker_tickets.application.markdown import render
 from bugtracker_tickets.domain.tickets import Comment, Priority, Status, Ticket, TicketType
 from bugtracker_tickets.domain.workflow import Resolution
 
@@ -83,7 +83,7 @@ class CommentResponse(BaseModel):
             ticket_id=comment.ticket_id,
             author_id=comment.author_id,
             body=comment.body,
-            body_html=render(comment.body),
+            body_html=comment.body_html if comment.body_html is not None else render(comment.body),
             mentions=comment.mentions,
             created_at=comment.created_at,
             updated_at=comment.updated_at,
@@ -146,7 +146,11 @@ class TicketResponse(BaseModel):
             project_id=ticket.project_id,
             title=ticket.title,
             description=ticket.description,
-            description_html=render(ticket.description),
+            description_html=(
+                ticket.description_html
+                if ticket.description_html is not None
+                else render(ticket.description)
+            ),
             type=ticket.type,
             priority=ticket.priority,
             status=ticket.status,

@@ -12,6 +12,7 @@ from bugtracker_shared.pagination import Listing, decode_time_id_cursor, time_id
 from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.application.markdown import render
 from bugtracker_tickets.application.ports import UnitOfWork
 from bugtracker_tickets.application.recording import mentions_in, new_comment, store_comment
 from bugtracker_tickets.application.use_cases import Idempotency, TicketUseCases
@@ -96,6 +97,7 @@ class CommentUseCases:
                 raise ForbiddenError("Only the author may edit a comment.")
             check_version(comment.version, expected_version)
             comment.body = body
+            comment.body_html = render(body)
             comment.mentions = mentions
             comment.updated_at = datetime.now(UTC)
             comment.version += 1

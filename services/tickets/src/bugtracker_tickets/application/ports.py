@@ -75,9 +75,15 @@ class Page:
 
 class TicketReads(Protocol):
     """The ticket read at the start of every ticket request, outside a unit of work:
-    by id or by (upper-case) key, deleted ones included; None when there is none."""
+    by id or by (upper-case) key, deleted ones included; None when there is none.
 
-    async def get(self, ref: uuid.UUID | str) -> Ticket | None: ...
+    With it, in the same read, the caller's access to the ticket's project when the
+    service's own membership view grants it (docs/adr/0023); None for the access means
+    "ask the ProjectDirectory"."""
+
+    async def get(
+        self, ref: uuid.UUID | str, caller: Principal
+    ) -> tuple[Ticket, ProjectAccess | None] | None: ...
 
 
 class TicketRepository(Protocol):

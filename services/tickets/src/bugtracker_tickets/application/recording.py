@@ -10,6 +10,7 @@ from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.request_context import current_request_id
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.application.markdown import render
 from bugtracker_tickets.application.ports import ProjectDirectory, UnitOfWork
 from bugtracker_tickets.domain.tickets import Comment, ProjectAccess, Ticket, mentioned
 
@@ -65,6 +66,7 @@ def new_comment(
         ticket_id=ticket.id,
         author_id=principal.user_id,
         body=body,
+        body_html=render(body),
         mentions=mentions,
         created_at=now,
         updated_at=now,

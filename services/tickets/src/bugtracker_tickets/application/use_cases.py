@@ -22,6 +22,7 @@ from bugtracker_shared.pagination import decode_cursor, decode_int_cursor, encod
 from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.application.markdown import render
 from bugtracker_tickets.application.ports import (
     IdempotencyClaim,
     ProjectDirectory,
@@ -198,13 +199,15 @@ class TicketUseCases:
         """The ticket by id or key and the caller's access to its project; 404 when either
         does not exist for the caller (deleted tickets included)."""
         ref = parse_ticket_ref(ticket_ref)
-        ticket = await self.reads.get(ref) if ref is not None else None
-        if ticket is None or ticket.deleted_at is not None:
+        found = await self.reads.get(ref, principal) if ref is not None else None
+        if found is None or found[0].deleted_at is not None:
             raise TicketNotFoundError("No such ticket.")
-        try:
-            access = await self._access(principal, str(ticket.project_id))
-        except ProjectNotFoundError as exc:
-            raise TicketNotFoundError("No such ticket.") from exc
+        ticket, access = found
+        if access is None:
+            try:
+                access = await self._access(principal, str(ticket.project_id))
+            except ProjectNotFoundError as exc:
+                raise TicketNotFoundError("No such ticket.") from exc
         return ticket, access
 
     @staticmethod
@@ -252,6 +255,7 @@ class TicketUseCases:
                 number=0,
                 title=new.title,
                 description=new.description,
+                description_html=render(new.description),
                 type=new.type,
                 priority=new.priority,
                 status=Status.OPEN,
@@ -358,6 +362,8 @@ class TicketUseCases:
                     setattr(ticket, name, new)
             if not changes:
                 return ticket
+            if "description" in changes:
+                ticket.description_html = render(ticket.description)
             await self._save(uow, ticket, principal, changes, "ticket.updated")
             await uow.commit()
         return ticket

@@ -68,6 +68,9 @@ class Ticket:
     due_date: date | None = None
     deleted_at: datetime | None = None
     version: int = 1
+    # The description as safe HTML, rendered when it was written; None for a ticket
+    # stored before HTML was (docs/adr/0025).
+    description_html: str | None = None
 
     def touch(self, now: datetime) -> None:
         self.updated_at = now
@@ -111,6 +114,7 @@ class Comment:
     updated_at: datetime
     deleted_at: datetime | None = None
     version: int = 1
+    body_html: str | None = None  # as a ticket's description_html
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,23 @@ WHERE m.user_id = $1 AND NOT p.deleted
 _ALL_PROJECTS = "SELECT id FROM tickets.project_view WHERE NOT deleted"
 
 
+def granted(
+    project_id: uuid.UUID, key: str, archived: bool, role: str | None, caller: Principal
+) -> ProjectAccess | None:
+    """The access a view row grants the caller: a member's role, or an admin's reach;
+    None for anyone else (the view never denies on its own: ViewedProjectDirectory)."""
+    if role is None and not caller.is_admin:
+        return None
+    member_role = ProjectRole(role) if role else None
+    return ProjectAccess(
+        project_id=project_id,
+        project_key=key,
+        archived=archived,
+        role=member_role,
+        permissions=permissions_for(member_role, is_admin=caller.is_admin),
+    )
+
+
 class MembershipView:
     def __init__(
         self,
@@ -231,16 +248,9 @@ class MembershipView:
             ref, query = project_ref.upper(), _ACCESS_BY_KEY
         async with driver_connection(self._engine) as conn:
             row = await conn.fetchrow(query, ref, caller.user_id)
-        if row is None or (row["role"] is None and not caller.is_admin):
+        if row is None:
             return None
-        role = ProjectRole(row["role"]) if row["role"] else None
-        return ProjectAccess(
-            project_id=row["id"],
-            project_key=row["key"],
-            archived=row["archived"],
-            role=role,
-            permissions=permissions_for(role, is_admin=caller.is_admin),
-        )
+        return granted(row["id"], row["key"], row["archived"], row["role"], caller)
 
     async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         async with driver_connection(self._engine) as conn:

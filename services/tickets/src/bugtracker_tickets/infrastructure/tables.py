@@ -38,6 +38,8 @@ tickets = Table(
     Column("key", String(24), nullable=False, unique=True),
     Column("title", String(200), nullable=False),
     Column("description", Text, nullable=False),
+    # Rendered once on write (docs/adr/0025); NULL only for rows from before that.
+    Column("description_html", Text, nullable=True),
     Column("type", String(16), nullable=False),
     Column("priority", String(16), nullable=False),
     Column("status", String(16), nullable=False),
@@ -108,6 +110,7 @@ comments = Table(
     Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
     Column("author_id", Uuid, nullable=False),
     Column("body", Text, nullable=False),
+    Column("body_html", Text, nullable=True),
     Column("mentions", ARRAY(Uuid), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
