@@ -85,6 +85,13 @@ class TicketReads(Protocol):
         self, ref: uuid.UUID | str, caller: Principal
     ) -> tuple[Ticket, ProjectAccess | None] | None: ...
 
+    async def search(
+        self, query: TicketQuery, *, after: list[Any] | None, limit: int, with_total: bool
+    ) -> Page:
+        """Live tickets matching `query` in its order, after the keyset `after` (each
+        statement one consistent snapshot; the total, when asked, counted separately)."""
+        ...
+
 
 class TicketRepository(Protocol):
     async def create(
@@ -102,11 +109,6 @@ class TicketRepository(Protocol):
     async def get(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None: ...
     async def get_by_key(self, key: str) -> Ticket | None: ...
     async def update(self, ticket: Ticket) -> None: ...
-    async def search(
-        self, query: TicketQuery, *, after: list[Any] | None, limit: int, with_total: bool
-    ) -> Page:
-        """Live tickets matching `query` in its order, after the keyset `after`."""
-        ...
 
 
 class CommentRepository(Protocol):

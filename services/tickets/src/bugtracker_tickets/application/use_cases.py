@@ -324,10 +324,9 @@ class TicketUseCases:
         )
         if not project_ids:
             return TicketList([], None, 0 if request.include_total else None)
-        async with self.uow() as uow:
-            page = await uow.tickets.search(
-                query, after=after, limit=request.limit, with_total=request.include_total
-            )
+        page = await self.reads.search(
+            query, after=after, limit=request.limit, with_total=request.include_total
+        )
         next_cursor = encode_cursor(page.next_after) if page.next_after else None
         return TicketList(page.tickets, next_cursor, page.total)
 

@@ -1,18 +1,25 @@
-"""The ticket read every ticket request starts with: one statement on the driver
-connection (bugtracker_shared.db.driver_connection) that also reads the caller's access
-from the membership view (docs/adr/0023), rows converted once into the domain's Ticket."""
+"""The reads outside a unit of work: the ticket every ticket request starts with, in one
+statement on the driver connection (bugtracker_shared.db.driver_connection) that also
+reads the caller's access from the membership view (docs/adr/0023, 0025), and ticket
+lists on an autocommit connection."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from bugtracker_shared.db import driver_connection
 from bugtracker_shared.tokens import Principal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bugtracker_tickets.application.ports import Page, TicketQuery
 from bugtracker_tickets.domain.tickets import ProjectAccess, Ticket
 from bugtracker_tickets.infrastructure.membership_view import MembershipView, granted
-from bugtracker_tickets.infrastructure.repositories import TICKET_COLUMNS, ticket_from_row
+from bugtracker_tickets.infrastructure.repositories import (
+    TICKET_COLUMNS,
+    TicketSearch,
+    ticket_from_row,
+)
 
 _COLUMNS = ", ".join(f"t.{column.name}" for column in TICKET_COLUMNS)
 _TICKET = f"SELECT {_COLUMNS} FROM tickets.tickets t WHERE t.id = $1"  # noqa: S608 (names)
@@ -43,6 +50,8 @@ class DriverTicketReads:
     def __init__(self, engine: AsyncEngine, view: MembershipView | None = None) -> None:
         self._engine = engine
         self._view = view
+        # Reads need no transaction: each statement is one consistent snapshot.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def get(
         self, ref: uuid.UUID | str, caller: Principal
@@ -62,3 +71,11 @@ class DriverTicketReads:
         return ticket, granted(
             ticket.project_id, row["view_key"], row["view_archived"], row["view_role"], caller
         )
+
+    async def search(
+        self, query: TicketQuery, *, after: list[Any] | None, limit: int, with_total: bool
+    ) -> Page:
+        async with self._autocommit.connect() as conn:
+            return await TicketSearch(conn).search(
+                query, after=after, limit=limit, with_total=with_total
+            )

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bugtracker_tickets.application.ports import IdempotencyClaim, Page, TicketQuery
 from bugtracker_tickets.domain.tickets import (
@@ -306,6 +306,15 @@ class SqlTicketRepository:
             update(tickets).where(tickets.c.id == ticket.id).values(**values)
         )
 
+
+class TicketSearch:
+    """Ticket lists and search, built with SQLAlchemy Core (many optional filters) and run
+    on whatever executes them: the reads run it on an autocommit connection (no BEGIN and
+    ROLLBACK round trips around a read)."""
+
+    def __init__(self, executor: AsyncConnection) -> None:
+        self._conn = executor
+
     async def search(
         self, query: TicketQuery, *, after: list[Any] | None, limit: int, with_total: bool
     ) -> Page:
@@ -321,7 +330,7 @@ class SqlTicketRepository:
                 tickets.c.id,
                 descending,
             ).limit(limit + 1)
-            rows = (await self._session.execute(statement)).mappings().all()
+            rows = (await self._conn.execute(statement)).mappings().all()
         found = [ticket_from_row(row) for row in rows[:limit]]
         next_after = None
         if len(rows) > limit:
@@ -329,7 +338,7 @@ class SqlTicketRepository:
             next_after = [_encode(last["sort_value"]), str(last["id"])]
         total = None
         if with_total:
-            count = await self._session.scalar(select(func.count()).where(*_filters(query)))
+            count = await self._conn.scalar(select(func.count()).where(*_filters(query)))
             total = int(count or 0)
         return Page(found, next_after, total)
 
@@ -363,7 +372,7 @@ class SqlTicketRepository:
             recent.c.id,
             descending,
         ).limit(limit + 1)
-        rows: Sequence[RowMapping] = (await self._session.execute(first)).mappings().all()
+        rows: Sequence[RowMapping] = (await self._conn.execute(first)).mappings().all()
         if len(rows) > limit:
             return rows
         matches = (
@@ -380,7 +389,7 @@ class SqlTicketRepository:
             tickets.c.id,
             descending,
         ).limit(limit + 1)
-        matched: Sequence[RowMapping] = (await self._session.execute(every)).mappings().all()
+        matched: Sequence[RowMapping] = (await self._conn.execute(every)).mappings().all()
         return matched
 
 
