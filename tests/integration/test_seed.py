@@ -11,6 +11,7 @@ import pytest
 from bugtracker_devstack.seed import seed
 from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated
+from bugtracker_tickets.application.markdown import render
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +55,12 @@ async def test_seeding_twice_continues_the_numbering(
             "SELECT last_number FROM tickets.project_counters WHERE project_id = $1", project_id
         )
         assert counter == 150
+        # The HTML is stored as the tickets service would render it.
+        texts = await superuser_db.fetch(
+            "SELECT description, description_html FROM tickets.tickets WHERE project_id = $1",
+            project_id,
+        )
+        assert all(row["description_html"] == render(row["description"]) for row in texts)
     finally:
         await superuser_db.execute("DELETE FROM tickets.tickets WHERE key LIKE $1", f"{key}-%")
         await superuser_db.execute(

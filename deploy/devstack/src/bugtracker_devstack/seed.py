@@ -76,6 +76,7 @@ COLUMNS = (
     "key",
     "title",
     "description",
+    "description_html",
     "type",
     "priority",
     "status",
@@ -99,13 +100,17 @@ def _rows(
     for number in range(start, start + count):
         created = now - timedelta(minutes=rng.randrange(0, 60 * 24 * 365))
         status = rng.choice(STATUSES)
+        # Plain lower-case words (WORDS): markdown renders them as exactly one paragraph,
+        # stored as the tickets service stores it on write (docs/adr/0025).
+        description = " ".join(rng.choices(WORDS, k=rng.randrange(10, 40)))
         yield (
             uuid.uuid4(),
             project_id,
             number,
             f"{key}-{number}",
             " ".join(rng.choices(WORDS, k=rng.randrange(3, 8))).capitalize(),
-            " ".join(rng.choices(WORDS, k=rng.randrange(10, 40))),
+            description,
+            f"<p>{description}</p>\n",
             rng.choice(TYPES),
             rng.choice(PRIORITIES),
             status,
