@@ -72,4 +72,6 @@ def build(
     use_cases = TicketUseCases(
         uow=uow, projects=directory, reads=DriverTicketReads(runtime.engine, view)
     )
+    if view is not None:
+        view.on_member_removed = use_cases.member_left
     return runtime, use_cases, CommentUseCases(uow=uow, tickets=use_cases)

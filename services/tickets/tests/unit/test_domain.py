@@ -1,7 +1,16 @@
 from __future__ import annotations
 
+import threading
+import time
+
+import bugtracker_tickets.application.markdown as markdown_module
 import pytest
-from bugtracker_tickets.application.markdown import render
+from bugtracker_tickets.application.markdown import (
+    MARKUP,
+    MAX_MARKUP_CHARACTERS,
+    render,
+    to_html,
+)
 from bugtracker_tickets.domain.errors import ProjectNotFoundError
 from bugtracker_tickets.domain.tickets import Priority, project_ref, ticket_key
 
@@ -40,3 +49,50 @@ def test_markdown_is_rendered_and_sanitised() -> None:
     assert "href" not in html
     assert "<img" not in html
     assert "<em>ok</em>" in html
+
+
+def test_images_become_links_so_nothing_loads_when_a_ticket_is_shown() -> None:
+    html = render('![screen *shot*](https://tracker.example/pixel.png "t") text')
+    assert "<img" not in html
+    assert '<a href="https://tracker.example/pixel.png"' in html
+    assert ">screen shot</a>" in html
+    assert "noopener" in html
+
+
+@pytest.mark.parametrize("shape", ["![", "[", "[a](", "*a", "|x|y|\n"])
+def test_input_that_explodes_the_parser_is_shown_as_plain_text(shape: str) -> None:
+    text = (shape * 50_000)[:50_000]
+    started = time.process_time()
+    html = render(text)
+    # Linear escaping, not the parser: a few ms for 50 k characters where the parser
+    # took up to 1.5 s (measured); the bound leaves room for a slow shared machine.
+    assert time.process_time() - started < 0.25
+    assert html.startswith("<pre>")
+    assert "<a" not in html
+
+
+def test_ordinary_markdown_under_the_bound_is_still_rendered() -> None:
+    text = "## Steps\n\n" + "1. open *Reports* and click [save](https://x.example)\n" * 150
+    assert sum(text.count(c) for c in MARKUP) <= MAX_MARKUP_CHARACTERS
+    html = render(text)
+    assert html.startswith("<h2>Steps</h2>")
+    assert html.count("<em>Reports</em>") == 150
+
+
+async def test_long_texts_render_off_the_event_loop() -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    original = markdown_module.render
+
+    def spy(text: str) -> str:
+        seen.append(threading.get_ident())
+        return original(text)
+
+    markdown_module.render = spy
+    try:
+        assert await to_html("short") == "<p>short</p>\n"
+        assert await to_html("long " * 1_000) == original("long " * 1_000)
+    finally:
+        markdown_module.render = original
+    assert seen[0] == loop_thread
+    assert seen[1] != loop_thread

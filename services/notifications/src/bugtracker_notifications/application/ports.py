@@ -69,6 +69,17 @@ class NotificationFeed(Protocol):
     def subscribe(self, user_id: uuid.UUID) -> Subscription: ...
 
 
+class FormerMembers(Protocol):
+    """Who has left which project, as the project.member_* events tell it."""
+
+    async def left(self, project_id: uuid.UUID, user_id: uuid.UUID, at: datetime) -> None: ...
+    async def returned(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None: ...
+    async def among(self, project_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `user_ids` who have left the project."""
+        ...
+
+
 class UnitOfWork(Transaction, Protocol):
     notifications: NotificationRepository
     inbox: Inbox
+    former_members: FormerMembers

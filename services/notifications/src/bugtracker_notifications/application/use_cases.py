@@ -27,6 +27,7 @@ from bugtracker_notifications.domain.notifications import (
     RULES,
     EventFacts,
     Notification,
+    NotificationDraft,
     parse_optional_uuid,
     plan_notifications,
 )
@@ -84,6 +85,7 @@ class NotificationUseCases:
                 data=event.data,
             )
             now = self.clock()
+            drafts = await self._for_members(uow, facts, plan_notifications(facts), now)
             created = [
                 Notification(
                     id=uuid.uuid4(),
@@ -97,11 +99,37 @@ class NotificationUseCases:
                     summary=draft.summary,
                     created_at=now,
                 )
-                for draft in plan_notifications(facts)
+                for draft in drafts
             ]
             await uow.notifications.add_many(created)
             await uow.commit()
         self.feed.publish(created)
+
+    @staticmethod
+    async def _for_members(
+        uow: UnitOfWork, facts: EventFacts, drafts: list[NotificationDraft], now: datetime
+    ) -> list[NotificationDraft]:
+        """Keeps the list of who left which project, and drops the drafts of users who
+        have left the draft's project (an ex-member learns nothing more of it)."""
+        if facts.name in ("project.member_removed", "project.member_added"):
+            project_id = parse_optional_uuid(facts.data.get("project_id"), "project_id")
+            user_id = parse_optional_uuid(facts.data.get("user_id"), "user_id")
+            if project_id is not None and user_id is not None:
+                if facts.name == "project.member_removed":
+                    await uow.former_members.left(project_id, user_id, now)
+                else:
+                    await uow.former_members.returned(project_id, user_id)
+        kept: list[NotificationDraft] = []
+        by_project: dict[uuid.UUID, list[NotificationDraft]] = {}
+        for draft in drafts:
+            if draft.project_id is None:
+                kept.append(draft)
+            else:
+                by_project.setdefault(draft.project_id, []).append(draft)
+        for project_id, of_project in by_project.items():
+            gone = await uow.former_members.among(project_id, [d.user_id for d in of_project])
+            kept += [draft for draft in of_project if draft.user_id not in gone]
+        return kept
 
     def subscribe(self, user_id: uuid.UUID) -> Subscription:
         """The user's new notifications from now on (for the live stream)."""

@@ -211,6 +211,9 @@ RULES: Mapping[str, Rule] = {
     "ticket.status_changed": _ticket_status_changed,
     "ticket.commented": _ticket_commented,
     "project.member_added": _project_member_added,
+    # Notifies nobody; the consumer notes who left, so they hear nothing more of the
+    # project (docs/adr/0030).
+    "project.member_removed": lambda _event: [],
 }
 
 

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any, cast
 
 from bugtracker_shared.inbox import advance_sequence, claim_event
-from sqlalchemy import Table, func, select, tuple_, update
+from sqlalchemy import Table, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult, RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bugtracker_notifications.application.ports import Keyset
 from bugtracker_notifications.domain.notifications import Notification
-from bugtracker_notifications.infrastructure.tables import notifications
+from bugtracker_notifications.infrastructure.tables import former_members, notifications
 
 _t = notifications
 
@@ -121,3 +121,36 @@ class SqlInbox:
 
     async def advance(self, subject: str, sequence: int) -> bool:
         return await advance_sequence(self._session, self._sequences, subject, sequence)
+
+
+class SqlFormerMembers:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def left(self, project_id: uuid.UUID, user_id: uuid.UUID, at: datetime) -> None:
+        await self._session.execute(
+            insert(former_members)
+            .values(project_id=project_id, user_id=user_id, left_at=at)
+            .on_conflict_do_update(
+                index_elements=[former_members.c.project_id, former_members.c.user_id],
+                set_={"left_at": at},
+            )
+        )
+
+    async def returned(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self._session.execute(
+            delete(former_members).where(
+                former_members.c.project_id == project_id, former_members.c.user_id == user_id
+            )
+        )
+
+    async def among(self, project_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not user_ids:
+            return set()
+        rows = await self._session.execute(
+            select(former_members.c.user_id).where(
+                former_members.c.project_id == project_id,
+                former_members.c.user_id.in_(user_ids),
+            )
+        )
+        return set(rows.scalars())

@@ -52,3 +52,13 @@ Index(
 
 inbox = inbox_table(metadata)
 subject_sequences = subject_sequences_table(metadata)
+
+# Who has left which project (docs/adr/0030): a project.member_removed event adds the row,
+# project.member_added removes it. Notifications about a project's tickets skip them.
+former_members = Table(
+    "former_members",
+    metadata,
+    Column("project_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, primary_key=True),
+    Column("left_at", DateTime(timezone=True), nullable=False),
+)

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from bugtracker_shared.db import SqlAlchemyUnitOfWork
 
-from bugtracker_notifications.application.ports import Inbox, NotificationRepository
+from bugtracker_notifications.application.ports import (
+    FormerMembers,
+    Inbox,
+    NotificationRepository,
+)
 from bugtracker_notifications.infrastructure.repositories import (
+    SqlFormerMembers,
     SqlInbox,
     SqlNotificationRepository,
 )
@@ -13,7 +18,9 @@ from bugtracker_notifications.infrastructure.tables import inbox, subject_sequen
 class NotificationsUnitOfWork(SqlAlchemyUnitOfWork):
     notifications: NotificationRepository
     inbox: Inbox
+    former_members: FormerMembers
 
     def _bind_repositories(self) -> None:
         self.notifications = SqlNotificationRepository(self.session)
         self.inbox = SqlInbox(self.session, inbox, subject_sequences)
+        self.former_members = SqlFormerMembers(self.session)

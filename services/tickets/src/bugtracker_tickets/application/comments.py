@@ -12,7 +12,7 @@ from bugtracker_shared.pagination import Listing, decode_time_id_cursor, time_id
 from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
-from bugtracker_tickets.application.markdown import render
+from bugtracker_tickets.application.markdown import to_html
 from bugtracker_tickets.application.ports import UnitOfWork
 from bugtracker_tickets.application.recording import mentions_in, new_comment, store_comment
 from bugtracker_tickets.application.use_cases import Idempotency, TicketUseCases
@@ -54,7 +54,7 @@ class CommentUseCases:
         access.require(Permission.TICKET_COMMENT)
         access.require_writable()
         mentions = await mentions_in(self.tickets.projects, principal, access, body)
-        comment = new_comment(ticket, principal, body, mentions)
+        comment = new_comment(ticket, principal, body, await to_html(body), mentions)
         async with self.uow() as uow:
             if idempotency is not None:
                 earlier = await idempotency.claim(
@@ -91,13 +91,14 @@ class CommentUseCases:
         ticket, access = await self.tickets.visible_ticket(principal, ticket_ref)
         access.require_writable()
         mentions = await mentions_in(self.tickets.projects, principal, access, body)
+        body_html = await to_html(body)
         async with self.uow() as uow:
             comment = await self._comment(uow, ticket, comment_id)
             if comment.author_id != principal.user_id:
                 raise ForbiddenError("Only the author may edit a comment.")
             check_version(comment.version, expected_version)
             comment.body = body
-            comment.body_html = render(body)
+            comment.body_html = body_html
             comment.mentions = mentions
             comment.updated_at = datetime.now(UTC)
             comment.version += 1

@@ -10,7 +10,6 @@ from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.request_context import current_request_id
 from bugtracker_shared.tokens import Principal
 
-from bugtracker_tickets.application.markdown import render
 from bugtracker_tickets.application.ports import ProjectDirectory, UnitOfWork
 from bugtracker_tickets.domain.tickets import Comment, ProjectAccess, Ticket, mentioned
 
@@ -58,7 +57,7 @@ async def mentions_in(
 
 
 def new_comment(
-    ticket: Ticket, principal: Principal, body: str, mentions: list[uuid.UUID]
+    ticket: Ticket, principal: Principal, body: str, body_html: str, mentions: list[uuid.UUID]
 ) -> Comment:
     now = datetime.now(UTC)
     return Comment(
@@ -66,7 +65,7 @@ def new_comment(
         ticket_id=ticket.id,
         author_id=principal.user_id,
         body=body,
-        body_html=render(body),
+        body_html=body_html,
         mentions=mentions,
         created_at=now,
         updated_at=now,

@@ -22,7 +22,7 @@ from bugtracker_shared.pagination import decode_cursor, decode_int_cursor, encod
 from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
-from bugtracker_tickets.application.markdown import render
+from bugtracker_tickets.application.markdown import to_html
 from bugtracker_tickets.application.ports import (
     IdempotencyClaim,
     ProjectDirectory,
@@ -65,6 +65,9 @@ from bugtracker_tickets.domain.workflow import (
 )
 
 SORTS = ("created_at", "updated_at", "priority", "due_date")
+MEMBER_LEFT_BATCH = 100
+# The actor of a change the service makes itself, when the event that caused it names none.
+SYSTEM_ACTOR = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ class TicketUseCases:
         access.require(Permission.TICKET_CREATE)
         access.require_writable()
         await self._check_assignee(principal, access, new.assignee_id)
+        description_html = await to_html(new.description)
         now = datetime.now(UTC)
         async with self.uow() as uow:
             ticket_id = uuid.uuid4()
@@ -255,7 +259,7 @@ class TicketUseCases:
                 number=0,
                 title=new.title,
                 description=new.description,
-                description_html=render(new.description),
+                description_html=description_html,
                 type=new.type,
                 priority=new.priority,
                 status=Status.OPEN,
@@ -348,6 +352,8 @@ class TicketUseCases:
         ):
             access.require(Permission.TICKET_EDIT_ANY)
         access.require_writable()
+        description = edit.values.get("description")
+        description_html = await to_html(description) if description is not None else None
         async with self.uow() as uow:
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
@@ -362,7 +368,7 @@ class TicketUseCases:
             if not changes:
                 return ticket
             if "description" in changes:
-                ticket.description_html = render(ticket.description)
+                ticket.description_html = description_html
             await self._save(uow, ticket, principal, changes, "ticket.updated")
             await uow.commit()
         return ticket
@@ -409,6 +415,33 @@ class TicketUseCases:
             await uow.commit()
         return ticket
 
+    async def member_left(
+        self, project_id: uuid.UUID, user_id: uuid.UUID, actor_id: uuid.UUID | None
+    ) -> int:
+        """Someone removed from a project stops watching its tickets and is unassigned
+        from them, each unassignment with its history entry and `ticket.assigned` event
+        (by whoever removed them), so an ex-member learns nothing more of the project.
+        In batches of MEMBER_LEFT_BATCH tickets, a transaction each; running it again is
+        harmless (the consumer may see the removal twice). How many were unassigned."""
+        actor = Principal(
+            user_id=actor_id or SYSTEM_ACTOR, session_id=SYSTEM_ACTOR, role="system", token=""
+        )
+        unassigned = 0
+        while True:
+            async with self.uow() as uow:
+                await uow.watchers.remove_in_project(project_id, user_id)
+                batch = await uow.tickets.assigned_in_project(
+                    project_id, user_id, limit=MEMBER_LEFT_BATCH
+                )
+                for ticket in batch:
+                    changes = {"assignee_id": {"from": as_json(user_id), "to": None}}
+                    ticket.assignee_id = None
+                    await self._save(uow, ticket, actor, changes, "ticket.assigned")
+                await uow.commit()
+            unassigned += len(batch)
+            if len(batch) < MEMBER_LEFT_BATCH:
+                return unassigned
+
     async def transitions(self, principal: Principal, ticket_ref: str) -> list[Transition]:
         ticket, access = await self.visible_ticket(principal, ticket_ref)
         return available(access, principal.user_id, ticket.reporter_id, ticket.status)
@@ -426,6 +459,7 @@ class TicketUseCases:
         found, access = await self.visible_ticket(principal, ticket_ref)
         access.require_writable()
         mentions = await mentions_in(self.projects, principal, access, comment) if comment else []
+        comment_html = await to_html(comment) if comment else ""
         async with self.uow() as uow:
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
@@ -445,7 +479,7 @@ class TicketUseCases:
             ticket.resolution = new_resolution.value if new_resolution else None
             await self._save(uow, ticket, principal, changes, "ticket.status_changed")
             if comment:
-                note = new_comment(ticket, principal, comment, mentions)
+                note = new_comment(ticket, principal, comment, comment_html, mentions)
                 await store_comment(uow, ticket, principal, note)
             await uow.commit()
         return ticket

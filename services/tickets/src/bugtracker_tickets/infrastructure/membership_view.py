@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,6 +139,10 @@ class MembershipView:
         self._clock = clock
         self._seeded = False
         self._lagging_until = 0.0
+        # What the service does when someone leaves a project (unwatch, unassign).
+        self.on_member_removed: (
+            Callable[[uuid.UUID, uuid.UUID, uuid.UUID | None], Awaitable[object]] | None
+        ) = None
 
     @property
     def trusted(self) -> bool:
@@ -153,20 +157,10 @@ class MembershipView:
             self._lagging_until = self._clock() + LAG_HOLD_SECONDS
             logger.warning("membership event %s applied %.1f s late", event.id, lag)
         data = event.data
+        if event.name.startswith("project.member_"):
+            await self._member_changed(event)
+            return
         async with driver_connection(self._engine) as conn, conn.transaction():
-            if event.name.startswith("project.member_"):
-                project_id = uuid.UUID(str(data["project_id"]))
-                claimed = await conn.fetchval(
-                    _CLAIM_VERSION, project_id, data["project_key"], event.sequence
-                )
-                if claimed is None:
-                    return
-                user_id = uuid.UUID(str(data["user_id"]))
-                if event.name == "project.member_removed":
-                    await conn.execute(_REMOVE_MEMBER, project_id, user_id)
-                else:
-                    await conn.execute(_SET_MEMBER, project_id, user_id, str(data["role"]))
-                return
             project_id = uuid.UUID(str(data["id"]))
             claimed = await conn.fetchval(
                 _CLAIM_PROJECT,
@@ -179,6 +173,27 @@ class MembershipView:
             if claimed is not None and event.name == "project.created":
                 owner = uuid.UUID(str(data["owner_id"]))
                 await conn.execute(_SET_MEMBER, project_id, owner, ProjectRole.OWNER.value)
+
+    async def _member_changed(self, event: CloudEvent) -> None:
+        data = event.data
+        project_id = uuid.UUID(str(data["project_id"]))
+        user_id = uuid.UUID(str(data["user_id"]))
+        removed = event.name == "project.member_removed"
+        async with driver_connection(self._engine) as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                _CLAIM_VERSION, project_id, data["project_key"], event.sequence
+            )
+            if claimed is None:
+                return
+            if removed:
+                await conn.execute(_REMOVE_MEMBER, project_id, user_id)
+            else:
+                await conn.execute(_SET_MEMBER, project_id, user_id, str(data["role"]))
+        if removed and self.on_member_removed is not None:
+            # After the view's commit: a failure here nacks the event, and its redelivery
+            # (same version, claimed again) runs this again.
+            actor = uuid.UUID(event.actorid) if event.actorid else None
+            await self.on_member_removed(project_id, user_id, actor)
 
     async def seed(self) -> None:
         """Load the projects service's snapshot, page by page; the view is trusted from

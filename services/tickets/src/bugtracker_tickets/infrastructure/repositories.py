@@ -298,6 +298,23 @@ class SqlTicketRepository:
     async def get_by_key(self, key: str) -> Ticket | None:
         return await self._one(select(*TICKET_COLUMNS).where(tickets.c.key == key))
 
+    async def assigned_in_project(
+        self, project_id: uuid.UUID, user_id: uuid.UUID, *, limit: int
+    ) -> list[Ticket]:
+        query = (
+            select(*TICKET_COLUMNS)
+            .where(
+                tickets.c.project_id == project_id,
+                tickets.c.assignee_id == user_id,
+                tickets.c.deleted_at.is_(None),
+            )
+            .order_by(tickets.c.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        rows = (await self._session.execute(query)).mappings().all()
+        return [ticket_from_row(row) for row in rows]
+
     async def update(self, ticket: Ticket) -> None:
         values = _values(ticket)
         for fixed in ("id", "project_id", "number", "key", "reporter_id", "created_at"):
@@ -527,6 +544,15 @@ class SqlWatcherRepository:
             .returning(watchers.c.user_id)
         )
         return result.first() is not None
+
+    async def remove_in_project(self, project_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        in_project = select(tickets.c.id).where(tickets.c.project_id == project_id)
+        result = await self._session.execute(
+            delete(watchers)
+            .where(watchers.c.user_id == user_id, watchers.c.ticket_id.in_(in_project))
+            .returning(watchers.c.ticket_id)
+        )
+        return len(result.all())
 
     async def list(self, ticket_id: uuid.UUID) -> list[uuid.UUID]:
         rows = await self._session.scalars(
