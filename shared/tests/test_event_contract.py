@@ -67,7 +67,9 @@ def _ticket(**extra: object) -> dict[str, object]:
         "labels": [],
         "due_date": None,
         "version": 2,
+        "created_at": datetime.now(UTC).isoformat(),
         "updated_at": datetime.now(UTC).isoformat(),
+        "deleted": False,
     } | extra
 
 

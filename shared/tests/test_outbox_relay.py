@@ -112,7 +112,9 @@ class Listener:
 
 @pytest.fixture
 async def listener(infra: Stack) -> AsyncIterator[Listener]:
-    name = f"relaytest.{uuid.uuid4().hex[:12]}"
+    # Under `ticket.`: the relay publishes as the tickets user, whose topic rights allow
+    # only its own routing keys (deploy/rabbitmq).
+    name = f"ticket.relaytest_{uuid.uuid4().hex[:12]}"
     connection = await aio_pika.connect(infra.rabbitmq.url)
     try:
         channel = await connection.channel()

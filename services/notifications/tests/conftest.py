@@ -163,8 +163,16 @@ def ticket_assigned(
             "type": "bug",
             "priority": "high",
             "status": "open",
+            "resolution": None,
             "reporter_id": str(actor_id or uuid.uuid4()),
             "assignee_id": str(assignee_id) if assignee_id else None,
+            "labels": [],
+            "due_date": None,
+            "version": 2,
+            "created_at": datetime.now(UTC).isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "deleted": False,
+            "watchers": [],
             "changes": {
                 "assignee_id": {
                     "from": str(previous_assignee_id) if previous_assignee_id else None,

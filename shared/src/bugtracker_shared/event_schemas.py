@@ -4,7 +4,9 @@ and consumers may rely on. docs/asyncapi.yaml is generated from these models
 them and that the payloads the services really publish validate against them.
 
 Models allow extra fields: a producer may add a field without breaking a consumer; removing
-or retyping one is a new event version (`.v2`).
+or retyping one is a new event version (`.v2`). Consumers check every delivery against
+these models and against `EVENT_SOURCES` before handling it
+(`bugtracker_shared.messaging.accepted_event`): an event that fails is dead-lettered.
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ class TicketData(_Data):
     labels: list[str]
     due_date: date | None
     version: int
+    created_at: datetime
     updated_at: datetime
+    deleted: bool = Field(description="The ticket is deleted (it can be restored).")
     watchers: list[uuid.UUID] = Field(
         default_factory=list, description="Users watching the ticket; absent means none."
     )
@@ -180,7 +184,7 @@ class TicketCommented(TicketData):
 
 
 class TicketDeleted(TicketData):
-    pass
+    changes: Changes = Field(description="`deleted` from false to true")
 
 
 # Routing key (event name) -> the model of its `data`, in the order of docs/api.md.

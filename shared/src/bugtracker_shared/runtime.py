@@ -114,4 +114,8 @@ class ServiceRuntime:
             if not self.broker.is_ready:
                 raise BrokerUnavailableError("not connected")
 
-        return {"database": database, "broker": broker}
+        async def consumers() -> None:
+            # A consumer holding a delivery unsettled for long has stopped making progress.
+            self.broker.check_consumers()
+
+        return {"database": database, "broker": broker, "consumers": consumers}

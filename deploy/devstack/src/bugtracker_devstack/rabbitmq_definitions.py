@@ -5,9 +5,13 @@ publishers may declare and write the events exchange and read nothing; a consume
 declare and read its own `<component>.*` queues, bind them to the events exchange and
 declare the dead-letter exchange (tickets is both: it consumes `project.*` for its
 membership view); `bugtracker_ops` may read dead letters and republish
-them (the dlq tool). The policy makes `bugtracker.unrouted` the alternate exchange of
-`bugtracker.events`, so an event no queue is bound to is kept (7 days, 100,000 messages)
-instead of lost.
+them (the dlq tool). Topic permissions on the events exchange narrow the routing keys:
+each publisher may publish only the event types it owns (`ticket.*` only tickets,
+`project.*` only projects, `user.*` and `auth.*` only auth), and each consumer may bind
+only the keys it consumes; the consumers check the rest (an event's `type` matches its
+routing key and its `source` the service that owns the type). The policy makes
+`bugtracker.unrouted` the alternate exchange of `bugtracker.events`, so an event no queue
+is bound to is kept (7 days, 100,000 messages) instead of lost.
 
     BUGTRACKER_RABBITMQ_PASSWORD_TICKETS=... (one per user) \
       uv run python -m bugtracker_devstack.rabbitmq_definitions > definitions.json
@@ -71,6 +75,23 @@ def permissions(component: str) -> dict[str, str]:
 
 COMPONENTS = (*PUBLISHERS, *CONSUMERS, "ops")
 
+# Routing keys (event names) on the events exchange, per user: `write` what it may
+# publish (the event types it owns, as bugtracker_shared.event_schemas.EVENT_SOURCES
+# says), `read` what it may bind its queues to. A user with no entry here may use no key
+# of an exchange it has no write or read right on anyway.
+TOPICS: dict[str, dict[str, str]] = {
+    "auth": {"write": r"^(user|auth)\.[a-z0-9_]+$", "read": "^$"},
+    "projects": {"write": r"^project\.[a-z0-9_]+$", "read": "^$"},
+    "tickets": {"write": r"^ticket\.[a-z0-9_]+$", "read": r"^project\.[a-z0-9_]+$"},
+    "notifications": {"write": "^$", "read": r"^(ticket|project)\.[a-z0-9_]+$"},
+    "gateway": {"write": "^$", "read": r"^(auth\.session_revoked|user\.deactivated)$"},
+}
+
+
+def topic_permissions(component: str) -> dict[str, str] | None:
+    """The routing keys `component`'s user may publish to and bind on the events exchange."""
+    return TOPICS.get(component)
+
 
 def password_hash(password: str, salt: bytes | None = None) -> str:
     """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
@@ -80,7 +101,7 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
 
 def definitions(passwords: dict[str, str]) -> dict[str, Any]:
     """Users (for the components in `passwords`), rights, topology and the policy."""
-    users, rights = [], []
+    users, rights, topic_rights = [], [], []
     for component in COMPONENTS:
         if component not in passwords:
             continue
@@ -94,10 +115,14 @@ def definitions(passwords: dict[str, str]) -> dict[str, Any]:
             }
         )
         rights.append({"user": name, "vhost": VHOST} | permissions(component))
+        topics = topic_permissions(component)
+        if topics is not None:
+            topic_rights.append({"user": name, "vhost": VHOST, "exchange": EVENTS} | topics)
     return {
         "users": users,
         "vhosts": [{"name": VHOST}],
         "permissions": rights,
+        "topic_permissions": topic_rights,
         "exchanges": [
             {
                 "name": EVENTS,

@@ -1,0 +1,212 @@
+"""Every event the services produce passes the checks its consumers make before handling
+it (`bugtracker_shared.messaging.accepted_event`): its `data` matches the schema of
+event_schemas.py, its `source` is the service that owns the type, and it travels under its
+own routing key. The events are built with each producer's own builders."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from bugtracker_auth.application.use_cases import AuthUseCases, public_user
+from bugtracker_auth.domain.users import GlobalRole, RevocationReason, User
+from bugtracker_projects.application.use_cases import ProjectUseCases, project_data
+from bugtracker_projects.domain.projects import Caller, Member, Project
+from bugtracker_shared.event_schemas import EVENT_DATA
+from bugtracker_shared.events import CloudEvent, new_event
+from bugtracker_shared.messaging import accepted_event
+from bugtracker_shared.permissions import ProjectRole
+from bugtracker_shared.tokens import Principal
+from bugtracker_tickets.application.recording import ticket_event
+from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
+
+NOW = datetime.now(UTC)
+ACTOR = uuid.uuid4()
+
+
+class Outbox:
+    """What a use case adds to its unit of work's outbox."""
+
+    def __init__(self) -> None:
+        self.events: list[CloudEvent] = []
+        self.outbox = self
+        self.projects = self
+
+    async def add(self, event: CloudEvent) -> None:
+        self.events.append(event)
+
+    async def update(self, _: object) -> None:
+        return None
+
+
+def wire(event: CloudEvent) -> bytes:
+    """The body as the outbox relay publishes it."""
+    return json.dumps(event.model_dump(mode="json", exclude_none=True)).encode()
+
+
+def tickets_events() -> list[CloudEvent]:
+    principal = Principal(user_id=ACTOR, session_id=uuid.uuid4(), role="member", token="t")
+    ticket = Ticket(
+        id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        key="BUG-7",
+        number=7,
+        title="Crash on save",
+        description="It crashes.",
+        type=TicketType.BUG,
+        priority=Priority.HIGH,
+        status=Status.OPEN,
+        reporter_id=ACTOR,
+        created_at=NOW,
+        updated_at=NOW,
+        assignee_id=uuid.uuid4(),
+        labels=["ui"],
+        due_date=date(2030, 1, 1),
+    )
+    watchers = [ACTOR]
+    assignee = {"assignee_id": {"from": None, "to": str(ticket.assignee_id)}}
+    comment = {
+        "id": str(uuid.uuid4()),
+        "author_id": str(ACTOR),
+        "body": "@Ada look",
+        "mentions": [str(uuid.uuid4())],
+    }
+    deleted = Ticket(**{**ticket.__dict__, "deleted_at": NOW, "resolution": "fixed"})
+    return [
+        ticket_event("ticket.created", ticket, principal, watchers),
+        ticket_event("ticket.assigned", ticket, principal, watchers, changes=assignee),
+        ticket_event(
+            "ticket.updated",
+            ticket,
+            principal,
+            watchers,
+            changes={"labels": {"from": [], "to": ["ui"]}, "due_date": {"from": None, "to": None}},
+        ),
+        ticket_event(
+            "ticket.status_changed",
+            ticket,
+            principal,
+            watchers,
+            changes={"status": {"from": "open", "to": "done"}},
+        ),
+        ticket_event("ticket.commented", ticket, principal, watchers, comment=comment),
+        ticket_event(
+            "ticket.deleted",
+            deleted,
+            principal,
+            watchers,
+            changes={"deleted": {"from": False, "to": True}},
+        ),
+    ]
+
+
+async def projects_events() -> list[CloudEvent]:
+    caller = Caller(user_id=ACTOR, is_admin=False, token="t")
+    project = Project(
+        id=uuid.uuid4(),
+        key="DEMO",
+        name="Demo",
+        description="",
+        created_by=ACTOR,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    uow: Any = Outbox()
+    record = ProjectUseCases._record
+    data = project_data(project)
+    await record(uow, "project.created", project, caller, data | {"owner_id": str(ACTOR)})
+    changes = {"name": {"from": "Old", "to": "Demo"}}
+    await record(uow, "project.updated", project, caller, data | {"changes": changes})
+    archived = {"archived": {"from": False, "to": True}}
+    await record(uow, "project.archived", project, caller, data | {"changes": archived})
+    await record(uow, "project.deleted", project, caller, data)
+    member = Member(
+        project_id=project.id,
+        user_id=uuid.uuid4(),
+        display_name="Ada",
+        role=ProjectRole.DEVELOPER,
+        added_at=NOW,
+    )
+    # `_member_event` uses nothing of its object but `_record`, a static method.
+    use_cases: Any = SimpleNamespace(_record=record)
+    member_event = ProjectUseCases._member_event
+    await member_event(use_cases, uow, "project.member_added", project, caller, member)
+    role_change = {"role": {"from": "developer", "to": "viewer"}}
+    await member_event(
+        use_cases, uow, "project.member_role_changed", project, caller, member, changes=role_change
+    )
+    await member_event(use_cases, uow, "project.member_removed", project, caller, member)
+    events: list[CloudEvent] = uow.events
+    return events
+
+
+async def auth_events() -> list[CloudEvent]:
+    user = User(
+        id=uuid.uuid4(),
+        email="ada@example.com",
+        display_name="Ada",
+        password_hash="not-a-hash",
+        role=GlobalRole.MEMBER,
+        is_active=False,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    # The producer's own builders; they use nothing of their object but the horizon and
+    # each other.
+    use_cases: Any = SimpleNamespace(revocation_horizon=timedelta(minutes=15))
+    revocation_data = AuthUseCases._revocation_data
+    use_cases._revocation_data = lambda *args: revocation_data(use_cases, *args)
+    revocation = revocation_data(use_cases, user.id, [uuid.uuid4()], NOW, ACTOR)
+    uow: Any = Outbox()
+    session_revoked = AuthUseCases._session_revoked
+    await session_revoked(use_cases, uow, user, [uuid.uuid4()], NOW, RevocationReason.LOGOUT, None)
+
+    def auth_event(name: str, data: dict[str, Any]) -> CloudEvent:
+        return new_event(
+            name,
+            service="auth",
+            subject=user.id,
+            sequence=user.version,
+            data=data,
+            actor_id=None,
+            correlation_id=None,
+        )
+
+    return [
+        auth_event("user.registered", public_user(user)),
+        auth_event("user.deactivated", public_user(user) | revocation),
+        *uow.events,
+    ]
+
+
+async def test_every_event_the_services_produce_passes_the_consumers_checks() -> None:
+    events = tickets_events() + await projects_events() + await auth_events()
+    assert sorted({event.name for event in events}) == sorted(EVENT_DATA)
+    for event in events:
+        accepted = accepted_event(wire(event), event.name)
+        assert accepted.id == event.id
+
+
+def test_ticket_events_declare_what_the_producer_emits() -> None:
+    """No field of a ticket event is left out of its schema (extra fields are allowed,
+    but what tickets publishes is the contract)."""
+    for event in tickets_events():
+        model = EVENT_DATA[event.name]
+        undeclared = set(event.data) - {
+            field.alias or name for name, field in model.model_fields.items()
+        }
+        assert not undeclared, f"{event.name} carries undeclared {sorted(undeclared)}"
+
+
+@pytest.mark.parametrize("producer", ["projects", "auth"])
+async def test_project_and_auth_events_declare_what_the_producer_emits(producer: str) -> None:
+    events = await projects_events() if producer == "projects" else await auth_events()
+    for event in events:
+        model = EVENT_DATA[event.name]
+        declared = {field.alias or name for name, field in model.model_fields.items()}
+        undeclared = set(event.data) - declared
+        assert not undeclared, f"{event.name} carries undeclared {sorted(undeclared)}"
