@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import httpx
 from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.service_app import service_app
@@ -36,11 +37,15 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
 }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    projects_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
     settings = settings or Settings()
 
     def wire(app: FastAPI) -> ServiceRuntime:
-        runtime, keys, use_cases = build(settings)
+        runtime, keys, use_cases = build(settings, projects_transport=projects_transport)
         app.state.keys = keys
         app.state.use_cases = use_cases
         return runtime

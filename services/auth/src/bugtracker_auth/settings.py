@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from bugtracker_shared.secret_settings import CheckedSettings
+from pydantic_settings import SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(CheckedSettings):
     model_config = SettingsConfigDict(env_prefix="BUGTRACKER_AUTH_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://bugtracker_auth@127.0.0.1:5432/bugtracker"
@@ -16,21 +17,32 @@ class Settings(BaseSettings):
     audience: str = "bugtracker"
     access_token_ttl_seconds: int = 600
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # A session ends this long after its login however often it is refreshed.
+    session_max_lifetime_seconds: int = 30 * 24 * 3600
     registration_open: bool = True
     # argon2id, OWASP Password Storage Cheat Sheet: m=19 MiB, t=2, p=1. A change takes
     # effect for each user at their next login (the hash is upgraded then).
     argon2_memory_kib: int = 19_456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
-    # Login throttling (per process, see docs/adr/0006).
+    # Login throttling (per process, see docs/adr/0006 and 0028). The account delay is
+    # per (account, client address); the spread limit holds back clients that have not
+    # logged in to the account within `login_known_client_seconds` once that many
+    # addresses failed on it within the window.
     login_ip_failures_per_minute: int = 10
     login_account_free_failures: int = 5
     login_account_max_delay_seconds: float = 900.0
-    # The client address is the last X-Forwarded-For hop, the one the gateway appended.
-    # Only safe while auth is reachable through the gateway alone (it is, in every
-    # deployment here); set False to use the socket peer instead.
-    trust_forwarded_for: bool = True
+    login_spread_addresses: int = 10
+    login_spread_window_seconds: float = 3600.0
+    login_known_client_seconds: float = 30 * 24 * 3600.0
+    # The client address of the per-IP throttle is the one uvicorn determined: the
+    # gateway's X-Forwarded-For only from the addresses of `--forwarded-allow-ips` (the
+    # gateway's, in every launch of auth), else the socket peer (docs/adr/0027).
     # Shared secret that service callers of /internal/* present in X-Internal-Token.
     # Empty: the internal endpoints answer 404.
     internal_token: str = ""
+    # The projects service, asked (with the internal token) who shares a project with the
+    # caller of the user directory (docs/adr/0028).
+    projects_url: str = "http://127.0.0.1:8002"
+    http_timeout_seconds: float = 5.0
     log_level: str = "INFO"

@@ -51,7 +51,8 @@ async def test_refresh_rotates_the_refresh_token_and_keeps_the_session(
     assert first.headers["cache-control"] == "no-store"
     pair = first.json()
     assert pair["refresh_token"] != ann.tokens["refresh_token"]
-    assert pair["refresh_expires_in"] == 30 * 24 * 3600
+    # No further than the session's absolute end, 30 days after the login.
+    assert 30 * 24 * 3600 - 60 <= pair["refresh_expires_in"] <= 30 * 24 * 3600
     import jwt
 
     claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
@@ -97,6 +98,54 @@ async def test_reusing_a_spent_refresh_token_revokes_the_whole_session(
     assert event["data"]["reason"] == "refresh_token_reuse"
     assert event["data"]["user_id"] == str(ann.user_id)
     assert event["data"]["forget_after"] > event["data"]["revoked_at"]
+
+
+async def test_refresh_fails_once_the_session_outlives_its_absolute_lifetime(
+    auth_client: httpx.AsyncClient, superuser_db: asyncpg.Connection
+) -> None:
+    ann = await register_and_login(auth_client)
+    bob = await register_and_login(auth_client, "bob")
+    # Only the sessions' start moves back; their refresh tokens stay unspent and unexpired.
+    await superuser_db.execute(
+        "UPDATE auth.sessions SET created_at = now() - interval '30 days 1 minute' WHERE id = $1",
+        ann.session_id,
+    )
+    await superuser_db.execute(
+        "UPDATE auth.sessions SET created_at = now() - interval '29 days' WHERE id = $1",
+        bob.session_id,
+    )
+
+    expired = await refresh(auth_client, ann.tokens["refresh_token"])
+    assert expired.status_code == 401
+    assert expired.headers["content-type"] == "application/problem+json"
+    assert expired.json()["code"] == "invalid_refresh_token"
+
+    # Within the lifetime refresh works, but the new refresh token ends with the session.
+    renewed = await refresh(auth_client, bob.tokens["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    assert 24 * 3600 - 60 <= renewed.json()["refresh_expires_in"] <= 24 * 3600
+    ends = await superuser_db.fetchrow(
+        "SELECT t.expires_at - s.created_at AS token, s.expires_at - s.created_at AS session "
+        "FROM auth.refresh_tokens t JOIN auth.sessions s ON s.id = t.session_id "
+        "WHERE t.session_id = $1 AND t.used_at IS NULL",
+        bob.session_id,
+    )
+    assert ends["token"].total_seconds() == ends["session"].total_seconds() == 30 * 24 * 3600
+
+
+async def test_the_absolute_session_lifetime_is_a_setting(
+    open_auth: AuthFactory, superuser_db: asyncpg.Connection
+) -> None:
+    async with open_auth(session_max_lifetime_seconds=3600) as client:
+        ann = await register_and_login(client)
+        assert ann.tokens["refresh_expires_in"] == 3600
+        await superuser_db.execute(
+            "UPDATE auth.sessions SET created_at = created_at - interval '1 hour' WHERE id = $1",
+            ann.session_id,
+        )
+        response = await refresh(client, ann.tokens["refresh_token"])
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_refresh_token"
 
 
 async def test_an_unknown_refresh_token_is_401(auth_client: httpx.AsyncClient) -> None:
@@ -210,9 +259,13 @@ async def test_profile_update_changes_the_display_name(auth_client: httpx.AsyncC
     assert typo.status_code == 422
 
 
-async def test_user_search_is_a_paginated_prefix_search(auth_client: httpx.AsyncClient) -> None:
+async def test_user_search_is_a_paginated_prefix_search(
+    auth_client: httpx.AsyncClient, superuser_db: asyncpg.Connection
+) -> None:
+    # An admin searches the whole directory (what others see: test_user_directory.py).
     caller = await register_and_login(auth_client, "zed")
-    for name in ("alice", "alina", "albert", "bob"):
+    await superuser_db.execute("UPDATE auth.users SET role = 'admin' WHERE id = $1", caller.user_id)
+    for name in ("alice", "alina", "alix", "bob"):
         await auth_client.post(
             "/api/v1/auth/register",
             json={
@@ -223,9 +276,9 @@ async def test_user_search_is_a_paginated_prefix_search(auth_client: httpx.Async
         )
     await auth_client.post(
         "/api/v1/auth/register",
-        json={"email": "x@example.com", "password": PASSWORD, "display_name": "Al_ter"},
+        json={"email": "x@example.com", "password": PASSWORD, "display_name": "Ali_ter"},
     )
-    first = await auth_client.get("/api/v1/users?q=AL&limit=2", headers=caller.headers)
+    first = await auth_client.get("/api/v1/users?q=ALI&limit=2", headers=caller.headers)
     assert first.status_code == 200
     page = first.json()
     assert len(page["items"]) == 2
@@ -233,18 +286,18 @@ async def test_user_search_is_a_paginated_prefix_search(auth_client: httpx.Async
     assert 'rel="next"' in first.headers["link"]
     second = await auth_client.get(
         "/api/v1/users",
-        params={"q": "AL", "limit": 2, "cursor": page["next_cursor"]},
+        params={"q": "ALI", "limit": 2, "cursor": page["next_cursor"]},
         headers=caller.headers,
     )
     names = [u["display_name"] for u in page["items"] + second.json()["items"]]
-    assert sorted(names) == ["Al_ter", "Albert Smith", "Alice Smith", "Alina Smith"]
+    assert sorted(names) == ["Ali_ter", "Alice Smith", "Alina Smith", "Alix Smith"]
     assert second.json()["next_cursor"] is None
     # LIKE wildcards in q are literal.
-    wild = await auth_client.get("/api/v1/users?q=al_", headers=caller.headers)
-    assert [u["display_name"] for u in wild.json()["items"]] == ["Al_ter"]
+    wild = await auth_client.get("/api/v1/users?q=ali_", headers=caller.headers)
+    assert [u["display_name"] for u in wild.json()["items"]] == ["Ali_ter"]
     by_email = await auth_client.get("/api/v1/users?q=bob@", headers=caller.headers)
     assert [u["email"] for u in by_email.json()["items"]] == ["bob@example.com"]
-    bad = await auth_client.get("/api/v1/users?cursor=garbage", headers=caller.headers)
+    bad = await auth_client.get("/api/v1/users?q=ali&cursor=garbage", headers=caller.headers)
     assert bad.status_code == 422
 
 
@@ -380,21 +433,78 @@ async def test_failed_logins_are_throttled_per_ip_with_retry_after(
     assert other.status_code == 200
 
 
-async def test_failed_logins_are_throttled_per_account_across_addresses(
+async def login_from(
+    client: httpx.AsyncClient, email: str, password: str, address: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": password},
+        headers={"X-Forwarded-For": address},
+    )
+
+
+async def test_an_attackers_failures_slow_the_attacker_but_do_not_lock_the_owner_out(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    ann = await register_and_login(auth_client)
+    statuses = [
+        (
+            await login_from(auth_client, ann.email, "wrong password but long", "203.0.113.66")
+        ).status_code
+        for _ in range(8)
+    ]
+    assert statuses == [401] * 5 + [429] * 3
+
+    # The owner, from an address that never logged in to this account before: let in.
+    owner = await login_from(auth_client, ann.email, PASSWORD, "198.51.100.23")
+    assert owner.status_code == 200, owner.text
+    # The failing address is still slowed down, even with the right password.
+    attacker = await login_from(auth_client, ann.email, PASSWORD, "203.0.113.66")
+    assert attacker.status_code == 429
+    assert attacker.json()["code"] == "rate_limited"
+    assert int(attacker.headers["retry-after"]) >= 1
+
+
+async def test_failures_from_many_addresses_hold_back_new_clients_but_not_known_ones(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    ann = await register_and_login(auth_client)  # a success from the test client's address
+    for n in range(10):
+        response = await login_from(
+            auth_client, ann.email, "wrong password but long", f"198.51.100.{n}"
+        )
+        assert response.status_code == 401
+    newcomer = await login_from(auth_client, ann.email, PASSWORD, "192.0.2.44")
+    assert newcomer.status_code == 429
+    assert newcomer.json()["code"] == "rate_limited"
+    assert int(newcomer.headers["retry-after"]) > 3000
+    # The owner's client, which logged in before, is let through.
+    await login(auth_client, ann.email)
+
+
+async def test_wrong_current_passwords_on_password_change_are_throttled(
     auth_client: httpx.AsyncClient,
 ) -> None:
     ann = await register_and_login(auth_client)
     statuses = []
-    for attempt in range(6):
+    for _ in range(7):
         response = await auth_client.post(
-            "/api/v1/auth/login",
-            json={"email": ann.email, "password": "wrong password but long"},
-            headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+            "/api/v1/users/me/password",
+            json={"current_password": "wrong current password", "new_password": NEW_PASSWORD},
+            headers=ann.headers,
         )
         statuses.append(response.status_code)
-    assert statuses == [401] * 5 + [429]
+    assert statuses == [403] * 5 + [429] * 2
+    assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "rate_limited"
-    assert response.headers["retry-after"] == "1"
+    assert int(response.headers["retry-after"]) >= 1
+    # Throttled before the password is checked: the right one waits too.
+    right = await auth_client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=ann.headers,
+    )
+    assert right.status_code == 429
 
 
 async def test_login_rehashes_the_password_when_the_parameters_change(

@@ -93,3 +93,61 @@ def test_the_account_delay_is_capped() -> None:
     with pytest.raises(RateLimitedError) as refused:
         throttle.check(None, "ann@example.com")
     assert refused.value.retry_after_seconds == 900
+
+
+def test_failures_from_one_address_do_not_hold_back_the_account_at_another() -> None:
+    clock = Clock()
+    throttle = InMemoryLoginThrottle(clock=clock, ip_failures=1000)
+    for _ in range(40):
+        throttle.failed("203.0.113.1", "ann@example.com")
+        clock.now += 1
+    # The failing client waits the full delay ...
+    with pytest.raises(RateLimitedError) as refused:
+        throttle.check("203.0.113.1", "ann@example.com")
+    assert refused.value.retry_after_seconds == 900 - 1
+    # ... the owner at another address, known or not, does not.
+    throttle.check("198.51.100.7", "ann@example.com")
+    throttle.check(None, "ann@example.com")
+    # Other accounts from the failing address are not held back either (the per-IP
+    # window, here very wide, is what limits a spray).
+    throttle.check("203.0.113.1", "bob@example.com")
+
+
+def test_failures_from_many_addresses_hold_back_unknown_clients_only() -> None:
+    clock = Clock()
+    throttle = InMemoryLoginThrottle(clock=clock, spread_addresses=10, spread_window_seconds=3600)
+    throttle.succeeded("192.0.2.10", "ann@example.com")  # the owner's usual client
+    for n in range(10):
+        clock.now += 1
+        throttle.failed(f"203.0.113.{n}", "ann@example.com")
+    with pytest.raises(RateLimitedError) as refused:
+        throttle.check("198.51.100.7", "ann@example.com")
+    # Until the oldest of the ten failing addresses leaves the window.
+    assert refused.value.retry_after_seconds == 3600 - 9
+    throttle.check("192.0.2.10", "ann@example.com")
+    throttle.check("198.51.100.7", "bob@example.com")
+    clock.now += 3600 - 9
+    throttle.check("198.51.100.7", "ann@example.com")
+
+
+def test_a_known_client_is_forgotten_after_a_while_and_a_failing_one_stays_slowed() -> None:
+    clock = Clock()
+    throttle = InMemoryLoginThrottle(
+        clock=clock, spread_addresses=3, known_client_seconds=100, account_free_failures=2
+    )
+    throttle.succeeded("192.0.2.10", "ann@example.com")
+    for n in range(3):
+        throttle.failed(f"203.0.113.{n}", "ann@example.com")
+    throttle.check("192.0.2.10", "ann@example.com")
+    # A known client that fails itself is slowed like any other.
+    throttle.failed("192.0.2.10", "ann@example.com")
+    throttle.failed("192.0.2.10", "ann@example.com")
+    with pytest.raises(RateLimitedError):
+        throttle.check("192.0.2.10", "ann@example.com")
+    throttle.succeeded("192.0.2.10", "ann@example.com")
+    throttle.check("192.0.2.10", "ann@example.com")
+    clock.now += 101
+    for n in range(3):
+        throttle.failed(f"203.0.113.{n}", "ann@example.com")
+    with pytest.raises(RateLimitedError):
+        throttle.check("192.0.2.10", "ann@example.com")

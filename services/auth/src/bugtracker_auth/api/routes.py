@@ -8,6 +8,7 @@ from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from bugtracker_shared.tokens import Principal
 from bugtracker_shared.web import CurrentPrincipal, link_next_page, unauthorized
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from pydantic import StringConstraints
 
 from bugtracker_auth.api.schemas import (
     AdminUpdateUserRequest,
@@ -53,23 +54,17 @@ ActivePrincipal = Annotated[Principal, Depends(active_principal)]
 
 
 async def client_ip(request: Request) -> str | None:
-    """The last X-Forwarded-For hop (appended by the gateway; earlier hops are whatever
-    the client sent), or the socket peer."""
-    if request.app.state.settings.trust_forwarded_for:
-        hops = [
-            hop.strip()
-            for value in request.headers.getlist("x-forwarded-for")
-            for hop in value.split(",")
-            if hop.strip()
-        ]
-        if hops:
-            return hops[-1]
+    """The client address as uvicorn determined it (docs/adr/0027): the gateway's
+    X-Forwarded-For when the peer is the gateway (`--forwarded-allow-ips`, set wherever
+    auth is launched), else the socket peer. No header of its own counts here."""
     return request.client.host if request.client else None
 
 
 ClientIp = Annotated[str | None, Depends(client_ip)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]
+# The directory is a search, not a list: at least 3 characters besides surrounding spaces.
+SearchQuery = StringConstraints(strip_whitespace=True, min_length=3, max_length=100)
 
 router = APIRouter(prefix="/api/v1")
 keys_router = APIRouter()
@@ -156,14 +151,16 @@ async def update_me(
 
 @router.post("/users/me/password", status_code=204, tags=["users"])
 async def change_password(
-    body: ChangePasswordRequest, principal: ActivePrincipal, cases: UseCases
+    body: ChangePasswordRequest, principal: ActivePrincipal, cases: UseCases, ip: ClientIp
 ) -> Response:
-    """Every other session ends; this one stays."""
+    """Every other session ends; this one stays. Wrong current passwords are throttled
+    like failed logins (429)."""
     await cases.change_password(
         user_id=principal.user_id,
         session_id=principal.session_id,
         current_password=body.current_password,
         new_password=body.new_password,
+        client_ip=ip,
     )
     return Response(status_code=204)
 
@@ -172,14 +169,17 @@ async def change_password(
 async def search_users(
     request: Request,
     response: Response,
-    _principal: ActivePrincipal,
+    principal: ActivePrincipal,
     cases: UseCases,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str, SearchQuery, Query()],
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> UserPage:
-    """Active users whose email or display name starts with `q` (case-insensitive)."""
-    page = await cases.search_users(q=q, limit=limit, cursor=cursor)
+    """Active users whose email or display name starts with `q` (case-insensitive, at
+    least 3 characters): for an admin among everyone, for anyone else among the users who
+    share a project with them, plus the user whose email is exactly `q`. `email` is null
+    unless the caller is an admin or shares a project with that user."""
+    page = await cases.search_users(caller_id=principal.user_id, q=q, limit=limit, cursor=cursor)
     link_next_page(request, response, page.next_cursor)
     return UserPage(
         items=[

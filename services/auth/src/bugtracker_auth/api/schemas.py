@@ -68,7 +68,8 @@ class AdminUpdateUserRequest(StrictModel):
 class UserSummary(BaseModel):
     id: uuid.UUID
     display_name: str
-    email: str
+    # Null unless the caller is an admin or shares a project with this user.
+    email: str | None
 
 
 class UserPage(BaseModel):

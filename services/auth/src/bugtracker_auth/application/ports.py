@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -41,8 +41,17 @@ class UserRepository(Protocol):
         """Apply the given changes, bump the version; the user after the change."""
         ...
 
-    async def search(self, prefix: str | None, limit: int, cursor: str | None) -> Listing[User]:
-        """Active users whose email or display name starts with `prefix` (case-insensitive)."""
+    async def search(
+        self,
+        prefix: str | None,
+        limit: int,
+        cursor: str | None,
+        *,
+        among: Collection[uuid.UUID] | None = None,
+        exact_email: str | None = None,
+    ) -> Listing[User]:
+        """Active users whose email or display name starts with `prefix` (case-insensitive);
+        with `among`, only those users and the one whose email is `exact_email`."""
         ...
 
 
@@ -101,10 +110,20 @@ class CommonPasswords(Protocol):
 
 class LoginThrottle(Protocol):
     def check(self, client_ip: str | None, email: str) -> None:
-        """Raise `RateLimitedError` when this IP or account must wait before trying again."""
+        """Raise `RateLimitedError` when this client must wait before trying this account's
+        password again (logins and password changes alike)."""
 
     def failed(self, client_ip: str | None, email: str) -> None: ...
     def succeeded(self, client_ip: str | None, email: str) -> None: ...
+
+
+class ProjectDirectory(Protocol):
+    """The projects service, which owns memberships."""
+
+    async def co_members(self, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
+        """The users who share a (not deleted) project with `user_id`; raises
+        `UpstreamUnavailableError` when projects cannot answer."""
+        ...
 
 
 class TokenIssuer(Protocol):
@@ -126,6 +145,7 @@ __all__ = [
     "IssuedTokens",
     "LoginThrottle",
     "PasswordHasher",
+    "ProjectDirectory",
     "RefreshTokenFactory",
     "SessionRepository",
     "TokenIssuer",

@@ -15,6 +15,7 @@ from bugtracker_auth.application.ports import (
     CommonPasswords,
     LoginThrottle,
     PasswordHasher,
+    ProjectDirectory,
     RefreshTokenFactory,
     TokenIssuer,
     UnitOfWork,
@@ -31,6 +32,7 @@ from bugtracker_auth.domain.errors import (
 )
 from bugtracker_auth.domain.passwords import check_password
 from bugtracker_auth.domain.users import (
+    DirectoryEntry,
     GlobalRole,
     IssuedTokens,
     RevocationReason,
@@ -68,6 +70,10 @@ class AuthUseCases:
     common_passwords: CommonPasswords = field(default_factory=frozenset)
     throttle: LoginThrottle | None = None
     registration_open: bool = True
+    # Who shares a project with whom (the user directory); None: nobody, as far as we know.
+    projects: ProjectDirectory | None = None
+    # A session ends this long after its login, however often it is refreshed.
+    session_max_lifetime: timedelta = timedelta(days=30)
 
     @property
     def revocation_horizon(self) -> timedelta:
@@ -146,7 +152,10 @@ class AuthUseCases:
         )
         now = datetime.now(UTC)
         session = Session(
-            id=uuid.uuid4(), user_id=found.id, created_at=now, expires_at=now + self.refresh_ttl
+            id=uuid.uuid4(),
+            user_id=found.id,
+            created_at=now,
+            expires_at=now + min(self.refresh_ttl, self.session_max_lifetime),
         )
         refresh_token, refresh_hash = self.refresh_tokens.new()
         async with self.uow() as uow:
@@ -160,19 +169,23 @@ class AuthUseCases:
             await uow.commit()
         if self.throttle is not None:
             self.throttle.succeeded(client_ip, email)
-        return self._issue(user, session, refresh_token)
+        return self._issue(user, session, refresh_token, now=now)
 
     def _failed(self, client_ip: str | None, email: str) -> None:
         if self.throttle is not None:
             self.throttle.failed(client_ip, email)
 
-    def _issue(self, user: User, session: Session, refresh_token: str) -> IssuedTokens:
+    def _issue(
+        self, user: User, session: Session, refresh_token: str, *, now: datetime
+    ) -> IssuedTokens:
         access_token, expires_in = self.tokens.issue(user, session)
         return IssuedTokens(
             access_token=access_token,
             expires_in=expires_in,
             refresh_token=refresh_token,
-            refresh_expires_in=int(self.refresh_ttl.total_seconds()),
+            # The refresh token lives as long as its session may still (a whole TTL, or
+            # less near the session's absolute end).
+            refresh_expires_in=int((session.expires_at - now).total_seconds()),
         )
 
     async def refresh(self, *, refresh_token: str) -> IssuedTokens:
@@ -193,21 +206,26 @@ class AuthUseCases:
                     )
                 await uow.commit()
                 raise InvalidRefreshTokenError
-            if not record.usable_at(now):
+            if not record.usable_at(now, session_max_lifetime=self.session_max_lifetime):
                 raise InvalidRefreshTokenError
             user = await uow.users.get(record.user_id, lock=True)
             if user is None or not user.is_active:
                 raise InvalidRefreshTokenError
             new_token, new_hash = self.refresh_tokens.new()
-            expires_at = now + self.refresh_ttl
+            expires_at = min(
+                now + self.refresh_ttl, record.session_created_at + self.session_max_lifetime
+            )
             await uow.sessions.rotate_refresh_token(
                 old_hash, new_hash, session_id=record.session_id, now=now, expires_at=expires_at
             )
             await uow.commit()
         session = Session(
-            id=record.session_id, user_id=user.id, created_at=now, expires_at=expires_at
+            id=record.session_id,
+            user_id=user.id,
+            created_at=record.session_created_at,
+            expires_at=expires_at,
         )
-        return self._issue(user, session, new_token)
+        return self._issue(user, session, new_token, now=now)
 
     async def logout(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
         now = datetime.now(UTC)
@@ -229,11 +247,19 @@ class AuthUseCases:
         session_id: uuid.UUID,
         current_password: str,
         new_password: str,
+        client_ip: str | None = None,
     ) -> None:
-        """Verify the current password, set the new one, end every other session."""
+        """Verify the current password, set the new one, end every other session. Wrong
+        current passwords are throttled like failed logins (a stolen access token must not
+        give unlimited guesses at the password)."""
         user = await self.get_user(user_id)
+        if self.throttle is not None:
+            self.throttle.check(client_ip, user.email)
         if not await self.hasher.verify(user.password_hash, current_password):
+            self._failed(client_ip, user.email)
             raise WrongCurrentPasswordError
+        if self.throttle is not None:
+            self.throttle.succeeded(client_ip, user.email)
         check_password(
             new_password,
             email=user.email,
@@ -363,10 +389,42 @@ class AuthUseCases:
             raise UserNotFoundError("No such user.")
         return user
 
-    async def search_users(self, *, q: str | None, limit: int, cursor: str | None) -> Listing[User]:
-        prefix = q.strip().casefold() if q and q.strip() else None
+    async def search_users(
+        self, *, caller_id: uuid.UUID, q: str, limit: int, cursor: str | None
+    ) -> Listing[DirectoryEntry]:
+        """Active users whose email or display name starts with `q`. An admin searches
+        everyone; anyone else only the users who share a project with them (and
+        themself), plus the one whose email is exactly `q`. Emails are shown to admins
+        and within shared projects only."""
+        prefix = q.strip().casefold()
         async with self.uow() as uow:
-            return await uow.users.search(prefix, limit, cursor)
+            # The role in the database, not the token's claim (see administer_user).
+            caller = await uow.users.get(caller_id)
+        if caller is None:
+            raise UserNotFoundError("No such user.")
+        among: frozenset[uuid.UUID] | None = None
+        if caller.role is not GlobalRole.ADMIN:
+            shared = await self.projects.co_members(caller.id) if self.projects else frozenset()
+            among = shared | {caller.id}
+        async with self.uow() as uow:
+            page = await uow.users.search(
+                prefix,
+                limit,
+                cursor,
+                among=among,
+                exact_email=normalize_email(q) if among is not None else None,
+            )
+        return Listing(
+            [
+                DirectoryEntry(
+                    id=u.id,
+                    display_name=u.display_name,
+                    email=u.email if among is None or u.id in among else None,
+                )
+                for u in page.items
+            ],
+            page.next_cursor,
+        )
 
     async def ensure_admin(self, *, email: str, password: str) -> tuple[User, bool]:
         """Create the first admin unless the account exists (idempotent for `make up`)."""

@@ -56,11 +56,12 @@ class RegistrationClosedError(AuthError):
 
 
 class RateLimitedError(AuthError):
-    """Too many failed logins; `headers` carries `Retry-After` to the problem response."""
+    """Too many failed logins (or current-password checks); `headers` carries
+    `Retry-After` to the problem response."""
 
     code = "rate_limited"
 
     def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__("Too many failed login attempts; try again later.")
+        super().__init__("Too many failed password attempts; try again later.")
         self.retry_after_seconds = max(1, retry_after_seconds)
         self.headers = {"Retry-After": str(self.retry_after_seconds)}

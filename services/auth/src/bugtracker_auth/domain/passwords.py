@@ -3,11 +3,14 @@ common and breached passwords, and nothing derived from the account itself."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 
 from bugtracker_auth.domain.errors import WeakPasswordError
 
 MIN_LENGTH = 15
+# The placeholders of .env.example and their kind (`change-me-admin-password` passed).
+PLACEHOLDER = re.compile(r"change[-_ ]?me|replace[-_ ]?me|placeholder")
 MAX_LENGTH = 128
 
 
@@ -32,6 +35,8 @@ def check_password(
         raise WeakPasswordError(f"The password must have {MIN_LENGTH} to {MAX_LENGTH} characters.")
     folded = password.casefold()
     stripped = folded.strip()
+    if PLACEHOLDER.search(folded):
+        raise WeakPasswordError("The password may not be a placeholder such as change-me.")
     if folded in common or stripped in common:
         raise WeakPasswordError("This password is too common; it appears in breached data.")
     own = {email.casefold(), email.casefold().split("@", 1)[0], display_name.strip().casefold()}

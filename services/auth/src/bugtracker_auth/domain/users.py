@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -50,14 +50,27 @@ class RefreshTokenRecord:
     used_at: datetime | None
     session_expires_at: datetime
     session_revoked_at: datetime | None
+    session_created_at: datetime
 
-    def usable_at(self, now: datetime) -> bool:
+    def usable_at(self, now: datetime, *, session_max_lifetime: timedelta) -> bool:
+        """Unspent, unexpired, its session live and younger than the absolute lifetime
+        (refreshing extends a session, but never past `session_max_lifetime`)."""
         return (
             self.used_at is None
             and self.session_revoked_at is None
             and now < self.expires_at
             and now < self.session_expires_at
+            and now < self.session_created_at + session_max_lifetime
         )
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """A user as the directory shows them: the email only to callers who may see it."""
+
+    id: uuid.UUID
+    display_name: str
+    email: str | None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +10,20 @@ from bugtracker_shared.pagination import (
     decode_time_id_cursor,
     time_id_key,
 )
-from sqlalchemy import and_, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,8 +133,22 @@ class SqlUserRepository:
         ).first()
         return _user(row._mapping) if row else None
 
-    async def search(self, prefix: str | None, limit: int, cursor: str | None) -> Listing[User]:
+    async def search(
+        self,
+        prefix: str | None,
+        limit: int,
+        cursor: str | None,
+        *,
+        among: Collection[uuid.UUID] | None = None,
+        exact_email: str | None = None,
+    ) -> Listing[User]:
         query = select(users).where(users.c.is_active.is_(True))
+        if among is not None:
+            # One array parameter, however many ids (IN would bind one parameter each).
+            visible = users.c.id == any_(bindparam("among", list(among), type_=ARRAY(Uuid)))
+            if exact_email is not None:
+                visible = or_(visible, users.c.email == exact_email)
+            query = query.where(visible)
         if prefix:
             pattern = _like_prefix(prefix.lower())
             query = query.where(
@@ -170,6 +197,7 @@ class SqlSessionRepository:
                     sessions.c.user_id,
                     sessions.c.expires_at.label("session_expires_at"),
                     sessions.c.revoked_at,
+                    sessions.c.created_at.label("session_created_at"),
                 )
                 .join(sessions, sessions.c.id == refresh_tokens.c.session_id)
                 .where(refresh_tokens.c.token_hash == token_hash)
@@ -185,6 +213,7 @@ class SqlSessionRepository:
             used_at=row.used_at,
             session_expires_at=row.session_expires_at,
             session_revoked_at=row.revoked_at,
+            session_created_at=row.session_created_at,
         )
 
     async def rotate_refresh_token(

@@ -1,24 +1,36 @@
-"""Login throttling in process memory (see docs/adr/0006): per client IP, at most
-`ip_failures` failed logins in a sliding `ip_window`; per account, after
-`account_free_failures` consecutive failures every further try must wait a delay that
-doubles up to `account_max_delay`. A success clears the account's record."""
+"""Login throttling in process memory (see docs/adr/0006 and 0028). Three limits:
+
+- per client IP: at most `ip_failures` failed logins in a sliding `ip_window`;
+- per account *and* client (the pair): after `account_free_failures` consecutive
+  failures every further try from that client must wait a delay that doubles up to
+  `account_max_delay`. An attacker's failures slow the attacker's address, not the
+  owner at theirs;
+- per account across addresses: once `spread_addresses` different addresses have failed
+  on the account within `spread_window` (a distributed guess), clients that are not
+  known to the account wait until the oldest of them leaves the window. A client is
+  known when it logged in to the account successfully within `known_client` (the
+  remembered (account, client) pair): the owner's usual clients are never held back.
+
+A success clears the pair's record and remembers the pair. The client is the client IP
+(None, for a caller without one, counts as one client)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from bugtracker_auth.domain.errors import RateLimitedError
 
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
 @dataclass
-class _Account:
+class _Failures:
     failures: int
     last_failure: float
 
@@ -32,6 +44,9 @@ class InMemoryLoginThrottle:
         account_free_failures: int = 5,
         account_base_delay_seconds: float = 1.0,
         account_max_delay_seconds: float = 900.0,
+        spread_addresses: int = 10,
+        spread_window_seconds: float = 3600.0,
+        known_client_seconds: float = 30 * 24 * 3600.0,
         max_tracked: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -40,15 +55,26 @@ class InMemoryLoginThrottle:
         self._free = account_free_failures
         self._base_delay = account_base_delay_seconds
         self._max_delay = account_max_delay_seconds
+        self._spread_addresses = max(1, spread_addresses)
+        self._spread_window = spread_window_seconds
+        self._known_for = known_client_seconds
         self._max_tracked = max_tracked
         self._clock = clock
         self._ips: OrderedDict[str, deque[float]] = OrderedDict()
-        self._accounts: OrderedDict[str, _Account] = OrderedDict()
+        self._pairs: OrderedDict[tuple[str, str | None], _Failures] = OrderedDict()
+        # Per account: the most recent failing clients (at most `spread_addresses`),
+        # oldest failure first.
+        self._spread: OrderedDict[str, OrderedDict[str | None, float]] = OrderedDict()
+        self._known: OrderedDict[tuple[str, str | None], float] = OrderedDict()
 
-    def _account_delay(self, failures: int) -> float:
+    def _pair_delay(self, failures: int) -> float:
         if failures < self._free:
             return 0.0
         return min(self._max_delay, self._base_delay * 2.0 ** (failures - self._free))
+
+    def _is_known(self, pair: tuple[str, str | None], now: float) -> bool:
+        succeeded_at = self._known.get(pair)
+        return succeeded_at is not None and now - succeeded_at < self._known_for
 
     def check(self, client_ip: str | None, email: str) -> None:
         now = self._clock()
@@ -58,11 +84,18 @@ class InMemoryLoginThrottle:
                 failures.popleft()
             if len(failures) >= self._ip_failures:
                 waits.append(failures[0] + self._ip_window - now)
-        account = self._accounts.get(email)
-        if account is not None:
-            ready_at = account.last_failure + self._account_delay(account.failures)
+        pair = (email, client_ip)
+        record = self._pairs.get(pair)
+        if record is not None:
+            ready_at = record.last_failure + self._pair_delay(record.failures)
             if ready_at > now:
                 waits.append(ready_at - now)
+        spread = self._spread.get(email)
+        if spread and not self._is_known(pair, now):
+            while spread and next(iter(spread.values())) <= now - self._spread_window:
+                spread.popitem(last=False)
+            if len(spread) >= self._spread_addresses:
+                waits.append(next(iter(spread.values())) + self._spread_window - now)
         if waits:
             raise RateLimitedError(math.ceil(max(waits)))
 
@@ -72,20 +105,34 @@ class InMemoryLoginThrottle:
             self._ips.setdefault(client_ip, deque()).append(now)
             self._ips.move_to_end(client_ip)
             self._trim(self._ips)
-        account = self._accounts.get(email)
-        if account is None:
-            self._accounts[email] = _Account(1, now)
+        pair = (email, client_ip)
+        record = self._pairs.get(pair)
+        if record is None:
+            self._pairs[pair] = _Failures(1, now)
         else:
-            account.failures += 1
-            account.last_failure = now
-            self._accounts.move_to_end(email)
-        self._trim(self._accounts)
+            record.failures += 1
+            record.last_failure = now
+            self._pairs.move_to_end(pair)
+        self._trim(self._pairs)
+        spread = self._spread.setdefault(email, OrderedDict())
+        spread[client_ip] = now
+        spread.move_to_end(client_ip)
+        while len(spread) > self._spread_addresses:
+            spread.popitem(last=False)
+        self._spread.move_to_end(email)
+        self._trim(self._spread)
 
-    def succeeded(self, client_ip: str | None, email: str) -> None:  # noqa: ARG002
+    def succeeded(self, client_ip: str | None, email: str) -> None:
         # The IP's failures stay: one success must not reset a spray from that address.
-        self._accounts.pop(email, None)
+        pair = (email, client_ip)
+        self._pairs.pop(pair, None)
+        if (spread := self._spread.get(email)) is not None:
+            spread.pop(client_ip, None)
+        self._known[pair] = self._clock()
+        self._known.move_to_end(pair)
+        self._trim(self._known)
 
-    def _trim(self, table: OrderedDict[str, V]) -> None:
-        # Bounded memory under a spray of addresses: the least recently failing go first.
+    def _trim(self, table: OrderedDict[K, V]) -> None:
+        # Bounded memory under a spray of addresses: the least recently used go first.
         while len(table) > self._max_tracked:
             table.popitem(last=False)

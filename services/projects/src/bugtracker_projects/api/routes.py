@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from bugtracker_projects.api.schemas import (
     AddMemberRequest,
     ChangeRoleRequest,
+    CoMembersResponse,
     CreateProjectRequest,
     MemberPage,
     MemberResponse,
@@ -248,3 +249,11 @@ async def memberships(
         ],
         next_after=page[-1].id if len(page) == limit else None,
     )
+
+
+@internal_router.get("/users/{user_id}/co-members", dependencies=[Depends(internal_caller)])
+async def co_members(user_id: uuid.UUID, cases: UseCases, response: Response) -> CoMembersResponse:
+    """Who shares a project (not deleted) with this user: what auth's user directory
+    lets them find, emails included (ADR 0028)."""
+    response.headers["Cache-Control"] = "no-store"
+    return CoMembersResponse(user_ids=await cases.co_members(user_id))

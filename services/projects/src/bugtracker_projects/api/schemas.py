@@ -116,3 +116,9 @@ class ViewProject(BaseModel):
 class MembershipsPage(BaseModel):
     items: list[ViewProject]
     next_after: uuid.UUID | None
+
+
+class CoMembersResponse(BaseModel):
+    """Who shares a project with a user (internal, for auth's user directory)."""
+
+    user_ids: list[uuid.UUID]

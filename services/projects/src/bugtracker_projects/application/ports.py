@@ -89,6 +89,11 @@ class AccessReader(Protocol):
         """Projects by id after `after` (deleted ones too), each with its members."""
         ...
 
+    async def co_members(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """The other members of every project `user_id` is a member of (deleted projects
+        excluded): who shares a project with them."""
+        ...
+
 
 class UnitOfWork(Transaction, Protocol):
     projects: ProjectRepository

@@ -185,6 +185,11 @@ class ProjectUseCases:
         every project, deleted ones included, with its members."""
         return await self.reads.memberships(after=after, limit=limit)
 
+    async def co_members(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """For auth's user directory (an internal call, no caller): who shares a project
+        that is not deleted with this user."""
+        return await self.reads.co_members(user_id)
+
     async def update_project(
         self, caller: Caller, ref: str, changes: ProjectChanges, *, expected_version: int | None
     ) -> Project:

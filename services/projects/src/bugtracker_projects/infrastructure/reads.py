@@ -38,6 +38,15 @@ ORDER BY p.id
 LIMIT $2
 """
 
+# Who shares a project with $1: the other members of its projects that are not deleted.
+_CO_MEMBERS = """
+SELECT DISTINCT other.user_id
+FROM projects.memberships mine
+JOIN projects.projects p ON p.id = mine.project_id AND p.deleted_at IS NULL
+JOIN projects.memberships other ON other.project_id = mine.project_id
+WHERE mine.user_id = $1 AND other.user_id <> $1
+"""
+
 
 class DriverAccessReader:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -71,3 +80,8 @@ class DriverAccessReader:
             )
             for row in rows
         ]
+
+    async def co_members(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        async with driver_connection(self._engine) as conn:
+            rows = await conn.fetch(_CO_MEMBERS, user_id)
+        return [row["user_id"] for row in rows]
