@@ -108,6 +108,7 @@ class FakeBackend:
     openapi_available: bool = True
     openapi_fetches: int = 0
     jwks_fetches: int = 0
+    readiness_checks: int = 0
     revoked_sessions: list[dict[str, Any]] = field(default_factory=list)
     internal_token_seen: list[str | None] = field(default_factory=list)
     release_slow: asyncio.Event = field(default_factory=asyncio.Event)
@@ -129,6 +130,7 @@ class FakeBackend:
         return app
 
     async def health(self, request: web.Request) -> web.Response:
+        self.readiness_checks += 1
         return web.json_response({"status": "ok"}, status=200 if self.ready else 503)
 
     async def openapi_document(self, request: web.Request) -> web.Response:

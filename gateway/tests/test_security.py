@@ -33,11 +33,14 @@ async def test_auth_answers_are_not_stored(gateway: httpx.AsyncClient) -> None:
 
 
 async def test_hsts_only_when_the_request_came_over_tls(
-    gateway: httpx.AsyncClient, auth_headers: dict[str, str]
+    open_gateway: Callable[..., Any], auth_headers: dict[str, str]
 ) -> None:
-    behind_tls = await gateway.get(
-        "/api/v1/tickets", headers={**auth_headers, "X-Forwarded-Proto": "https"}
-    )
+    # Over TLS as a trusted proxy says (docs/adr/0027); a client's own claim:
+    # test_client_address.py.
+    async with open_gateway(trusted_proxies="127.0.0.1") as gateway:
+        behind_tls = await gateway.get(
+            "/api/v1/tickets", headers={**auth_headers, "X-Forwarded-Proto": "https"}
+        )
 
     assert behind_tls.headers["strict-transport-security"].startswith("max-age=")
 

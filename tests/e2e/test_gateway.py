@@ -80,6 +80,30 @@ def test_answers_carry_security_and_rate_limit_headers_and_no_server(
     assert me.headers["ratelimit"].startswith('"default";r=')
 
 
+def _remaining(response: httpx.Response) -> tuple[int, int]:
+    """(quota, remaining) of the answer's RateLimit-Policy / RateLimit headers."""
+    quota = int(response.headers["ratelimit-policy"].split(";q=")[1].split(";")[0])
+    remaining = int(response.headers["ratelimit"].split(";r=")[1].split(";")[0])
+    return quota, remaining
+
+
+def test_a_clients_forwarded_for_does_not_open_a_fresh_rate_limit_bucket(
+    api: httpx.Client,
+) -> None:
+    # The stack trusts no proxy in front of the gateway (docs/adr/0027): a client on
+    # 127.0.0.1 naming another address is still counted as 127.0.0.1, in the bucket its
+    # earlier requests (and every other test's anonymous ones) went to.
+    for _ in range(3):
+        assert api.get("/.well-known/jwks.json").status_code == 200
+    spoofed = api.get(
+        "/.well-known/jwks.json", headers={"X-Forwarded-For": f"6.6.6.{time.time_ns() % 250}"}
+    )
+
+    assert spoofed.status_code == 200
+    quota, remaining = _remaining(spoofed)
+    assert remaining < quota - 1, spoofed.headers["ratelimit"]  # a fresh bucket: quota - 1
+
+
 def test_an_unknown_path_is_a_404_problem(api: httpx.Client, admin: dict[str, str]) -> None:
     response = api.get("/api/v1/nothing-here", headers=admin)
 

@@ -3,6 +3,7 @@ everything else needs a valid `Authorization: Bearer` token (forwarded unchanged
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -20,11 +21,13 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
-from bugtracker_gateway.ratelimit import remember_user
+from bugtracker_gateway.ratelimit import RateLimiter, client_ip, rate_limited, remember_user
 from bugtracker_gateway.revocations import RevokedSessions
 
 JWKS_PATH = "/.well-known/jwks.json"
 DOCS_ASSETS_PREFIX = "/docs/assets/"
+# The verified caller, for what runs after the token check (the event streams' limits).
+PRINCIPAL_SCOPE_KEY = "bugtracker.principal"
 
 PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -75,14 +78,21 @@ def _keys_unavailable(exc: InvalidTokenError) -> bool:
 
 
 class AuthenticationMiddleware:
-    """Rejects a non-public request without a valid access token before any routing."""
+    """Rejects a non-public request without a valid access token before any routing.
+    Its 401 answers count against the client address's `auth_failures` budget of
+    `limiter` (when rate limits are on): over it, the answer is 429 instead."""
 
     def __init__(
-        self, app: ASGIApp, verifier: TokenVerifier, revoked: RevokedSessions | None = None
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        revoked: RevokedSessions | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.revoked = revoked
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["method"], scope["path"]):
@@ -91,16 +101,24 @@ class AuthenticationMiddleware:
         try:
             principal = await self._authenticate(Headers(scope=scope).get("authorization"))
         except ProblemError as problem:
+            headers = dict(problem.headers or {})
+            if problem.status == HTTPStatus.UNAUTHORIZED and self.limiter is not None:
+                decision = self.limiter.hit("auth_failures", "ip:" + client_ip(scope))
+                if not decision.allowed:
+                    await rate_limited(decision, scope["path"])(scope, receive, send)
+                    return
+                headers.update((k.decode(), v.decode()) for k, v in decision.headers())
             response = problem_response(
                 problem.status,
                 problem.code,
                 problem.detail,
                 instance=scope["path"],
-                headers=problem.headers,
+                headers=headers,
             )
             await response(scope, receive, send)
             return
         remember_user(scope, principal.user_id)  # the rate limit counts per user
+        scope[PRINCIPAL_SCOPE_KEY] = principal
         bind_log_context(user_id=principal.user_id)
         await self.app(scope, receive, send)
 

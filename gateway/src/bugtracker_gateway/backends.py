@@ -1,6 +1,7 @@
-"""One pooled aiohttp session per backend, opened and closed by the app's lifespan, and
-the choice of replica: round robin over a backend's URLs, skipping for a short time one
-that refused a connection (passive health).
+"""One pooled aiohttp session per backend, plus one for the event streams (a pool of
+their own, docs/adr/0026), opened and closed by the app's lifespan, and the choice of
+replica: round robin over a backend's URLs, skipping for a short time one that refused a
+connection (passive health).
 
 aiohttp rather than httpx on this path: measured here at 50 concurrent clients, a proxy on
 aiohttp's ClientSession kept about 59 % of direct throughput, httpx on the aiohttp
@@ -68,6 +69,7 @@ class Backends:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._sessions: dict[Backend, aiohttp.ClientSession] = {}
+        self._stream_session: aiohttp.ClientSession | None = None
         self.replicas: dict[Backend, Replicas] = {
             backend: Replicas(settings.backend_urls(backend), settings.replica_down_seconds, clock)
             for backend in BACKENDS
@@ -75,35 +77,48 @@ class Backends:
 
     async def open(self) -> None:
         for backend in BACKENDS:
-            self._sessions[backend] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self._settings.pool_limit_per_backend,
-                    keepalive_timeout=KEEPALIVE_SECONDS,
-                ),
-                # Each proxied exchange runs under the gateway's own deadline
-                # (asyncio.timeout), so an event stream is not cut after it.
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self._settings.connect_timeout_seconds
-                ),
-                # A proxy passes bytes through: no shared cookies between callers, no
-                # decompression, no headers the caller did not send.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-                # Client spans and the traceparent header, when tracing is on.
-                trace_configs=tracing.aiohttp_trace_configs(),
-            )
+            self._sessions[backend] = self._new_session(self._settings.pool_limit_per_backend)
+        # Event streams hold their connection for minutes: a pool of their own, so that
+        # ordinary requests and the health probes never wait behind them (docs/adr/0026).
+        self._stream_session = self._new_session(self._settings.stream_connection_limit)
+
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_SECONDS),
+            # Each proxied exchange runs under the gateway's own deadline
+            # (asyncio.timeout), so an event stream is not cut after it.
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self._settings.connect_timeout_seconds
+            ),
+            # A proxy passes bytes through: no shared cookies between callers, no
+            # decompression, no headers the caller did not send.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
+            # Client spans and the traceparent header, when tracing is on.
+            trace_configs=tracing.aiohttp_trace_configs(),
+        )
 
     async def close(self) -> None:
         sessions, self._sessions = self._sessions, {}
+        stream_session, self._stream_session = self._stream_session, None
         for session in sessions.values():
             await session.close()
+        if stream_session is not None:
+            await stream_session.close()
 
     def session(self, backend: Backend) -> aiohttp.ClientSession:
         try:
             return self._sessions[backend]
         except KeyError:
             raise RuntimeError("the backend sessions are not open (lifespan not run)") from None
+
+    @property
+    def stream_session(self) -> aiohttp.ClientSession:
+        """The session of the event streams, to every backend (its own connection pool)."""
+        if self._stream_session is None:
+            raise RuntimeError("the backend sessions are not open (lifespan not run)")
+        return self._stream_session
 
     def base_url(self, backend: Backend) -> str:
         """The replica the next request to `backend` goes to."""

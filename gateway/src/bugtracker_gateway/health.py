@@ -1,10 +1,19 @@
 """The gateway's health: `/health/live` and `/health/ready` for probes (this process
-alone), `/health` for its view of every backend's readiness."""
+alone), `/health` for its view of every backend's readiness.
+
+`/health` is public: it answers from the backends' state as last probed, and probes them
+again (every replica's `/health/ready`, which checks its database) at most every
+`health_refresh_seconds`, one round of probes at a time however many requests come in,
+so that it cannot be used to hammer the backends' databases.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 
 import aiohttp
@@ -46,10 +55,54 @@ async def backend_state(backends: Backends, backend: Backend, timeout_seconds: f
     return "ok" if any(ready) else "unavailable"
 
 
+class BackendStates:
+    """Every backend's state as last probed, probed again when older than
+    `refresh_seconds` by one round of probes that concurrent callers share."""
+
+    def __init__(
+        self,
+        backends: Backends,
+        timeout_seconds: float,
+        refresh_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backends = backends
+        self._timeout = timeout_seconds
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._states: dict[Backend, str] = {}
+        self._probed_at = -math.inf
+        self._probing: asyncio.Task[dict[Backend, str]] | None = None
+
+    async def current(self) -> dict[Backend, str]:
+        if self._states and self._clock() - self._probed_at < self._refresh_seconds:
+            return self._states
+        if self._probing is None:
+            self._probing = asyncio.create_task(self._probe(), name="health-probe")
+        # Shielded: a caller that goes away does not cancel the others' round.
+        return await asyncio.shield(self._probing)
+
+    async def _probe(self) -> dict[Backend, str]:
+        try:
+            states = await asyncio.gather(
+                *(backend_state(self._backends, backend, self._timeout) for backend in BACKENDS)
+            )
+            self._states = dict(zip(BACKENDS, states, strict=True))
+            self._probed_at = self._clock()
+            return self._states
+        finally:
+            self._probing = None
+
+
 def health_router(
-    backends: Backends, timeout_seconds: float, revocations: RevocationFeed
+    backends: Backends,
+    timeout_seconds: float,
+    revocations: RevocationFeed,
+    *,
+    refresh_seconds: float = 3.0,
 ) -> APIRouter:
     router = APIRouter()
+    backend_states = BackendStates(backends, timeout_seconds, refresh_seconds)
 
     @router.get("/health/live", include_in_schema=False)
     async def live() -> JSONResponse:
@@ -68,13 +121,10 @@ def health_router(
 
     @router.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
-        states = await asyncio.gather(
-            *(backend_state(backends, backend, timeout_seconds) for backend in BACKENDS)
-        )
-        results = dict(zip(BACKENDS, states, strict=True))
+        results = await backend_states.current()
         # Until the revocation list is seeded and fed, a revoked token could pass.
         revocation_state = revocations.state
-        healthy = all(state == "ok" for state in states) and revocation_state == "ok"
+        healthy = all(state == "ok" for state in results.values()) and revocation_state == "ok"
         return JSONResponse(
             {
                 "status": "ok" if healthy else "degraded",

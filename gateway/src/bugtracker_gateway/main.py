@@ -1,8 +1,9 @@
 """The gateway app: request id, token check, routing to backends, merged docs.
 
 The request path is pure ASGI middleware (outermost first): the tracing span when
-tracing is on; request id, metrics and the access line (one middleware); security
-headers; CORS; the header size limit; the token check; the rate limit; then
+tracing is on; the client address and scheme (trusted proxies only, docs/adr/0027);
+request id, metrics and the access line (one middleware); security headers; CORS; the
+header size limit; the token check; the rate limit; then
 `OwnRoutesFirst`: the gateway's own few paths go to its FastAPI router, every other path
 straight to the proxy, without a router in between.
 """
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bugtracker_gateway.auth import DOCS_ASSETS_PREFIX, AuthenticationMiddleware, jwks_fetcher
 from bugtracker_gateway.backends import Backends
 from bugtracker_gateway.docs import OAUTH2_REDIRECT_PATH, install_docs
+from bugtracker_gateway.forwarding import ClientAddressMiddleware
 from bugtracker_gateway.health import health_router
 from bugtracker_gateway.observability import MetricsServer, RouteTemplates, gateway_route
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
@@ -36,6 +38,7 @@ from bugtracker_gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from bugtracker_gateway.revocations import RevocationFeed, RevokedSessions
 from bugtracker_gateway.security import HeaderSizeLimitMiddleware, SecurityHeadersMiddleware
 from bugtracker_gateway.settings import Settings
+from bugtracker_gateway.streams import Streams
 
 logger = logging.getLogger("bugtracker.gateway")
 
@@ -92,6 +95,24 @@ class OwnRoutesFirst:
         await self.proxy(scope, receive, send)
 
 
+def _add_token_check_and_rate_limit(
+    app: FastAPI, settings: Settings, verifier: TokenVerifier, revoked: RevokedSessions
+) -> None:
+    """The rate limit (per user, so after the token check), then the token check, which
+    shares the limiter for its per-IP budget of 401 answers."""
+    limiter = None
+    if settings.rate_limit_enabled:
+        limiter = RateLimiter(
+            settings.rate_limit,
+            settings.auth_rate_limit,
+            auth_failures=settings.auth_failure_rate_limit,
+        )
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(
+        AuthenticationMiddleware, verifier=verifier, revoked=revoked, limiter=limiter
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("gateway", settings.log_level)
@@ -112,7 +133,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue=settings.revocation_queue,
         internal_token=settings.internal_token,
         timeout_seconds=settings.backend_timeout_seconds,
+        queue_expires_seconds=settings.revocation_queue_expires_seconds,
     )
+    # The event streams relayed (docs/adr/0026); a revocation ends those of its sessions.
+    streams = Streams(
+        per_user_limit=settings.stream_limit_per_user,
+        total_limit=settings.stream_connection_limit,
+        max_lifetime_seconds=settings.stream_max_lifetime_seconds,
+    )
+    revoked.subscribe(streams.revoked)
 
     templates = RouteTemplates()  # the route labels of proxied paths, from the documents
     aggregator = OpenApiAggregator(
@@ -162,17 +191,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=tracing.FASTAPI_TELEMETRY_OFF,
     )
     app.state.revocations = feed
+    app.state.streams = streams
     app.state.metrics_server = metrics_server
     # Added innermost first: own routes or the proxy, rate limit (per user, so after the
     # token check), token check, header size, CORS, security headers, then request id,
-    # metrics and access log in one, and the tracing span outermost.
-    app.add_middleware(OwnRoutesFirst, proxy=Proxy(backends, settings))
-    if settings.rate_limit_enabled:
-        app.add_middleware(
-            RateLimitMiddleware,
-            limiter=RateLimiter(settings.rate_limit, settings.auth_rate_limit),
-        )
-    app.add_middleware(AuthenticationMiddleware, verifier=verifier, revoked=revoked)
+    # metrics and access log in one, the client address, and the tracing span outermost.
+    app.add_middleware(OwnRoutesFirst, proxy=Proxy(backends, settings, streams))
+    _add_token_check_and_rate_limit(app, settings, verifier, revoked)
     app.add_middleware(HeaderSizeLimitMiddleware, limit=settings.max_header_bytes)
     app.add_middleware(
         CORSMiddleware,
@@ -185,10 +210,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(ObservabilityMiddleware, route_of=gateway_route(templates))
+    # The client address and scheme (docs/adr/0027), before anything uses them.
+    app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_proxy_networks())
     if tracing.tracing_enabled():
         tracing.instrument_app(app)  # outermost: the server span covers everything
     install_problem_handlers(app)
-    app.include_router(health_router(backends, settings.health_timeout_seconds, feed))
+    app.include_router(
+        health_router(
+            backends,
+            settings.health_timeout_seconds,
+            feed,
+            refresh_seconds=settings.health_refresh_seconds,
+        )
+    )
     app.include_router(openapi_router(aggregator))
     install_docs(app, OPENAPI_PATH)
     return app

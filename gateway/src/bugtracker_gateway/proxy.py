@@ -1,16 +1,18 @@
 """Forward a request to its backend and its answer back to the client.
 
 Bodies are buffered up to the size limit (cheaper than streaming small bodies); only
-event streams are streamed back. The gateway sends every path that is not its own
+event streams are streamed back, on connections of their own and under the limits of
+`bugtracker_gateway.streams`. The gateway sends every path that is not its own
 straight here (bugtracker_gateway.main), without Starlette's router.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -19,13 +21,13 @@ import aiohttp
 from bugtracker_shared.problems import ProblemError, problem_response
 from bugtracker_shared.request_context import current_request_id
 from starlette.requests import ClientDisconnect
-from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
 from bugtracker_gateway.observability import BACKEND_ERRORS, BACKEND_REQUEST_DURATION
 from bugtracker_gateway.routing import Backend, backend_for
 from bugtracker_gateway.settings import Settings
+from bugtracker_gateway.streams import OpenStream, Streams, is_stream_request
 
 logger = logging.getLogger("bugtracker.gateway.proxy")
 
@@ -46,6 +48,10 @@ HOP_BY_HOP = frozenset(
 _REPLACED_ON_REQUEST = frozenset(
     {b"content-length", b"expect", b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto"}
 )
+# Never passed on from a client (docs/adr/0027): the secret of service callers, and
+# forwarding headers the gateway does not vouch for (all `X-Forwarded-*` are dropped
+# but the two it sets itself).
+_DROPPED_ON_REQUEST = frozenset({b"x-internal-token", b"forwarded", b"x-real-ip"})
 _REPLACED_ON_RESPONSE = frozenset({b"content-length", b"date", b"server"})
 _NO_BODY_STATUSES = frozenset({HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED})
 EVENT_STREAM = "text/event-stream"
@@ -70,26 +76,27 @@ def _is_hop_by_hop(name: bytes, listed: set[bytes]) -> bool:
 
 def request_headers(scope: Scope) -> list[tuple[str, str]]:
     """End-to-end headers of the client's request plus the gateway's forwarding headers,
-    in one pass over the raw header list of the scope (no header objects)."""
+    in one pass over the raw header list of the scope (no header objects).
+
+    `X-Forwarded-For` is the one client address the gateway determined, and
+    `X-Forwarded-Proto` the scheme it trusts (bugtracker_gateway.forwarding): whatever
+    the client sent in their place is not passed on."""
     raw: RawHeaders = scope["headers"]
     listed = _connection_tokens(raw)
     forwarded: list[tuple[str, str]] = []
-    previous_hops: list[str] = []
     for name, value in raw:
-        if name == b"x-forwarded-for":
-            previous_hops.append(value.decode("latin-1"))
-        elif (
+        if (
             not _is_hop_by_hop(name, listed)
             and name not in _REPLACED_ON_REQUEST
+            and name not in _DROPPED_ON_REQUEST
             # A client must not pass itself off as someone through headers a backend may
             # trust.
-            and not name.startswith(b"x-user-")
+            and not name.startswith((b"x-user-", b"x-forwarded-"))
         ):
             forwarded.append((name.decode("latin-1"), value.decode("latin-1")))
     client = scope.get("client")
     if client:
-        hops = ", ".join(previous_hops)
-        forwarded.append(("X-Forwarded-For", f"{hops}, {client[0]}" if hops else str(client[0])))
+        forwarded.append(("X-Forwarded-For", str(client[0])))
     forwarded.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
     request_id = current_request_id()
     if request_id:
@@ -162,22 +169,67 @@ def _buffered_headers(upstream: aiohttp.ClientResponse, body: bytes, method: str
     return headers
 
 
-def _streamed(upstream: aiohttp.ClientResponse) -> StreamingResponse:
-    async def chunks() -> AsyncIterator[bytes]:
-        finished = False
-        try:
-            async for chunk in upstream.content.iter_any():
-                yield chunk
-            finished = True
-        finally:
-            if finished:
-                upstream.release()
-            else:  # the client went away mid-stream: drop the backend connection
-                upstream.close()
+class _ClientGoneError(Exception):
+    """Sending to the client failed: it has gone."""
 
-    response = StreamingResponse(chunks(), status_code=upstream.status)
-    response.raw_headers = response_headers(upstream.raw_headers)
-    return response
+
+async def _relay_stream(
+    upstream: aiohttp.ClientResponse,
+    remaining_seconds: float,
+    stream: OpenStream,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Pass an event stream on until the first of: the backend ends it, the client leaves,
+    `stream` is ended (revocation), `remaining_seconds` pass (token expiry, lifetime).
+    Unless the client has left, the response is then finished cleanly (the client
+    reconnects); the backend connection is released when its stream ended, else closed."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": upstream.status,
+            "headers": response_headers(upstream.raw_headers),
+        }
+    )
+
+    async def pump() -> None:
+        async for chunk in upstream.content.iter_any():
+            try:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except OSError as exc:
+                raise _ClientGoneError from exc
+
+    async def client_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    relay = asyncio.create_task(pump())
+    left = asyncio.create_task(client_gone())
+    ended = asyncio.create_task(stream.ended.wait())
+    tasks = (relay, left, ended)
+    upstream_finished = client_left = False
+    try:
+        await asyncio.wait(tasks, timeout=remaining_seconds, return_when=asyncio.FIRST_COMPLETED)
+        if relay.done() and not relay.cancelled():
+            error = relay.exception()
+            upstream_finished = error is None
+            client_left = isinstance(error, _ClientGoneError)
+            if error is not None and not client_left:
+                logger.warning("an event stream broke off: %r", error)
+        client_left = client_left or left.done()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if upstream_finished:
+            upstream.release()
+        else:  # the stream is cut short: drop the backend connection
+            upstream.close()
+    if not client_left:
+        reason = "upstream_end" if upstream_finished else stream.reason or "deadline"
+        logger.debug("ending an event stream: %s", reason)
+        with contextlib.suppress(OSError):  # the client left meanwhile
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _unavailable(backend: Backend) -> ProblemError:
@@ -194,9 +246,20 @@ class Proxy:
     the answer back (no Starlette router, request or response object on the way for a
     buffered answer). Errors are problem+json like every other answer."""
 
-    def __init__(self, backends: Backends, settings: Settings) -> None:
+    def __init__(
+        self, backends: Backends, settings: Settings, streams: Streams | None = None
+    ) -> None:
         self.backends = backends
         self.settings = settings
+        self.streams = (
+            streams
+            if streams is not None
+            else Streams(
+                per_user_limit=settings.stream_limit_per_user,
+                total_limit=settings.stream_connection_limit,
+                max_lifetime_seconds=settings.stream_max_lifetime_seconds,
+            )
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -226,10 +289,27 @@ class Proxy:
         if backend is None:
             raise ProblemError(404, "not_found", "No resource is served at this path.")
         body = await read_body(scope, receive, self.settings.max_body_bytes)
-        upstream, content = await self._exchange(scope, method, backend, body)
-        if content is None:  # an event stream
-            await _streamed(upstream)(scope, receive, send)
-            return
+        # A stream is counted (and maybe refused) before it takes a connection, from the
+        # streams' own pool.
+        streams = self.streams
+        stream = streams.open(scope) if is_stream_request(method, scope["path"]) else None
+        try:
+            upstream, content = await self._exchange(
+                scope, method, backend, body, for_stream=stream is not None
+            )
+            if content is None:  # an event stream
+                if stream is None:  # one nobody announced: under the same rules
+                    try:
+                        stream = streams.open(scope)
+                    except ProblemError:
+                        upstream.close()
+                        raise
+                remaining = streams.remaining_seconds(stream)
+                await _relay_stream(upstream, remaining, stream, receive, send)
+                return
+        finally:
+            if stream is not None:
+                streams.close(stream)
         await send(
             {
                 "type": "http.response.start",
@@ -240,15 +320,16 @@ class Proxy:
         await send({"type": "http.response.body", "body": content})
 
     async def _exchange(
-        self, scope: Scope, method: str, backend: Backend, body: bytes
+        self, scope: Scope, method: str, backend: Backend, body: bytes, *, for_stream: bool = False
     ) -> tuple[aiohttp.ClientResponse, bytes | None]:
-        """The backend's answer and its body (None for an event stream, still open)."""
+        """The backend's answer and its body (None for an event stream, still open).
+        `for_stream`: on a connection of the streams' pool."""
         settings = self.settings
         backends = self.backends
         url_path = _raw_path(scope)
         query_string = scope.get("query_string", b"").decode("latin-1")
         headers = request_headers(scope)
-        session = backends.session(backend)
+        session = backends.stream_session if for_stream else backends.session(backend)
         replicas = backends.replicas[backend]
         tried: set[str] = set()
         started = time.perf_counter()
@@ -273,7 +354,9 @@ class Proxy:
                         continue
                     break
                 if upstream.content_type == EVENT_STREAM:
-                    deadline.reschedule(None)  # a stream lasts as long as the client listens
+                    # Its end is the relay's business: the token's expiry, the streams'
+                    # lifetime, a revocation (_relay_stream, bugtracker_gateway.streams).
+                    deadline.reschedule(None)
                     _observe(backend, upstream.status, started)
                     return upstream, None
                 try:

@@ -8,8 +8,10 @@ are plain integers in a dict of this process, updated in place: one event loop n
 lock, and nothing is scheduled per hit (docs/adr/0024). State lives in this process, so
 with several gateways each one counts on its own (docs/adr/0020). A client is the user id
 of a valid access token (the authentication middleware, which runs first, puts it in the
-scope), or else the client's IP address. The endpoints that take a password or a refresh
-token have a stricter limit of their own.
+scope), or else the client's IP address (bugtracker_gateway.forwarding decides it). The
+endpoints that take a password or a refresh token have a stricter limit of their own, and
+the answers 401 of the authentication middleware a per-IP budget of theirs
+(`auth_failures`), so a flood of missing or invalid tokens is held back too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from bugtracker_shared.problems import problem_response
 from limits import parse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CREDENTIAL_ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
@@ -97,11 +100,17 @@ class _Policy:
 
 class RateLimiter:
     def __init__(
-        self, default: str, credentials: str, clock: Callable[[], float] = time.time
+        self,
+        default: str,
+        credentials: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        auth_failures: str = "60/minute",
     ) -> None:
         self._policies = {
             "default": _Policy("default", default),
             "credentials": _Policy("credentials", credentials),
+            "auth_failures": _Policy("auth_failures", auth_failures),
         }
         self._clock = clock
 
@@ -136,9 +145,24 @@ class RateLimiter:
         )
 
 
-def _client_ip(scope: Scope) -> str:
+def client_ip(scope: Scope) -> str:
+    """The client address as bugtracker_gateway.forwarding left it in the scope."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def rate_limited(decision: Decision, instance: str) -> Response:
+    """429 `rate_limited` with the RateLimit headers of the exhausted policy."""
+    return problem_response(
+        429,
+        "rate_limited",
+        f"Too many requests; try again in {decision.reset_seconds} s.",
+        instance=instance,
+        headers={
+            **{name.decode(): value.decode() for name, value in decision.headers()},
+            "Retry-After": str(decision.reset_seconds),
+        },
+    )
 
 
 class RateLimitMiddleware:
@@ -154,25 +178,15 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if (scope["method"], path) in CREDENTIAL_ENDPOINTS:
-            policy, client = "credentials", "ip:" + _client_ip(scope)
+            policy, client = "credentials", "ip:" + client_ip(scope)
         else:
             user_id = scope.get(USER_ID_SCOPE_KEY)
-            client = f"user:{user_id}" if user_id else "ip:" + _client_ip(scope)
+            client = f"user:{user_id}" if user_id else "ip:" + client_ip(scope)
             policy = "default"
         decision = self.limiter.hit(policy, client)
         headers = decision.headers()
         if not decision.allowed:
-            response = problem_response(
-                429,
-                "rate_limited",
-                f"Too many requests; try again in {decision.reset_seconds} s.",
-                instance=path,
-                headers={
-                    **{name.decode(): value.decode() for name, value in headers},
-                    "Retry-After": str(decision.reset_seconds),
-                },
-            )
-            await response(scope, receive, send)
+            await rate_limited(decision, path)(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:

@@ -4,7 +4,9 @@ Fed by `auth.session_revoked` and `user.deactivated` events on the gateway's own
 and seeded from auth's `/internal/revoked-sessions` at start (after the queue is bound,
 so nothing falls between the two). An entry is kept until no access token of its session
 can still be valid (`forget_after`, about the access-token lifetime). Checked on every
-request, apart from the verified-token cache. See docs/adr/0007.
+request, apart from the verified-token cache; listeners (the open event streams) are told
+of each revocation. See docs/adr/0007 and docs/adr/0026 (the queue of a replica that is
+gone expires: `x-expires`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +30,9 @@ logger = logging.getLogger("bugtracker.gateway.revocations")
 
 REVOCATION_EVENTS = ("auth.session_revoked", "user.deactivated")
 SEED_PATH = "/internal/revoked-sessions"
+# Told of each revocation: the session ids, and the user id when the whole user is cut
+# off (`user.deactivated`). The open event streams listen (bugtracker_gateway.streams).
+RevocationListener = Callable[[Collection[uuid.UUID], uuid.UUID | None], None]
 
 
 class RevokedSessions:
@@ -37,11 +42,24 @@ class RevokedSessions:
         self._default_ttl = default_ttl_seconds
         self._entries: dict[uuid.UUID, float] = {}
         self._next_purge = 0.0
+        self._listeners: list[RevocationListener] = []
 
-    def add(self, session_ids: Iterable[uuid.UUID], forget_after: float | None = None) -> None:
+    def subscribe(self, listener: RevocationListener) -> None:
+        self._listeners.append(listener)
+
+    def add(
+        self,
+        session_ids: Iterable[uuid.UUID],
+        forget_after: float | None = None,
+        *,
+        user_id: uuid.UUID | None = None,
+    ) -> None:
         until = forget_after if forget_after is not None else time.time() + self._default_ttl
+        session_ids = list(session_ids)
         for session_id in session_ids:
             self._entries[session_id] = max(until, self._entries.get(session_id, 0.0))
+        for listener in self._listeners:
+            listener(session_ids, user_id)
 
     def __contains__(self, session_id: object) -> bool:
         now = time.time()
@@ -59,10 +77,18 @@ class RevokedSessions:
     def add_event(self, event: CloudEvent) -> None:
         data: dict[str, Any] = event.data
         session_ids = [uuid.UUID(str(sid)) for sid in data.get("session_ids") or []]
-        self.add(session_ids, _timestamp(data.get("forget_after")))
+        user_id = _uuid(event.subject) if event.name == "user.deactivated" else None
+        self.add(session_ids, _timestamp(data.get("forget_after")), user_id=user_id)
         logger.info(
             "revoked %d session(s) of user %s (%s)", len(session_ids), event.subject, event.name
         )
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _timestamp(value: object) -> float | None:
@@ -86,8 +112,11 @@ class RevocationFeed:
         queue: str,
         internal_token: str,
         timeout_seconds: float,
+        queue_expires_seconds: float | None = None,
     ) -> None:
         self.revoked = revoked
+        # Each replica has a queue of its own: the broker deletes it once unused this long.
+        self._queue_expires_seconds = queue_expires_seconds
         self._backends = backends
         self._internal_token = internal_token
         self._timeout = timeout_seconds
@@ -103,14 +132,21 @@ class RevocationFeed:
         if self._broker is None:
             logger.warning("no AMQP URL: revocations reach this gateway only at start")
         else:
-            self._broker.add_consumer(self._queue, REVOCATION_EVENTS, self.on_event)
+            self._broker.add_consumer(
+                self._queue,
+                REVOCATION_EVENTS,
+                self.on_event,
+                expires_seconds=self._queue_expires_seconds,
+            )
             self._broker.start()
         self._task = asyncio.create_task(self._seed_forever(), name="revocations-seed")
 
     @property
     def state(self) -> str:
         """`ok` once seeded and consuming; `unavailable` otherwise (shown by /health)."""
-        consuming = self._broker is None or self._broker.is_ready
+        consuming = self._broker is None or (
+            self._broker.is_ready and not self._broker.stalled_consumers()
+        )
         return "ok" if self._seeded.is_set() and consuming else "unavailable"
 
     @property

@@ -34,13 +34,10 @@ class HeaderSizeLimitMiddleware:
 
 
 def _over_tls(scope: Scope) -> bool:
-    if scope.get("scheme") == "https":
-        return True
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for name, value in headers:
-        if name == b"x-forwarded-proto":
-            return value.split(b",")[0].strip().lower() == b"https"
-    return False
+    """The request's scheme as the gateway trusts it: the connection's, or a trusted
+    proxy's `X-Forwarded-Proto` (bugtracker_gateway.forwarding); a client's own
+    `X-Forwarded-Proto` never turns HSTS on."""
+    return scope.get("scheme") == "https"
 
 
 _DROPPED = frozenset({b"server", b"x-powered-by"})

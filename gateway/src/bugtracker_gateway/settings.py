@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from bugtracker_shared.secret_settings import CheckedSettings
+from pydantic_settings import SettingsConfigDict
 
+from bugtracker_gateway.forwarding import TrustedProxies
 from bugtracker_gateway.routing import BACKENDS, ROUTES, Backend
 
 
-class Settings(BaseSettings):
+class Settings(CheckedSettings):
     model_config = SettingsConfigDict(env_prefix="BUGTRACKER_GATEWAY_", extra="ignore")
 
     # Each backend's base URL; several, comma-separated, for replicas (round robin, and a
@@ -26,12 +28,31 @@ class Settings(BaseSettings):
     # All request header lines together (names and values); more is 431.
     max_header_bytes: int = 16 * 1024
     pool_limit_per_backend: int = 100
+    # Event streams (docs/adr/0026) hold a backend connection each, from a pool of their
+    # own (`stream_connection_limit` per gateway replica; a stream beyond it is refused
+    # with 503): ordinary requests and the health probes never wait behind them. A user
+    # may hold `stream_limit_per_user` streams at once (the next one is 429
+    # `too_many_streams`); a stream ends after `stream_max_lifetime_seconds`, at its
+    # token's `exp`, or when its session is revoked or its user deactivated.
+    stream_connection_limit: int = 1000
+    stream_limit_per_user: int = 5
+    stream_max_lifetime_seconds: float = 3600.0
+    # /health answers from the backends' state as last probed; it probes them again at
+    # most this often, one round of probes at a time however many requests come in.
+    health_refresh_seconds: float = 3.0
     # Rate limits (docs/adr/0020), in the `limits` notation ("600/minute", "10/second").
     # Per user id when the request carries a valid token, per client IP otherwise; the
     # login, register, token and refresh endpoints have a stricter one of their own, per IP.
     rate_limit_enabled: bool = True
     rate_limit: str = "1200/minute"
     auth_rate_limit: str = "30/minute"
+    # Answers 401 (no or an invalid access token), per client IP; over it, 429.
+    auth_failure_rate_limit: str = "60/minute"
+    # The proxies in front of the gateway (docs/adr/0027), comma-separated addresses or
+    # CIDR networks: only from these peers do X-Forwarded-For (the right-most address not
+    # in this list is the client) and X-Forwarded-Proto count. Empty (the default): no
+    # peer is a proxy; the client is the socket peer and the scheme the connection's.
+    trusted_proxies: str = ""
     # CORS: the origins allowed to call the API from a browser, comma-separated (none by
     # default: browsers then refuse cross-origin calls).
     cors_allow_origins: str = ""
@@ -42,6 +63,9 @@ class Settings(BaseSettings):
     # needs its own name), and the shared secret for auth's /internal endpoints.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     revocation_queue: str = "gateway.revocations"
+    # RabbitMQ deletes a revocation queue (and its dead-letter queue) nobody has consumed
+    # or declared for this long (`x-expires`): the queue of a replica that is gone.
+    revocation_queue_expires_seconds: int = 1800
     internal_token: str = ""
     access_token_ttl_seconds: int = 600
     revocations_startup_wait_seconds: float = 3.0
@@ -70,6 +94,9 @@ class Settings(BaseSettings):
     def routing_table(self) -> dict[str, tuple[str, ...]]:
         """Path prefix -> the base URLs serving it, in matching order (for logs and docs)."""
         return {route.prefix: self.backend_urls(route.backend) for route in ROUTES}
+
+    def trusted_proxy_networks(self) -> TrustedProxies:
+        return TrustedProxies.parse(self.trusted_proxies)
 
     def cors_origins(self) -> list[str]:
         return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]

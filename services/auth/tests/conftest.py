@@ -20,6 +20,7 @@ from bugtracker_shared.testing import app_client
 
 PASSWORD = "plum lantern orbit quietly 47"
 INTERNAL_TOKEN = "internal-test-token"
+GATEWAY_ADDRESS = "127.0.0.1"  # uvicorn --forwarded-allow-ips of auth in `make up`
 
 AuthFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -38,11 +39,16 @@ async def auth_settings(infra: Stack, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def open_auth(auth_settings: Settings) -> AuthFactory:
-    """An auth app on the test database, with some settings changed."""
+    """An auth app on the test database, with some settings changed, called from the
+    address `peer` (127.0.0.1: where the gateway is in `make up`). uvicorn's proxy headers are
+    trusted from the gateway's address only, as every launch of auth sets it (docs/adr/0027)."""
 
     @asynccontextmanager
-    async def open_(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        async with app_client(create_app(auth_settings.model_copy(update=overrides))) as client:
+    async def open_(
+        *, peer: str = GATEWAY_ADDRESS, **overrides: Any
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(auth_settings.model_copy(update=overrides))
+        async with app_client(app, client=peer, forwarded_allow_ips=GATEWAY_ADDRESS) as client:
             # Ready means connected to the broker too: closing an app whose broker is still
             # connecting can outlast the lifespan's shutdown timeout.
             deadline = time.monotonic() + 15

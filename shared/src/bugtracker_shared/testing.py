@@ -41,17 +41,24 @@ JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
 
 
 @asynccontextmanager
-async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running, called in-process through httpx."""
+async def app_client(
+    app: FastAPI, *, client: str = "127.0.0.1", forwarded_allow_ips: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, called in-process through httpx from the
+    address `client`. With `forwarded_allow_ips`, behind uvicorn's proxy-headers
+    middleware as `uvicorn --forwarded-allow-ips` runs it (X-Forwarded-For and
+    X-Forwarded-Proto count only from those peers); without, no proxy header counts."""
     from asgi_lifespan import LifespanManager
 
-    async with (
-        LifespanManager(app, startup_timeout=30) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as client,
-    ):
-        yield client
+    async with LifespanManager(app, startup_timeout=30) as manager:
+        asgi = manager.app
+        if forwarded_allow_ips is not None:
+            from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+            asgi = ProxyHeadersMiddleware(asgi, trusted_hosts=forwarded_allow_ips)  # type: ignore[arg-type,assignment]
+        transport = httpx.ASGITransport(app=asgi, client=(client, 123))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
 
 
 class TokenMinter:

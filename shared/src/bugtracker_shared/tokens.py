@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -25,6 +26,10 @@ REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "iat", "exp", "role")
 ROLES = ("admin", "member")
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
+INVALID = "The access token is invalid."  # why exactly is logged, never told the client
+KEYS_UNAVAILABLE = "The signing keys cannot be fetched right now."
+
+logger = logging.getLogger("bugtracker.tokens")
 
 
 class InvalidTokenError(Exception):
@@ -59,6 +64,7 @@ class TokenVerifier:
         leeway_seconds: int = 5,
         cache_size: int = 10_000,
         min_refetch_seconds: float = 30.0,
+        min_refetch_after_failure_seconds: float = 5.0,
     ) -> None:
         self._fetch_jwks = fetch_jwks
         self._issuer = issuer
@@ -66,8 +72,12 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._cache_size = cache_size
         self._min_refetch = min_refetch_seconds
+        self._min_refetch_after_failure = min_refetch_after_failure_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        # The last fetch's error while it is the latest attempt: a failed fetch is timed
+        # too, so unknown `kid`s do not make one fetch each while auth is down.
+        self._fetch_error: Exception | None = None
         self._lock = asyncio.Lock()
         self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
 
@@ -111,7 +121,8 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError as exc:
             raise InvalidTokenError("The access token has expired.", "token_expired") from exc
         except jwt.PyJWTError as exc:
-            raise InvalidTokenError(f"The access token is invalid: {exc}.") from exc
+            logger.info("access token refused: %s", exc)
+            raise InvalidTokenError(INVALID) from exc
         try:
             principal = Principal(
                 user_id=uuid.UUID(str(claims["sub"])),
@@ -131,23 +142,28 @@ class TokenVerifier:
             return key
         async with self._lock:
             key = self._keys.get(kid)
-            recently = (
-                self._fetched_at is not None
-                and time.monotonic() - self._fetched_at < self._min_refetch
+            pause = (
+                self._min_refetch if self._fetch_error is None else self._min_refetch_after_failure
             )
+            recently = self._fetched_at is not None and time.monotonic() - self._fetched_at < pause
             if key is None and not recently:
                 await self._refresh()
                 key = self._keys.get(kid)
+            elif key is None and self._fetch_error is not None:
+                raise InvalidTokenError(KEYS_UNAVAILABLE) from self._fetch_error
         if key is None:
             raise InvalidTokenError("The access token was signed by an unknown key.")
         return key
 
     async def _refresh(self) -> None:
+        self._fetched_at = time.monotonic()
         try:
             document = await self._fetch_jwks()
         except Exception as exc:
-            raise InvalidTokenError("The signing keys cannot be fetched right now.") from exc
-        self._fetched_at = time.monotonic()
+            logger.warning("the signing keys cannot be fetched: %r", exc)
+            self._fetch_error = exc
+            raise InvalidTokenError(KEYS_UNAVAILABLE) from exc
+        self._fetch_error = None
         keys: dict[str, jwt.PyJWK] = {}
         for entry in document.get("keys", []):
             if entry.get("kid") and entry.get("kty") == "OKP" and entry.get("crv") == "Ed25519":

@@ -107,7 +107,7 @@ class Stack:
             values["AMQP_URL"] = self.amqp_url(process)
         if process in ("projects", "gateway"):
             values["AUTH_URL"] = self.url("auth")
-        if process in ("tickets", "gateway"):
+        if process in ("auth", "tickets", "gateway"):
             values["PROJECTS_URL"] = self.url("projects")
         if process == "gateway":
             values["METRICS_PORT"] = str(self.ports.gateway_metrics)
@@ -179,6 +179,14 @@ class Stack:
             "--no-server-header",  # the gateway is public: no `server: uvicorn`
             "--timeout-graceful-shutdown",
             "5",
+            # Proxy headers (docs/adr/0027): the gateway decides the client address itself
+            # (BUGTRACKER_GATEWAY_TRUSTED_PROXIES, none here), so uvicorn takes none; a
+            # service takes them from the gateway's address only.
+            *(
+                ["--no-proxy-headers"]
+                if process == "gateway"
+                else ["--forwarded-allow-ips", "127.0.0.1"]
+            ),
         ]
 
     def launch(self, process: str, output: IO[bytes] | int) -> subprocess.Popen[bytes]:
