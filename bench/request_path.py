@@ -268,7 +268,7 @@ async def _gateway_rows(
         tickets_url=url,
         notifications_url=url,
         amqp_url="",
-        internal_token="bench-internal",  # noqa: S106 (a throw-away value)
+        internal_token="bench-internal-token-x",  # noqa: S106 (a throw-away value)
         rate_limit="100000000/minute",
         metrics_port=0,
     )

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from bugtracker_shared.secret_settings import CheckedSettings
+from pydantic_settings import SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(CheckedSettings):
     model_config = SettingsConfigDict(env_prefix="BUGTRACKER_NOTIFICATIONS_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://bugtracker_notifications@127.0.0.1:5432/bugtracker"

@@ -101,6 +101,7 @@ def test_the_consumer_binds_exactly_the_events_that_have_rules() -> None:
         "ticket.status_changed",
         "ticket.commented",
         "project.member_added",
+        "project.member_removed",  # notifies nobody; marks the user as gone (ADR 0030)
     ]
 
 
