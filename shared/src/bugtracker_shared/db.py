@@ -173,6 +173,18 @@ def _in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> boo
     return False
 
 
+# Text PostgreSQL cannot store (a NUL character, in practice): the request's fault, a 422.
+_UNSTORABLE_TEXT: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+
+
+def unstorable_text(exc: BaseException) -> bool:
+    """Whether `exc` is PostgreSQL refusing a character of a value the client sent."""
+    return _in_chain(exc, _UNSTORABLE_TEXT)
+
+
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """The asyncpg connection itself, from the engine's pool, outside any transaction.

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bugtracker_shared.db import DATABASE_ERRORS, database_unavailable
+from bugtracker_shared.db import DATABASE_ERRORS, database_unavailable, unstorable_text
 from bugtracker_shared.request_context import current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -189,6 +189,13 @@ def install_problem_handlers(
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         # The database restarting, away or overloaded is not a bug: a quick 503 the
         # client may retry, and a warning without a traceback. Anything else is a 500.
+        if unstorable_text(exc):  # e.g. a NUL character in a text value
+            return problem_response(
+                422,
+                "validation_error",
+                "A text value contains a character that cannot be stored (such as NUL).",
+                instance=request.url.path,
+            )
         if not database_unavailable(exc):
             return await on_unexpected(request, exc)
         logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
