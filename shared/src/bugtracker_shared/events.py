@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bugtracker_shared.tracing import current_trace_context
+from bugtracker_shared.trace_context import current_trace_context
 
 EXCHANGE = "bugtracker.events"
 DEAD_LETTER_EXCHANGE = "bugtracker.dlx"

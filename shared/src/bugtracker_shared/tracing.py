@@ -46,6 +46,8 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Span, SpanKind, Tracer
 
+from bugtracker_shared import trace_context
+
 if TYPE_CHECKING:  # the event model imports this module; keep web and DB out of it
     import httpx
     from fastapi import FastAPI
@@ -79,6 +81,7 @@ def use_provider(provider: TracerProvider | None) -> None:
     """Trace with `provider` from now on (None: tracing off)."""
     global _provider  # noqa: PLW0603 (one provider per process, like OTel's own global)
     _provider = provider
+    trace_context.set_enabled(provider is not None)
 
 
 def traces_sampler(environ: Mapping[str, str] = os.environ) -> Sampler:
@@ -180,14 +183,6 @@ def aiohttp_trace_configs() -> list[Any]:
     from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
     return [create_trace_config(tracer_provider=_provider, meter_provider=NoOpMeterProvider())]
-
-
-def current_trace_context() -> dict[str, str]:
-    """The current span's context as W3C headers (empty outside a recorded span)."""
-    carrier: dict[str, str] = {}
-    if tracing_enabled():
-        propagate.inject(carrier)
-    return carrier
 
 
 class _HeaderGetter(Getter[Mapping[str, Any]]):
