@@ -4,7 +4,7 @@ service's resources."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from bugtracker_shared import tracing
 from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.metrics import ObservabilityMiddleware, metrics_router
+from bugtracker_shared.openapi_answers import Answers, document_answers
 from bugtracker_shared.problems import install_problem_handlers
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.web import health_router
@@ -28,7 +29,11 @@ def service_app(
     routers: Sequence[APIRouter],
     domain_errors: Mapping[type[Exception], int],
     log_level: str = "INFO",
+    answers: Answers | None = None,
+    versioned: Collection[str] = (),
 ) -> FastAPI:
+    """`answers` and `versioned` complete the OpenAPI document's answers
+    (`bugtracker_shared.openapi_answers.document_answers`)."""
     configure_logging(name, log_level)
     tracing.configure_tracing(name)
 
@@ -67,4 +72,5 @@ def service_app(
         app.include_router(router)
     app.include_router(health_router(lambda request: runtime_of(request).health_checks()))
     app.include_router(metrics_router(lambda request: runtime_of(request).observe()))
+    document_answers(app, routers, answers, versioned=versioned)
     return app

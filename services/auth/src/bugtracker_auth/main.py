@@ -6,7 +6,7 @@ from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.service_app import service_app
 from fastapi import FastAPI
 
-from bugtracker_auth.api.routes import internal_router, keys_router, router
+from bugtracker_auth.api.routes import ANSWERS, internal_router, keys_router, router
 from bugtracker_auth.bootstrap import build
 from bugtracker_auth.domain.errors import (
     EmailTakenError,
@@ -56,6 +56,7 @@ def create_app(
         routers=[router, keys_router, internal_router],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
+        answers=ANSWERS,
     )
     app.state.settings = settings
     app.state.internal_token = settings.internal_token

@@ -8,7 +8,7 @@ from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
-from bugtracker_projects.api.routes import internal_router, router
+from bugtracker_projects.api.routes import ANSWERS, VERSIONED, internal_router, router
 from bugtracker_projects.bootstrap import build
 from bugtracker_projects.domain.errors import (
     AlreadyMemberError,
@@ -60,4 +60,6 @@ def create_app(
         routers=[router, internal_router],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
+        answers=ANSWERS,
+        versioned=VERSIONED,
     )

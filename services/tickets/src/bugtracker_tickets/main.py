@@ -8,7 +8,7 @@ from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
-from bugtracker_tickets.api.routes import router
+from bugtracker_tickets.api.routes import ANSWERS, VERSIONED, router
 from bugtracker_tickets.bootstrap import build
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
@@ -60,4 +60,6 @@ def create_app(
         routers=[router],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
+        answers=ANSWERS,
+        versioned=VERSIONED,
     )

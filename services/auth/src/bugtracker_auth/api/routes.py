@@ -237,3 +237,15 @@ async def revoked_sessions(cases: UseCases, response: Response) -> RevokedSessio
             for s in sessions
         ]
     )
+
+
+# The error answers of each operation that its route does not reveal (the OpenAPI
+# document derives the rest: bugtracker_shared.openapi_answers, docs/adr/0031).
+ANSWERS: dict[tuple[str, str], set[int]] = {
+    ("POST", "/api/v1/auth/register"): {403, 409},
+    ("POST", "/api/v1/auth/login"): {401},
+    ("POST", "/api/v1/auth/token"): {401},
+    ("POST", "/api/v1/auth/refresh"): {401},
+    ("POST", "/api/v1/users/me/password"): {403},
+    ("PATCH", "/api/v1/users/{user_id}"): {403},
+}

@@ -5,13 +5,25 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from bugtracker_shared.web import StrictModel
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 Password = Annotated[str, Field(min_length=15, max_length=128)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class RegisterRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "password": "correct horse battery staple",
+                    "display_name": "Ada Lovelace",
+                }
+            ]
+        }
+    )
+
     email: EmailStr
     password: Password
     display_name: DisplayName

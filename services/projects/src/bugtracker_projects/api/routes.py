@@ -257,3 +257,20 @@ async def co_members(user_id: uuid.UUID, cases: UseCases, response: Response) ->
     lets them find, emails included (ADR 0028)."""
     response.headers["Cache-Control"] = "no-store"
     return CoMembersResponse(user_ids=await cases.co_members(user_id))
+
+
+# The error answers of each operation that its route does not reveal (the OpenAPI
+# document derives the rest: bugtracker_shared.openapi_answers, docs/adr/0031).
+_WRITE = {403, 409}  # the role does not allow it; last owner, archived, taken, expired
+ANSWERS: dict[tuple[str, str], set[int]] = {
+    ("POST", "/api/v1/projects"): {409},
+    ("PATCH", "/api/v1/projects/{project_ref}"): _WRITE,
+    ("DELETE", "/api/v1/projects/{project_ref}"): _WRITE,
+    ("POST", "/api/v1/projects/{project_ref}/archive"): _WRITE,
+    ("POST", "/api/v1/projects/{project_ref}/unarchive"): _WRITE,
+    ("POST", "/api/v1/projects/{project_ref}/restore"): _WRITE,
+    ("POST", "/api/v1/projects/{project_ref}/members"): _WRITE,
+    ("PATCH", "/api/v1/projects/{project_ref}/members/{user_id}"): _WRITE,
+    ("DELETE", "/api/v1/projects/{project_ref}/members/{user_id}"): _WRITE,
+}
+VERSIONED = ("ProjectResponse",)  # answered with an ETag

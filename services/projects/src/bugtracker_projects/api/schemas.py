@@ -6,12 +6,18 @@ from typing import Annotated
 
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.web import StrictModel
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bugtracker_projects.domain.projects import PROJECT_KEY, Member, Project
 
 
 class CreateProjectRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"key": "BUG", "name": "Bugtracker", "description": "Our own bugs."}]
+        }
+    )
+
     key: Annotated[str, Field(pattern=PROJECT_KEY.pattern, examples=["BUG"])]
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     description: Annotated[str, Field(max_length=10_000)] = ""

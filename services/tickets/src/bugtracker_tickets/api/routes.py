@@ -405,3 +405,22 @@ async def watch(
 @router.delete("/tickets/{ticket_ref}/watchers/me", status_code=204)
 async def unwatch(ticket_ref: str, principal: CurrentPrincipal, comments: Comments) -> None:
     await comments.watch(principal, ticket_ref, watching=False)
+
+
+# The error answers of each operation that its route does not reveal (the OpenAPI
+# document derives the rest: bugtracker_shared.openapi_answers, docs/adr/0031).
+_WRITE = {403, 409}  # the role does not allow it; archived project, invalid transition
+ANSWERS: dict[tuple[str, str], set[int]] = {
+    ("POST", "/api/v1/projects/{project_ref}/tickets"): _WRITE,
+    ("PATCH", "/api/v1/tickets/{ticket_ref}"): _WRITE,
+    ("DELETE", "/api/v1/tickets/{ticket_ref}"): _WRITE,
+    ("PUT", "/api/v1/tickets/{ticket_ref}/assignee"): _WRITE,
+    ("POST", "/api/v1/tickets/{ticket_ref}/transitions"): _WRITE,
+    ("POST", "/api/v1/tickets/{ticket_ref}/restore"): _WRITE,
+    ("POST", "/api/v1/tickets/{ticket_ref}/comments"): _WRITE,
+    ("PATCH", "/api/v1/tickets/{ticket_ref}/comments/{comment_id}"): _WRITE,
+    ("DELETE", "/api/v1/tickets/{ticket_ref}/comments/{comment_id}"): _WRITE,
+    ("PUT", "/api/v1/tickets/{ticket_ref}/watchers/me"): _WRITE,
+    ("DELETE", "/api/v1/tickets/{ticket_ref}/watchers/me"): _WRITE,
+}
+VERSIONED = ("TicketResponse", "CommentResponse")  # answered with an ETag

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from bugtracker_shared.web import StrictModel
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bugtracker_tickets.application.markdown import render
 from bugtracker_tickets.domain.tickets import Comment, Priority, Status, Ticket, TicketType
@@ -16,6 +16,21 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 
 
 class CreateTicketRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Login fails with a long password",
+                    "description": "A 200-character password answers 500.",
+                    "type": "bug",
+                    "priority": "high",
+                    "labels": ["auth"],
+                    "due_date": "2026-12-01",
+                }
+            ]
+        }
+    )
+
     title: Title
     description: Annotated[str, Field(max_length=50_000)] = ""
     type: TicketType = TicketType.BUG
