@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from bugtracker_gateway.main import create_app
 from bugtracker_gateway.settings import Settings
-from bugtracker_shared.events import new_event
+from bugtracker_shared.events import raw_event
 from bugtracker_shared.testing import app_client
 from fastapi import FastAPI
 
@@ -282,7 +282,7 @@ async def test_a_stream_ends_after_the_maximum_lifetime(
 
 
 def revocation(name: str, user_id: uuid.UUID, session_ids: list[uuid.UUID], **data: Any) -> Any:
-    return new_event(
+    return raw_event(
         name,
         service="auth",
         subject=user_id,

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from bugtracker_gateway.main import create_app
-from bugtracker_shared.events import new_event
+from bugtracker_shared.events import raw_event
 from bugtracker_shared.testing import app_client
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import OKPAlgorithm
@@ -174,7 +174,7 @@ async def revoke_through_the_feed(
     backends["projects"].seen.clear()
     now = datetime.now(UTC)
     await app.state.revocations.on_event(
-        new_event(
+        raw_event(
             event_name,
             service="auth",
             subject=user_id,

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 from bugtracker_shared.asyncapi import document, envelope_models, render
-from bugtracker_shared.event_schemas import EVENT_DATA, validate_data
-from pydantic import ValidationError
+from bugtracker_shared.event_schemas import (
+    EVENT_DATA,
+    AuthSessionRevoked,
+    ProjectMemberRoleChanged,
+    validate_data,
+)
+from bugtracker_shared.events import CloudEvent, new_event
+from pydantic import BaseModel, ValidationError
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 API_MD_EVENTS = [
@@ -84,3 +90,53 @@ def test_a_commented_event_needs_its_comment() -> None:
         validate_data("ticket.commented", _ticket())
     comment = {"id": str(uuid.uuid4()), "author_id": str(uuid.uuid4()), "body": "x", "mentions": []}
     validate_data("ticket.commented", _ticket(comment=comment))
+
+
+NOW = datetime.now(UTC)
+SESSION = uuid.uuid4()
+
+
+def _revocation() -> dict[str, object]:
+    return {
+        "user_id": uuid.uuid4(),
+        "session_ids": [SESSION],
+        "revoked_at": NOW,
+        "forget_after": NOW,
+        "revoked_by": None,
+    }
+
+
+def _new(name: str, data: BaseModel) -> CloudEvent:
+    return new_event(
+        name,
+        service="auth",
+        subject=uuid.uuid4(),
+        sequence=1,
+        data=data,
+        actor_id=None,
+        correlation_id=None,
+    )
+
+
+def test_new_event_serialises_its_model_as_producers_always_wrote_it() -> None:
+    event = _new("auth.session_revoked", AuthSessionRevoked(**_revocation(), reason="logout"))
+    assert event.data["revoked_at"] == NOW.isoformat()  # `+00:00`, not `Z`
+    assert event.data["session_ids"] == [str(SESSION)]
+    assert event.data["reason"] == "logout"
+    change = {"from": "developer", "to": "viewer"}
+    member = ProjectMemberRoleChanged(
+        project_id=uuid.uuid4(),
+        project_key="BUG",
+        user_id=uuid.uuid4(),
+        role="viewer",
+        changes={"role": change},
+    )
+    assert _new("project.member_role_changed", member).data["changes"] == {"role": change}
+
+
+def test_new_event_refuses_data_of_another_event() -> None:
+    data = AuthSessionRevoked(**_revocation(), reason="logout")
+    with pytest.raises(TypeError, match=r"user\.deactivated is a UserDeactivated"):
+        _new("user.deactivated", data)
+    with pytest.raises(ValueError, match="no Bugtracker event is named"):
+        _new("user.exploded", data)

@@ -17,7 +17,7 @@ import aio_pika
 import asyncpg
 import pytest
 from bugtracker_devstack.stack import Stack
-from bugtracker_shared.events import CONTENT_TYPE, CloudEvent, new_event
+from bugtracker_shared.events import CONTENT_TYPE, CloudEvent, raw_event
 from bugtracker_shared.messaging import Broker, declare_exchange
 from bugtracker_shared.outbox import OutboxRelay, OutboxWriter, outbox_table
 from bugtracker_shared.testing import eventually
@@ -91,7 +91,7 @@ class Listener:
     queue: aio_pika.abc.AbstractQueue
 
     def event(self, aggregate: uuid.UUID, sequence: int, **data: Any) -> CloudEvent:
-        return new_event(
+        return raw_event(
             self.name,
             service="tests",
             subject=aggregate,

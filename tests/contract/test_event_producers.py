@@ -16,7 +16,16 @@ from bugtracker_auth.application.use_cases import AuthUseCases, public_user
 from bugtracker_auth.domain.users import GlobalRole, RevocationReason, User
 from bugtracker_projects.application.use_cases import ProjectUseCases, project_data
 from bugtracker_projects.domain.projects import Caller, Member, Project
-from bugtracker_shared.event_schemas import EVENT_DATA
+from bugtracker_shared.event_schemas import (
+    EVENT_DATA,
+    ProjectArchived,
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectUpdated,
+    UserDeactivated,
+    UserRegistered,
+)
+from bugtracker_shared.event_schemas import Comment as CommentData
 from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.messaging import accepted_event
 from bugtracker_shared.permissions import ProjectRole
@@ -69,12 +78,7 @@ def tickets_events() -> list[CloudEvent]:
     )
     watchers = [ACTOR]
     assignee = {"assignee_id": {"from": None, "to": str(ticket.assignee_id)}}
-    comment = {
-        "id": str(uuid.uuid4()),
-        "author_id": str(ACTOR),
-        "body": "@Ada look",
-        "mentions": [str(uuid.uuid4())],
-    }
+    comment = CommentData(id=uuid.uuid4(), author_id=ACTOR, body="@Ada look", mentions=[ACTOR])
     deleted = Ticket(**{**ticket.__dict__, "deleted_at": NOW, "resolution": "fixed"})
     return [
         ticket_event("ticket.created", ticket, principal, watchers),
@@ -118,12 +122,13 @@ async def projects_events() -> list[CloudEvent]:
     uow: Any = Outbox()
     record = ProjectUseCases._record
     data = project_data(project)
-    await record(uow, "project.created", project, caller, data | {"owner_id": str(ACTOR)})
+    await record(uow, "project.created", project, caller, ProjectCreated(**data, owner_id=ACTOR))
     changes = {"name": {"from": "Old", "to": "Demo"}}
-    await record(uow, "project.updated", project, caller, data | {"changes": changes})
+    await record(uow, "project.updated", project, caller, ProjectUpdated(**data, changes=changes))
     archived = {"archived": {"from": False, "to": True}}
-    await record(uow, "project.archived", project, caller, data | {"changes": archived})
-    await record(uow, "project.deleted", project, caller, data)
+    archived_data = ProjectArchived(**data, changes=archived)
+    await record(uow, "project.archived", project, caller, archived_data)
+    await record(uow, "project.deleted", project, caller, ProjectDeleted(**data))
     member = Member(
         project_id=project.id,
         user_id=uuid.uuid4(),
@@ -165,7 +170,7 @@ async def auth_events() -> list[CloudEvent]:
     session_revoked = AuthUseCases._session_revoked
     await session_revoked(use_cases, uow, user, [uuid.uuid4()], NOW, RevocationReason.LOGOUT, None)
 
-    def auth_event(name: str, data: dict[str, Any]) -> CloudEvent:
+    def auth_event(name: str, data: UserRegistered | UserDeactivated) -> CloudEvent:
         return new_event(
             name,
             service="auth",
@@ -177,8 +182,8 @@ async def auth_events() -> list[CloudEvent]:
         )
 
     return [
-        auth_event("user.registered", public_user(user)),
-        auth_event("user.deactivated", public_user(user) | revocation),
+        auth_event("user.registered", UserRegistered(**public_user(user))),
+        auth_event("user.deactivated", UserDeactivated(**public_user(user), **revocation)),
         *uow.events,
     ]
 

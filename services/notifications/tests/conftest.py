@@ -14,6 +14,7 @@ from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
 from bugtracker_notifications.main import create_app
 from bugtracker_notifications.settings import Settings
+from bugtracker_shared.event_schemas import TicketAssigned
 from bugtracker_shared.events import CONTENT_TYPE, CloudEvent, new_event
 from bugtracker_shared.messaging import declare_exchange
 from bugtracker_shared.testing import app_client, eventually
@@ -155,31 +156,31 @@ def ticket_assigned(
         service="tickets",
         subject=ticket_id,
         sequence=2,
-        data={
-            "id": str(ticket_id),
-            "key": key,
-            "project_id": str(project_id or uuid.uuid4()),
-            "title": title,
-            "type": "bug",
-            "priority": "high",
-            "status": "open",
-            "resolution": None,
-            "reporter_id": str(actor_id or uuid.uuid4()),
-            "assignee_id": str(assignee_id) if assignee_id else None,
-            "labels": [],
-            "due_date": None,
-            "version": 2,
-            "created_at": datetime.now(UTC).isoformat(),
-            "updated_at": datetime.now(UTC).isoformat(),
-            "deleted": False,
-            "watchers": [],
-            "changes": {
+        data=TicketAssigned(
+            id=ticket_id,
+            key=key,
+            project_id=project_id or uuid.uuid4(),
+            title=title,
+            type="bug",
+            priority="high",
+            status="open",
+            resolution=None,
+            reporter_id=actor_id or uuid.uuid4(),
+            assignee_id=assignee_id,
+            labels=[],
+            due_date=None,
+            version=2,
+            created_at=datetime.now(UTC),
+            updated_at=datetime.now(UTC),
+            deleted=False,
+            watchers=[],
+            changes={
                 "assignee_id": {
                     "from": str(previous_assignee_id) if previous_assignee_id else None,
                     "to": str(assignee_id) if assignee_id else None,
                 }
             },
-        },
+        ),
         actor_id=actor_id,
         correlation_id="test-correlation-id",
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bugtracker_shared.event_schemas import EVENT_DATA
 from bugtracker_shared.trace_context import current_trace_context
 
 EXCHANGE = "bugtracker.events"
@@ -62,10 +63,40 @@ def new_event(
     service: str,
     subject: uuid.UUID,
     sequence: int,
+    data: BaseModel,
+    actor_id: uuid.UUID | None,
+    correlation_id: str | None,
+) -> CloudEvent:
+    """A new event `name` whose `data` is the model event_schemas declares for it
+    (`EVENT_DATA[name]`, that very class), serialised as it travels."""
+    expected = EVENT_DATA.get(name)
+    if expected is None:
+        raise ValueError(f"no Bugtracker event is named {name}")
+    if type(data) is not expected:
+        raise TypeError(f"the data of {name} is a {expected.__name__}, not a {type(data).__name__}")
+    return raw_event(
+        name,
+        service=service,
+        subject=subject,
+        sequence=sequence,
+        data=data.model_dump(mode="json", by_alias=True),
+        actor_id=actor_id,
+        correlation_id=correlation_id,
+    )
+
+
+def raw_event(
+    name: str,
+    *,
+    service: str,
+    subject: uuid.UUID,
+    sequence: int,
     data: dict[str, Any],
     actor_id: uuid.UUID | None,
     correlation_id: str | None,
 ) -> CloudEvent:
+    """The envelope around `data` as given, unchecked: for tests that need an event no
+    producer publishes (a made-up type, a malformed payload). Producers use `new_event`."""
     trace_context = current_trace_context()
     return CloudEvent(
         id=uuid.uuid4(),

@@ -41,7 +41,7 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    next_cursor: str | None = None
+    next_cursor: str | None
 
 
 def next_link(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 
 class ProjectRole(StrEnum):
@@ -81,6 +82,28 @@ def permissions_for(role: ProjectRole | None, *, is_admin: bool) -> frozenset[Pe
     if role is None:
         return frozenset()
     return ROLE_PERMISSIONS[role]
+
+
+class AccessChecks:
+    """A caller's standing in one project, checked the same way in projects and tickets.
+
+    A subclass has `permissions` and says whether the project is read-only; its class
+    attributes name the service's own errors (each maps to its HTTP status there)."""
+
+    forbidden_error: ClassVar[type[Exception]]
+    archived_error: ClassVar[type[Exception]]
+    permissions: frozenset[Permission]
+
+    def is_read_only(self) -> bool:
+        raise NotImplementedError
+
+    def require(self, permission: Permission) -> None:
+        if permission not in self.permissions:
+            raise self.forbidden_error("Your role in this project does not allow this.")
+
+    def require_writable(self) -> None:
+        if self.is_read_only():
+            raise self.archived_error("The project is archived and read-only.")
 
 
 PERMISSION_MEANINGS: dict[Permission, str] = {

@@ -16,6 +16,7 @@ from bugtracker_shared.db import create_engine, ping
 from bugtracker_shared.messaging import Broker, BrokerUnavailableError
 from bugtracker_shared.metrics import observe_pool
 from bugtracker_shared.outbox import OutboxRelay, OutboxSettings
+from bugtracker_shared.secret_settings import ServiceSettings
 from bugtracker_shared.tokens import TokenVerifier
 
 
@@ -47,15 +48,15 @@ class ServiceRuntime:
         cls,
         *,
         name: str,
-        database_url: str,
+        settings: ServiceSettings,
         schema: str,
-        amqp_url: str,
-        pool_size: int,
         outbox: Table | None,
         verifier: TokenVerifier,
     ) -> ServiceRuntime:
-        engine = create_engine(database_url, schema=schema, pool_size=pool_size)
-        broker = Broker(amqp_url, connection_name=f"bugtracker-{name}")
+        engine = create_engine(
+            settings.database_url, schema=schema, pool_size=settings.db_pool_size
+        )
+        broker = Broker(settings.amqp_url, connection_name=f"bugtracker-{name}")
         relay = (
             OutboxRelay.from_settings(engine, outbox, broker, OutboxSettings())
             if outbox is not None

@@ -80,3 +80,16 @@ class CheckedSettings(BaseSettings):
     def _secrets_are_real(self) -> Self:
         check_secrets(str(self.model_config.get("env_prefix", "")), self.model_dump())
         return self
+
+
+class ServiceSettings(CheckedSettings):
+    """What each of the four services reads alike (the broker, the access tokens it
+    accepts, its pool, its log level). A subclass sets `env_prefix` and the default of
+    `database_url` (its own role)."""
+
+    database_url: str
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    issuer: str = "bugtracker-auth"
+    audience: str = "bugtracker"
+    db_pool_size: int = 20
+    log_level: str = "INFO"

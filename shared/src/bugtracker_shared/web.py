@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,6 +17,8 @@ from bugtracker_shared.problems import ProblemError
 from bugtracker_shared.tokens import InvalidTokenError, Principal, TokenVerifier, bearer_token
 
 logger = logging.getLogger("bugtracker.web")
+
+T = TypeVar("T")
 
 
 class StrictModel(BaseModel):
@@ -63,6 +65,21 @@ async def current_principal(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def from_app_state(
+    kind: type[T],  # noqa: ARG001 - only types the dependency
+    name: str = "use_cases",
+) -> Callable[[Request], Awaitable[T]]:
+    """A dependency giving what `wire` put on `app.state.<name>` (the use-case object by
+    default), typed as `kind`: `Annotated[X, Depends(from_app_state(X))]`."""
+
+    async def dependency(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
+
+    return dependency
+
 
 HealthCheck = Callable[[], Awaitable[None]]
 

@@ -32,10 +32,8 @@ def build(
 
     runtime = ServiceRuntime.create(
         name="auth",
-        database_url=settings.database_url,
+        settings=settings,
         schema=SCHEMA,
-        amqp_url=settings.amqp_url,
-        pool_size=settings.db_pool_size,
         outbox=outbox,
         # The keys are local: a new `kid` after a rotation is picked up at once.
         verifier=TokenVerifier(

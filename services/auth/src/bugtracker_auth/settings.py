@@ -2,19 +2,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bugtracker_shared.secret_settings import CheckedSettings
+from bugtracker_shared.secret_settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
 
 
-class Settings(CheckedSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BUGTRACKER_AUTH_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://bugtracker_auth@127.0.0.1:5432/bugtracker"
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    db_pool_size: int = 20
     keys_dir: Path = Path(".data/keys")
-    issuer: str = "bugtracker-auth"
-    audience: str = "bugtracker"
     access_token_ttl_seconds: int = 600
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     # A session ends this long after its login however often it is refreshed.
@@ -45,4 +41,3 @@ class Settings(CheckedSettings):
     # caller of the user directory (docs/adr/0028).
     projects_url: str = "http://127.0.0.1:8002"
     http_timeout_seconds: float = 5.0
-    log_level: str = "INFO"

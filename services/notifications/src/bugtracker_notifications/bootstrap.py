@@ -24,10 +24,8 @@ def build(
     auth_client = service_client(settings.jwks_url, transport=http_transport)
     runtime = ServiceRuntime.create(
         name=SERVICE,
-        database_url=settings.database_url,
+        settings=settings,
         schema=SCHEMA,
-        amqp_url=settings.amqp_url,
-        pool_size=settings.db_pool_size,
         outbox=None,  # this service publishes nothing
         verifier=TokenVerifier(
             http_jwks_fetcher(auth_client, settings.jwks_url),

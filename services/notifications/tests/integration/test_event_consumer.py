@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 from bugtracker_notifications.domain.errors import MalformedEventError
-from bugtracker_shared.events import CloudEvent, new_event
+from bugtracker_shared.events import CloudEvent, raw_event
 from fastapi import FastAPI
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ async def test_an_event_type_without_rules_is_ignored(
     app: FastAPI, superuser_db: asyncpg.Connection
 ) -> None:
     ticket_id = uuid.uuid4()
-    event = new_event(
+    event = raw_event(
         "ticket.created",
         service="tickets",
         subject=ticket_id,

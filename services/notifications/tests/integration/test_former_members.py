@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from bugtracker_shared.event_schemas import EVENT_DATA
 from bugtracker_shared.events import CloudEvent, new_event
 
 pytestmark = pytest.mark.integration
@@ -24,12 +25,9 @@ def membership(name: str, project_id: uuid.UUID, user_id: uuid.UUID, version: in
         service="projects",
         subject=project_id,
         sequence=version,
-        data={
-            "project_id": str(project_id),
-            "project_key": "EXM",
-            "user_id": str(user_id),
-            "role": "developer",
-        },
+        data=EVENT_DATA[name](
+            project_id=project_id, project_key="EXM", user_id=user_id, role="developer"
+        ),
         actor_id=uuid.uuid4(),
         correlation_id="test-correlation-id",
     )

@@ -10,34 +10,56 @@ from bugtracker_notifications.domain.errors import MalformedEventError
 from bugtracker_notifications.domain.notifications import (
     EventFacts,
     NotificationDraft,
+    event_facts,
     handled_events,
     plan_notifications,
 )
+from bugtracker_shared.event_schemas import TicketCreated
 
 ACTOR = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
 ANN = uuid.UUID("00000000-0000-0000-0000-0000000000b1")
 BOB = uuid.UUID("00000000-0000-0000-0000-0000000000b2")
 TICKET = uuid.UUID("00000000-0000-0000-0000-0000000000c1")
 PROJECT = uuid.UUID("00000000-0000-0000-0000-0000000000d1")
+REPORTER = uuid.UUID("00000000-0000-0000-0000-0000000000e1")
+ASSIGNEE = uuid.UUID("00000000-0000-0000-0000-0000000000e2")
+WATCHER = uuid.UUID("00000000-0000-0000-0000-0000000000e3")
+
+
+def ticket_data(**data: Any) -> dict[str, Any]:
+    """A ticket event's `data` as the tickets service publishes it."""
+    return {
+        "id": str(TICKET),
+        "key": "BUG-1",
+        "project_id": str(PROJECT),
+        "title": "Crash on save",
+        "type": "bug",
+        "priority": "high",
+        "status": "in_progress",
+        "resolution": None,
+        "reporter_id": str(REPORTER),
+        "assignee_id": str(ASSIGNEE),
+        "labels": [],
+        "due_date": None,
+        "version": 2,
+        "created_at": "2030-01-01T00:00:00+00:00",
+        "updated_at": "2030-01-01T00:00:00+00:00",
+        "deleted": False,
+        "watchers": [str(REPORTER), str(ASSIGNEE), str(WATCHER)],
+    } | data
+
+
+def facts(name: str, actor: uuid.UUID | None, data: dict[str, Any]) -> EventFacts:
+    """The event as the use case hands it to the rules: `data` parsed into its model."""
+    return event_facts(uuid.uuid4(), name, actor, data)
 
 
 def assigned(
     assignee: uuid.UUID | None, *, actor: uuid.UUID | None = ACTOR, **data: Any
 ) -> EventFacts:
-    return EventFacts(
-        id=uuid.uuid4(),
-        name="ticket.assigned",
-        actor_id=actor,
-        data={
-            "id": str(TICKET),
-            "key": "BUG-1",
-            "project_id": str(PROJECT),
-            "title": "Crash on save",
-            "assignee_id": str(assignee) if assignee else None,
-            "changes": {"assignee_id": {"from": str(BOB), "to": str(assignee)}},
-        }
-        | data,
-    )
+    changes = {"assignee_id": {"from": str(BOB), "to": str(assignee) if assignee else None}}
+    ticket = ticket_data(assignee_id=str(assignee) if assignee else None, watchers=[])
+    return facts("ticket.assigned", actor, ticket | {"changes": changes} | data)
 
 
 def test_the_new_assignee_is_told_who_what_and_where() -> None:
@@ -85,9 +107,10 @@ def test_events_without_a_rule_tell_nobody(name: str) -> None:
     [
         {"assignee_id": "not-a-uuid"},
         {"key": None},
-        {"title": ""},
+        {"title": None},
         {"id": None},
         {"project_id": "nope"},
+        {"changes": None},
     ],
 )
 def test_a_malformed_assignment_is_an_error_not_a_silent_drop(data: dict[str, Any]) -> None:
@@ -105,23 +128,8 @@ def test_the_consumer_binds_exactly_the_events_that_have_rules() -> None:
     ]
 
 
-REPORTER = uuid.UUID("00000000-0000-0000-0000-0000000000e1")
-ASSIGNEE = uuid.UUID("00000000-0000-0000-0000-0000000000e2")
-WATCHER = uuid.UUID("00000000-0000-0000-0000-0000000000e3")
-
-
 def ticket_event(name: str, *, actor: uuid.UUID | None = ACTOR, **data: Any) -> EventFacts:
-    base: dict[str, Any] = {
-        "id": str(TICKET),
-        "key": "BUG-1",
-        "project_id": str(PROJECT),
-        "title": "Crash on save",
-        "status": "in_progress",
-        "reporter_id": str(REPORTER),
-        "assignee_id": str(ASSIGNEE),
-        "watchers": [str(REPORTER), str(ASSIGNEE), str(WATCHER)],
-    }
-    return EventFacts(id=uuid.uuid4(), name=name, actor_id=actor, data=base | data)
+    return facts(name, actor, ticket_data(**data))
 
 
 def status_changed(**data: Any) -> EventFacts:
@@ -166,9 +174,9 @@ def test_a_status_change_never_tells_the_actor() -> None:
 
 
 def test_missing_watchers_are_no_watchers() -> None:
-    event = status_changed(assignee_id=None)
-    data = {k: v for k, v in event.data.items() if k != "watchers"}
-    drafts = plan_notifications(EventFacts(event.id, event.name, event.actor_id, data))
+    changes = {"status": {"from": "open", "to": "in_progress"}}
+    data = {k: v for k, v in ticket_data(assignee_id=None).items() if k != "watchers"}
+    drafts = plan_notifications(facts("ticket.status_changed", ACTOR, data | {"changes": changes}))
     assert recipients(drafts) == [(REPORTER, "ticket.status_changed")]
 
 
@@ -199,17 +207,8 @@ def test_a_comment_event_without_a_comment_is_malformed() -> None:
 
 
 def test_the_added_member_is_told() -> None:
-    event = EventFacts(
-        id=uuid.uuid4(),
-        name="project.member_added",
-        actor_id=ACTOR,
-        data={
-            "project_id": str(PROJECT),
-            "project_key": "BUG",
-            "user_id": str(ANN),
-            "role": "developer",
-        },
-    )
+    data = {"project_id": str(PROJECT), "project_key": "BUG", "user_id": str(ANN)}
+    event = facts("project.member_added", ACTOR, data | {"role": "developer"})
     assert plan_notifications(event) == [
         NotificationDraft(
             user_id=ANN,
@@ -226,3 +225,15 @@ def test_the_added_member_is_told() -> None:
 def test_malformed_watchers_are_an_error(watchers: object) -> None:
     with pytest.raises(MalformedEventError):
         plan_notifications(status_changed(watchers=watchers))
+
+
+def test_an_event_without_a_rule_has_no_facts() -> None:
+    with pytest.raises(MalformedEventError):
+        facts("ticket.created", ACTOR, ticket_data())
+
+
+def test_a_rule_refuses_the_data_of_another_event() -> None:
+    event = assigned(ANN)
+    created = TicketCreated.model_validate(ticket_data())
+    with pytest.raises(MalformedEventError):
+        plan_notifications(EventFacts(event.id, event.name, event.actor_id, created))

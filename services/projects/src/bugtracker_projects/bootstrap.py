@@ -31,10 +31,8 @@ def build(
     )
     runtime = ServiceRuntime.create(
         name="projects",
-        database_url=settings.database_url,
+        settings=settings,
         schema=SCHEMA,
-        amqp_url=settings.amqp_url,
-        pool_size=settings.db_pool_size,
         outbox=outbox,
         verifier=verifier,
     )

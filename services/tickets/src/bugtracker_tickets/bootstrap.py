@@ -37,10 +37,8 @@ def build(
     )
     runtime = ServiceRuntime.create(
         name="tickets",
-        database_url=settings.database_url,
+        settings=settings,
         schema=SCHEMA,
-        amqp_url=settings.amqp_url,
-        pool_size=settings.db_pool_size,
         outbox=outbox,
         verifier=TokenVerifier(
             jwks_fetcher or http_jwks_fetcher(projects, settings.jwks_url),

@@ -1,21 +1,16 @@
 from __future__ import annotations
 
-from bugtracker_shared.secret_settings import CheckedSettings
+from bugtracker_shared.secret_settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
 
 
-class Settings(CheckedSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BUGTRACKER_TICKETS_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://bugtracker_tickets@127.0.0.1:5432/bugtracker"
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     projects_url: str = "http://127.0.0.1:8002"
-    issuer: str = "bugtracker-auth"
-    audience: str = "bugtracker"
-    db_pool_size: int = 20
     http_timeout_seconds: float = 5.0
-    log_level: str = "INFO"
     # Shared with projects (its BUGTRACKER_PROJECTS_INTERNAL_TOKEN): with it, this service
     # keeps its own view of memberships (ADR 0023); without it, every access check asks
     # the projects service over HTTP.

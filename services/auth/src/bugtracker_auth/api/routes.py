@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from bugtracker_shared.internal import internal_caller
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from bugtracker_shared.tokens import Principal
-from bugtracker_shared.web import CurrentPrincipal, link_next_page, unauthorized
+from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page, unauthorized
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from pydantic import StringConstraints
 
@@ -29,13 +29,7 @@ from bugtracker_auth.application.use_cases import AuthUseCases
 from bugtracker_auth.domain.errors import SessionRevokedError
 from bugtracker_auth.domain.users import GlobalRole, IssuedTokens, User
 
-
-async def use_cases(request: Request) -> AuthUseCases:
-    cases: AuthUseCases = request.app.state.use_cases
-    return cases
-
-
-UseCases = Annotated[AuthUseCases, Depends(use_cases)]
+UseCases = Annotated[AuthUseCases, Depends(from_app_state(AuthUseCases))]
 
 
 async def active_principal(principal: CurrentPrincipal, cases: UseCases) -> Principal:

@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
+from bugtracker_shared.pagination import Page
 from bugtracker_shared.web import StrictModel
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -84,9 +85,8 @@ class UserSummary(BaseModel):
     email: str | None
 
 
-class UserPage(BaseModel):
-    items: list[UserSummary]
-    next_cursor: str | None
+class UserPage(Page[UserSummary]):
+    pass
 
 
 class RevokedSessionItem(BaseModel):

@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from bugtracker_shared.event_schemas import AuthSessionRevoked, UserDeactivated, UserRegistered
 from bugtracker_shared.events import new_event
 from bugtracker_shared.pagination import Listing
 from bugtracker_shared.request_context import current_request_id
@@ -48,10 +50,11 @@ SERVICE = "auth"
 VERIFIER_LEEWAY = timedelta(seconds=5)
 
 
-def public_user(user: User) -> dict[str, object]:
-    """The user as events carry it: never the password hash."""
+def public_user(user: User) -> dict[str, Any]:
+    """The user as events carry it (the fields of event_schemas.UserData): never the
+    password hash."""
     return {
-        "id": str(user.id),
+        "id": user.id,
         "email": user.email,
         "display_name": user.display_name,
         "role": user.role.value,
@@ -119,7 +122,7 @@ class AuthUseCases:
                     service=SERVICE,
                     subject=user.id,
                     sequence=user.version,
-                    data=public_user(user),
+                    data=UserRegistered(**public_user(user)),
                     actor_id=user.id if self_service else None,
                     correlation_id=current_request_id(),
                 )
@@ -317,8 +320,10 @@ class AuthUseCases:
                         service=SERVICE,
                         subject=user.id,
                         sequence=user.version,
-                        data=public_user(user)
-                        | self._revocation_data(user.id, revoked, now, actor_id),
+                        data=UserDeactivated(
+                            **public_user(user),
+                            **self._revocation_data(user.id, revoked, now, actor_id),
+                        ),
                         actor_id=actor_id,
                         correlation_id=current_request_id(),
                     )
@@ -336,15 +341,16 @@ class AuthUseCases:
         session_ids: Sequence[uuid.UUID],
         now: datetime,
         actor_id: uuid.UUID | None,
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
+        """The fields of event_schemas.RevocationData."""
         return {
-            "user_id": str(user_id),
-            "session_ids": [str(sid) for sid in session_ids],
-            "revoked_at": now.isoformat(),
+            "user_id": user_id,
+            "session_ids": list(session_ids),
+            "revoked_at": now,
             # After this instant no access token of these sessions can verify any more,
             # so consumers may forget them.
-            "forget_after": (now + self.revocation_horizon).isoformat(),
-            "revoked_by": str(actor_id) if actor_id else None,
+            "forget_after": now + self.revocation_horizon,
+            "revoked_by": actor_id,
         }
 
     async def _session_revoked(
@@ -362,8 +368,10 @@ class AuthUseCases:
                 service=SERVICE,
                 subject=user.id,
                 sequence=user.version,
-                data=self._revocation_data(user.id, session_ids, now, actor_id)
-                | {"reason": reason.value},
+                data=AuthSessionRevoked(
+                    **self._revocation_data(user.id, session_ids, now, actor_id),
+                    reason=reason.value,
+                ),
                 actor_id=actor_id,
                 correlation_id=current_request_id(),
             )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from bugtracker_shared.http_client import upstream_get_found
 from bugtracker_shared.internal import HEADER as INTERNAL_TOKEN_HEADER
-from bugtracker_shared.problems import UpstreamUnavailableError
 
 
 class HttpProjectDirectory:
@@ -16,13 +16,10 @@ class HttpProjectDirectory:
         self._internal_token = internal_token
 
     async def co_members(self, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
-        try:
-            response = await self._client.get(
-                f"/internal/users/{user_id}/co-members",
-                headers={INTERNAL_TOKEN_HEADER: self._internal_token},
-            )
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailableError("The projects service cannot be reached.") from exc
-        if response.status_code != httpx.codes.OK:
-            raise UpstreamUnavailableError(f"The projects service answered {response.status_code}.")
+        response = await upstream_get_found(
+            self._client,
+            f"/internal/users/{user_id}/co-members",
+            headers={INTERNAL_TOKEN_HEADER: self._internal_token},
+            service="projects",
+        )
         return frozenset(uuid.UUID(str(user)) for user in response.json()["user_ids"])

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from bugtracker_shared.web import CurrentPrincipal, link_next_page
+from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -13,13 +13,7 @@ from bugtracker_notifications.api.schemas import NotificationResponse, UnreadCou
 from bugtracker_notifications.application.use_cases import NotificationUseCases
 from bugtracker_notifications.domain.notifications import Notification
 
-
-async def use_cases(request: Request) -> NotificationUseCases:
-    cases: NotificationUseCases = request.app.state.use_cases
-    return cases
-
-
-UseCases = Annotated[NotificationUseCases, Depends(use_cases)]
+UseCases = Annotated[NotificationUseCases, Depends(from_app_state(NotificationUseCases))]
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 

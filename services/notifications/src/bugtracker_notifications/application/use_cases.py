@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bugtracker_shared.event_schemas import ProjectMemberAdded, ProjectMemberRemoved
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.pagination import (
     InvalidCursorError,
@@ -28,6 +29,7 @@ from bugtracker_notifications.domain.notifications import (
     EventFacts,
     Notification,
     NotificationDraft,
+    event_facts,
     parse_optional_uuid,
     plan_notifications,
 )
@@ -78,11 +80,10 @@ class NotificationUseCases:
             if not await uow.inbox.claim(event.id, event.type):
                 logger.info("event %s was handled already; skipped", event.id)
                 return
-            facts = EventFacts(
-                id=event.id,
-                name=name,
-                actor_id=parse_optional_uuid(event.actorid, "actorid"),
-                data=event.data,
+            # Parsed once, into the model of the event's contract (the consumer checked
+            # it already); the rules get the typed object.
+            facts = event_facts(
+                event.id, name, parse_optional_uuid(event.actorid, "actorid"), event.data
             )
             now = self.clock()
             drafts = await self._for_members(uow, facts, plan_notifications(facts), now)
@@ -111,14 +112,10 @@ class NotificationUseCases:
     ) -> list[NotificationDraft]:
         """Keeps the list of who left which project, and drops the drafts of users who
         have left the draft's project (an ex-member learns nothing more of it)."""
-        if facts.name in ("project.member_removed", "project.member_added"):
-            project_id = parse_optional_uuid(facts.data.get("project_id"), "project_id")
-            user_id = parse_optional_uuid(facts.data.get("user_id"), "user_id")
-            if project_id is not None and user_id is not None:
-                if facts.name == "project.member_removed":
-                    await uow.former_members.left(project_id, user_id, now)
-                else:
-                    await uow.former_members.returned(project_id, user_id)
+        if isinstance(facts.data, ProjectMemberRemoved):
+            await uow.former_members.left(facts.data.project_id, facts.data.user_id, now)
+        elif isinstance(facts.data, ProjectMemberAdded):
+            await uow.former_members.returned(facts.data.project_id, facts.data.user_id)
         kept: list[NotificationDraft] = []
         by_project: dict[uuid.UUID, list[NotificationDraft]] = {}
         for draft in drafts:

@@ -6,22 +6,35 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from bugtracker_shared.event_schemas import (
+    ProjectMemberAdded,
+    ProjectMemberRemoved,
+    TicketAssigned,
+    TicketCommented,
+    TicketData,
+    TicketStatusChanged,
+)
+from pydantic import BaseModel, ValidationError
 
 from bugtracker_notifications.domain.errors import MalformedEventError
 
 TITLE_MAX_CHARS = 200
 
+D = TypeVar("D", bound=BaseModel)
+
 
 @dataclass(frozen=True, slots=True)
 class EventFacts:
     """What the rules need to know about an event: its name (routing key), who acted and
-    the aggregate's state after the change."""
+    the aggregate's state after the change, as the model of the event's `data`
+    (event_schemas; see `event_facts`)."""
 
     id: uuid.UUID
     name: str
     actor_id: uuid.UUID | None
-    data: Mapping[str, Any]
+    data: BaseModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,51 +77,8 @@ def parse_optional_uuid(value: object, field: str) -> uuid.UUID | None:
         raise MalformedEventError(f"{field} is not a UUID: {value!r}") from exc
 
 
-def _required_uuid(data: Mapping[str, Any], field: str) -> uuid.UUID:
-    value = parse_optional_uuid(data.get(field), field)
-    if value is None:
-        raise MalformedEventError(f"the event data has no {field}")
-    return value
-
-
-def _required_text(data: Mapping[str, Any], field: str) -> str:
-    value = data.get(field)
-    if not isinstance(value, str) or not value:
-        raise MalformedEventError(f"the event data has no {field}")
-    return value
-
-
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _ticket_assigned(event: EventFacts) -> list[NotificationDraft]:
-    assignee_id = parse_optional_uuid(event.data.get("assignee_id"), "assignee_id")
-    if assignee_id is None:  # unassigned: nobody to tell
-        return []
-    key = _required_text(event.data, "key")
-    title = _shorten(_required_text(event.data, "title"), TITLE_MAX_CHARS)
-    return [
-        NotificationDraft(
-            user_id=assignee_id,
-            type="ticket.assigned",
-            summary=f"You were assigned {key}: {title}",
-            project_id=_required_uuid(event.data, "project_id"),
-            ticket_id=_required_uuid(event.data, "id"),
-            ticket_key=key,
-        )
-    ]
-
-
-def _uuid_list(data: Mapping[str, Any], field: str) -> list[uuid.UUID]:
-    """A list of user ids; a missing (or null) list is an empty one."""
-    values = data.get(field)
-    if values is None:
-        return []
-    if not isinstance(values, list):
-        raise MalformedEventError(f"{field} is not a list")
-    ids = [parse_optional_uuid(value, field) for value in values]
-    return [id_ for id_ in ids if id_ is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +89,12 @@ class _TicketRef:
     title: str
 
     @classmethod
-    def of(cls, data: Mapping[str, Any]) -> _TicketRef:
+    def of(cls, data: TicketData) -> _TicketRef:
         return cls(
-            id=_required_uuid(data, "id"),
-            project_id=_required_uuid(data, "project_id"),
-            key=_required_text(data, "key"),
-            title=_shorten(_required_text(data, "title"), TITLE_MAX_CHARS),
+            id=data.id,
+            project_id=data.project_id,
+            key=data.key,
+            title=_shorten(data.title, TITLE_MAX_CHARS),
         )
 
     def draft(self, user_id: uuid.UUID, type_: str, summary: str) -> NotificationDraft:
@@ -138,83 +108,111 @@ class _TicketRef:
         )
 
 
-def _ticket_audience(data: Mapping[str, Any]) -> list[uuid.UUID]:
+def _ticket_assigned(data: TicketAssigned) -> list[NotificationDraft]:
+    if data.assignee_id is None:  # unassigned: nobody to tell
+        return []
+    ticket = _TicketRef.of(data)
+    summary = f"You were assigned {ticket.key}: {ticket.title}"
+    return [ticket.draft(data.assignee_id, "ticket.assigned", summary)]
+
+
+def _ticket_audience(data: TicketData) -> list[uuid.UUID]:
     """Reporter, assignee and watchers of the ticket after the change."""
-    people = [
-        parse_optional_uuid(data.get("reporter_id"), "reporter_id"),
-        parse_optional_uuid(data.get("assignee_id"), "assignee_id"),
-        *_uuid_list(data, "watchers"),
-    ]
+    people = [data.reporter_id, data.assignee_id, *data.watchers]
     return [person for person in people if person is not None]
 
 
-def _status_change(data: Mapping[str, Any]) -> tuple[str | None, str]:
-    changes = data.get("changes")
-    change = changes.get("status") if isinstance(changes, Mapping) else None
-    if isinstance(change, Mapping) and isinstance(change.get("to"), str):
-        before = change.get("from")
-        return (before if isinstance(before, str) else None), str(change["to"])
-    return None, _required_text(data, "status")
+def _status_change(data: TicketStatusChanged) -> tuple[str | None, str]:
+    change = data.changes.get("status")
+    if change is not None and isinstance(change.to, str):
+        before = change.from_
+        return (before if isinstance(before, str) else None), change.to
+    return None, data.status
 
 
-def _ticket_status_changed(event: EventFacts) -> list[NotificationDraft]:
-    ticket = _TicketRef.of(event.data)
-    before, after = _status_change(event.data)
+def _ticket_status_changed(data: TicketStatusChanged) -> list[NotificationDraft]:
+    ticket = _TicketRef.of(data)
+    before, after = _status_change(data)
     moved = f"from {before} to {after}" if before else f"to {after}"
     summary = f"{ticket.key} moved {moved}: {ticket.title}"
-    return [
-        ticket.draft(user, "ticket.status_changed", summary)
-        for user in _ticket_audience(event.data)
-    ]
+    return [ticket.draft(user, "ticket.status_changed", summary) for user in _ticket_audience(data)]
 
 
-def _ticket_commented(event: EventFacts) -> list[NotificationDraft]:
-    ticket = _TicketRef.of(event.data)
-    comment = event.data.get("comment")
-    if not isinstance(comment, Mapping):
-        raise MalformedEventError("the event data has no comment")
-    author = parse_optional_uuid(comment.get("author_id"), "comment.author_id")
+def _ticket_commented(data: TicketCommented) -> list[NotificationDraft]:
+    ticket = _TicketRef.of(data)
     # Mentions first: a mentioned watcher gets the mention, not a second notification.
     drafts = [
         ticket.draft(
             user, "ticket.mentioned", f"You were mentioned on {ticket.key}: {ticket.title}"
         )
-        for user in _uuid_list(comment, "mentions")
+        for user in data.comment.mentions
     ] + [
         ticket.draft(user, "ticket.commented", f"New comment on {ticket.key}: {ticket.title}")
-        for user in _ticket_audience(event.data)
+        for user in _ticket_audience(data)
     ]
     # The author is the actor even when an event lacks `actorid`.
-    return [draft for draft in drafts if draft.user_id != author]
+    return [draft for draft in drafts if draft.user_id != data.comment.author_id]
 
 
-def _project_member_added(event: EventFacts) -> list[NotificationDraft]:
-    project_key = _required_text(event.data, "project_key")
-    role = _required_text(event.data, "role")
+def _project_member_added(data: ProjectMemberAdded) -> list[NotificationDraft]:
     return [
         NotificationDraft(
-            user_id=_required_uuid(event.data, "user_id"),
+            user_id=data.user_id,
             type="project.member_added",
-            summary=f"You were added to {project_key} as {role}",
-            project_id=_required_uuid(event.data, "project_id"),
+            summary=f"You were added to {data.project_key} as {data.role}",
+            project_id=data.project_id,
         )
     ]
 
 
-Rule = Callable[[EventFacts], list[NotificationDraft]]
+def _nobody(_data: BaseModel) -> list[NotificationDraft]:
+    return []
 
-# One rule per event name; the consumer binds exactly these routing keys. A rule lists the
-# most specific reason first (a mention before a plain comment): the first draft for a user
-# wins, because a user gets at most one notification per event.
-RULES: Mapping[str, Rule] = {
-    "ticket.assigned": _ticket_assigned,
-    "ticket.status_changed": _ticket_status_changed,
-    "ticket.commented": _ticket_commented,
-    "project.member_added": _project_member_added,
+
+@dataclass(frozen=True, slots=True)
+class Rule(Generic[D]):
+    """Who hears of an event whose `data` is a `model` (the event's contract in
+    event_schemas)."""
+
+    model: type[D]
+    plan: Callable[[D], list[NotificationDraft]]
+
+    def drafts(self, data: BaseModel) -> list[NotificationDraft]:
+        if not isinstance(data, self.model):
+            raise MalformedEventError(
+                f"expected the data of a {self.model.__name__}, got {type(data).__name__}"
+            )
+        return self.plan(data)
+
+
+# One rule per event name, with the model of its `data`; the consumer binds exactly these
+# routing keys. A rule lists the most specific reason first (a mention before a plain
+# comment): the first draft for a user wins, because a user gets at most one notification
+# per event.
+RULES: Mapping[str, Rule[Any]] = {
+    "ticket.assigned": Rule(TicketAssigned, _ticket_assigned),
+    "ticket.status_changed": Rule(TicketStatusChanged, _ticket_status_changed),
+    "ticket.commented": Rule(TicketCommented, _ticket_commented),
+    "project.member_added": Rule(ProjectMemberAdded, _project_member_added),
     # Notifies nobody; the consumer notes who left, so they hear nothing more of the
     # project (docs/adr/0030).
-    "project.member_removed": lambda _event: [],
+    "project.member_removed": Rule(ProjectMemberRemoved, _nobody),
 }
+
+
+def event_facts(
+    id_: uuid.UUID, name: str, actor_id: uuid.UUID | None, data: Mapping[str, Any]
+) -> EventFacts:
+    """The facts of an event with a rule, its `data` parsed (once) into the rule's model;
+    MalformedEventError if it does not match."""
+    rule = RULES.get(name)
+    if rule is None:
+        raise MalformedEventError(f"no rule handles {name}")
+    try:
+        parsed = rule.model.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedEventError(f"the data of {name} does not match its schema: {exc}") from exc
+    return EventFacts(id=id_, name=name, actor_id=actor_id, data=parsed)
 
 
 def handled_events() -> list[str]:
@@ -229,7 +227,7 @@ def plan_notifications(event: EventFacts) -> list[NotificationDraft]:
         return []
     drafts: list[NotificationDraft] = []
     seen: set[uuid.UUID] = set()
-    for draft in rule(event):
+    for draft in rule.drafts(event.data):
         if draft.user_id == event.actor_id or draft.user_id in seen:
             continue
         seen.add(draft.user_id)

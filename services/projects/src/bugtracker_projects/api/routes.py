@@ -6,7 +6,7 @@ from typing import Annotated
 from bugtracker_shared.conditions import etag, expected_version, not_modified
 from bugtracker_shared.internal import internal_caller
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from bugtracker_shared.web import CurrentPrincipal, link_next_page
+from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from bugtracker_projects.api.schemas import (
@@ -28,16 +28,11 @@ from bugtracker_projects.application.use_cases import ProjectChanges, ProjectUse
 from bugtracker_projects.domain.projects import Caller, Project
 
 
-async def use_cases(request: Request) -> ProjectUseCases:
-    cases: ProjectUseCases = request.app.state.use_cases
-    return cases
-
-
 async def caller(principal: CurrentPrincipal) -> Caller:
     return Caller(user_id=principal.user_id, is_admin=principal.is_admin, token=principal.token)
 
 
-UseCases = Annotated[ProjectUseCases, Depends(use_cases)]
+UseCases = Annotated[ProjectUseCases, Depends(from_app_state(ProjectUseCases))]
 CurrentCaller = Annotated[Caller, Depends(caller)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]

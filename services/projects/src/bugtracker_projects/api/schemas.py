@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+from bugtracker_shared.pagination import Page
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.web import StrictModel
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -93,14 +94,12 @@ class MyAccessResponse(BaseModel):
     permissions: list[str]
 
 
-class ProjectPage(BaseModel):
-    items: list[ProjectResponse]
-    next_cursor: str | None
+class ProjectPage(Page[ProjectResponse]):
+    pass
 
 
-class MemberPage(BaseModel):
-    items: list[MemberResponse]
-    next_cursor: str | None
+class MemberPage(Page[MemberResponse]):
+    pass
 
 
 class ViewMember(BaseModel):

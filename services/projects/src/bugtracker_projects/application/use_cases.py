@@ -13,6 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bugtracker_shared.conditions import check_version
+from bugtracker_shared.event_schemas import (
+    MembershipData,
+    ProjectArchived,
+    ProjectCreated,
+    ProjectData,
+    ProjectDeleted,
+    ProjectMemberAdded,
+    ProjectMemberRemoved,
+    ProjectMemberRoleChanged,
+    ProjectUpdated,
+)
 from bugtracker_shared.events import new_event
 from bugtracker_shared.pagination import (
     Listing,
@@ -53,8 +64,9 @@ SERVICE = "projects"
 
 
 def project_data(project: Project) -> dict[str, Any]:
+    """The project as its events carry it (the fields of event_schemas.ProjectData)."""
     return {
-        "id": str(project.id),
+        "id": project.id,
         "key": project.key,
         "name": project.name,
         "description": project.description,
@@ -62,6 +74,14 @@ def project_data(project: Project) -> dict[str, Any]:
         "deleted": project.is_deleted,
         "version": project.version,
     }
+
+
+# The model of each membership event's `data`.
+MEMBER_EVENTS: dict[str, type[MembershipData]] = {
+    "project.member_added": ProjectMemberAdded,
+    "project.member_role_changed": ProjectMemberRoleChanged,
+    "project.member_removed": ProjectMemberRemoved,
+}
 
 
 def parse_project_ref(ref: str) -> uuid.UUID | str:
@@ -105,7 +125,11 @@ class ProjectUseCases:
 
     @staticmethod
     async def _record(
-        uow: UnitOfWork, name: str, project: Project, caller: Caller, data: dict[str, Any]
+        uow: UnitOfWork,
+        name: str,
+        project: Project,
+        caller: Caller,
+        data: ProjectData | MembershipData,
     ) -> None:
         await uow.outbox.add(
             new_event(
@@ -148,7 +172,7 @@ class ProjectUseCases:
                 raise ProjectKeyTakenError(f"The project key {key} is taken.")
             await uow.projects.add(project)
             await uow.members.add(owner)
-            data = project_data(project) | {"owner_id": str(caller.user_id)}
+            data = ProjectCreated(**project_data(project), owner_id=caller.user_id)
             await self._record(uow, "project.created", project, caller, data)
             await uow.commit()
         return project
@@ -209,7 +233,7 @@ class ProjectUseCases:
                 return project
             project.touch(datetime.now(UTC))
             await uow.projects.update(project)
-            data = project_data(project) | {"changes": diff}
+            data = ProjectUpdated(**project_data(project), changes=diff)
             await self._record(uow, "project.updated", project, caller, data)
             await uow.commit()
         return project
@@ -228,9 +252,10 @@ class ProjectUseCases:
             project.archived_at = now if archived else None
             project.touch(now)
             await uow.projects.update(project)
-            data = project_data(project) | {
-                "changes": {"archived": {"from": not archived, "to": archived}}
-            }
+            changes = {"archived": {"from": not archived, "to": archived}}
+            data = (ProjectArchived if archived else ProjectUpdated)(
+                **project_data(project), changes=changes
+            )
             name = "project.archived" if archived else "project.updated"
             await self._record(uow, name, project, caller, data)
             await uow.commit()
@@ -245,7 +270,8 @@ class ProjectUseCases:
             project.deleted_at = now
             project.touch(now)
             await uow.projects.update(project)
-            await self._record(uow, "project.deleted", project, caller, project_data(project))
+            data = ProjectDeleted(**project_data(project))
+            await self._record(uow, "project.deleted", project, caller, data)
             await uow.commit()
 
     async def restore_project(self, caller: Caller, ref: str) -> Project:
@@ -259,7 +285,8 @@ class ProjectUseCases:
             project.deleted_at = None
             project.touch(now)
             await uow.projects.update(project)
-            data = project_data(project) | {"changes": {"deleted": {"from": True, "to": False}}}
+            changes = {"deleted": {"from": True, "to": False}}
+            data = ProjectUpdated(**project_data(project), changes=changes)
             await self._record(uow, "project.updated", project, caller, data)
             await uow.commit()
         return project
@@ -360,10 +387,11 @@ class ProjectUseCases:
         """Memberships belong to the project aggregate: a change bumps its version."""
         project.touch(datetime.now(UTC))
         await uow.projects.update(project)
-        data = {
-            "project_id": str(project.id),
-            "project_key": project.key,
-            "user_id": str(member.user_id),
-            "role": member.role.value,
-        } | extra
+        data = MEMBER_EVENTS[name](
+            project_id=project.id,
+            project_key=project.key,
+            user_id=member.user_id,
+            role=member.role.value,
+            **extra,
+        )
         await self._record(uow, name, project, caller, data)

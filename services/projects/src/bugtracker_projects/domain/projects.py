@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bugtracker_shared.permissions import Permission, ProjectRole, permissions_for
+from bugtracker_shared.permissions import AccessChecks, Permission, ProjectRole, permissions_for
 
 from bugtracker_projects.domain.errors import (
     ForbiddenError,
@@ -67,20 +67,18 @@ class Caller:
 
 
 @dataclass(frozen=True)
-class Access:
+class Access(AccessChecks):
     """What a caller may do in one project."""
+
+    forbidden_error = ForbiddenError
+    archived_error = ProjectArchivedError
 
     project: Project
     role: ProjectRole | None
     permissions: frozenset[Permission]
 
-    def require(self, permission: Permission) -> None:
-        if permission not in self.permissions:
-            raise ForbiddenError("Your role in this project does not allow this.")
-
-    def require_writable(self) -> None:
-        if self.project.is_archived:
-            raise ProjectArchivedError("The project is archived and read-only.")
+    def is_read_only(self) -> bool:
+        return self.project.is_archived
 
 
 def access_for(project: Project, caller: Caller, role: ProjectRole | None) -> Access:

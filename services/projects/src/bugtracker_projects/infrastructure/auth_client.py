@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from bugtracker_shared.problems import UpstreamUnavailableError
+from bugtracker_shared.http_client import bearer, upstream_get
 
 from bugtracker_projects.application.ports import UserInfo
 
@@ -15,16 +15,11 @@ class HttpUserDirectory:
         self._client = client
 
     async def get(self, user_id: uuid.UUID, *, token: str) -> UserInfo | None:
-        try:
-            response = await self._client.get(
-                f"/api/v1/users/{user_id}", headers={"Authorization": f"Bearer {token}"}
-            )
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailableError("The auth service cannot be reached.") from exc
-        if response.status_code == httpx.codes.NOT_FOUND:
+        response = await upstream_get(
+            self._client, f"/api/v1/users/{user_id}", headers=bearer(token), service="auth"
+        )
+        if response is None:
             return None
-        if response.status_code != httpx.codes.OK:
-            raise UpstreamUnavailableError(f"The auth service answered {response.status_code}.")
         body = response.json()
         return UserInfo(
             id=uuid.UUID(body["id"]),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from bugtracker_shared.conditions import etag, expected_version, not_modified
 from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from bugtracker_shared.web import CurrentPrincipal, link_next_page
+from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from bugtracker_tickets.api.schemas import (
@@ -37,19 +37,8 @@ from bugtracker_tickets.application.use_cases import (
 )
 from bugtracker_tickets.domain.tickets import Comment, Priority, Status, Ticket, TicketType
 
-
-async def use_cases(request: Request) -> TicketUseCases:
-    cases: TicketUseCases = request.app.state.use_cases
-    return cases
-
-
-async def comment_cases(request: Request) -> CommentUseCases:
-    cases: CommentUseCases = request.app.state.comment_cases
-    return cases
-
-
-UseCases = Annotated[TicketUseCases, Depends(use_cases)]
-Comments = Annotated[CommentUseCases, Depends(comment_cases)]
+UseCases = Annotated[TicketUseCases, Depends(from_app_state(TicketUseCases))]
+Comments = Annotated[CommentUseCases, Depends(from_app_state(CommentUseCases, "comment_cases"))]
 IfMatch = Annotated[str | None, Header(description="ETag of the version you changed")]
 IdempotencyKey = Annotated[
     str | None,
@@ -108,7 +97,7 @@ class Filters:
             statuses=tuple(self.status or ()),
             priorities=tuple(self.priority or ()),
             types=tuple(self.type or ()),
-            assignee=str(self.assignee) if self.assignee is not None else None,
+            assignee=self.assignee,
             reporter=self.reporter,
             labels=tuple(self.label or ()),
             q=self.q,

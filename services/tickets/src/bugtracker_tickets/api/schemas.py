@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
+from bugtracker_shared.pagination import Page
 from bugtracker_shared.web import StrictModel
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -106,9 +107,8 @@ class CommentResponse(BaseModel):
         )
 
 
-class CommentPage(BaseModel):
-    items: list[CommentResponse]
-    next_cursor: str | None
+class CommentPage(Page[CommentResponse]):
+    pass
 
 
 class HistoryItem(BaseModel):
@@ -119,9 +119,8 @@ class HistoryItem(BaseModel):
     to: Any
 
 
-class HistoryPage(BaseModel):
-    items: list[HistoryItem]
-    next_cursor: str | None
+class HistoryPage(Page[HistoryItem]):
+    pass
 
 
 class WatchersResponse(BaseModel):
@@ -180,9 +179,7 @@ class TicketResponse(BaseModel):
         )
 
 
-class TicketPage(BaseModel):
-    items: list[TicketResponse]
-    next_cursor: str | None
+class TicketPage(Page[TicketResponse]):
     total: Annotated[
         int | None,
         Field(description="with include_total=true", exclude_if=lambda total: total is None),

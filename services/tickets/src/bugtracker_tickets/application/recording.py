@@ -6,6 +6,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from bugtracker_shared.event_schemas import (
+    Comment as CommentData,
+)
+from bugtracker_shared.event_schemas import (
+    TicketAssigned,
+    TicketCommented,
+    TicketCreated,
+    TicketData,
+    TicketDeleted,
+    TicketStatusChanged,
+    TicketUpdated,
+)
 from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.request_context import current_request_id
 from bugtracker_shared.tokens import Principal
@@ -14,6 +26,17 @@ from bugtracker_tickets.application.ports import ProjectDirectory, UnitOfWork
 from bugtracker_tickets.domain.tickets import Comment, ProjectAccess, Ticket, mentioned
 
 SERVICE = "tickets"
+
+# The model of each ticket event's `data`: the ticket after the change, plus what the
+# event adds (`changes`, `comment`).
+TICKET_EVENTS: dict[str, type[TicketData]] = {
+    "ticket.created": TicketCreated,
+    "ticket.updated": TicketUpdated,
+    "ticket.assigned": TicketAssigned,
+    "ticket.status_changed": TicketStatusChanged,
+    "ticket.commented": TicketCommented,
+    "ticket.deleted": TicketDeleted,
+}
 
 
 async def record(
@@ -40,7 +63,7 @@ def ticket_event(
         service=SERVICE,
         subject=ticket.id,
         sequence=ticket.version,
-        data=ticket.event_data(watchers) | extra,
+        data=TICKET_EVENTS[name](**ticket.event_fields(watchers), **extra),
         actor_id=principal.user_id,
         correlation_id=current_request_id(),
     )
@@ -83,10 +106,10 @@ async def store_comment(
         "ticket.commented",
         ticket,
         principal,
-        comment={
-            "id": str(comment.id),
-            "author_id": str(comment.author_id),
-            "body": comment.body,
-            "mentions": [str(user_id) for user_id in comment.mentions],
-        },
+        comment=CommentData(
+            id=comment.id,
+            author_id=comment.author_id,
+            body=comment.body,
+            mentions=list(comment.mentions),
+        ),
     )

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from bugtracker_shared.conditions import check_version
 from bugtracker_shared.pagination import decode_cursor, decode_int_cursor, encode_cursor
@@ -137,8 +137,7 @@ class ListRequest:
     statuses: tuple[Status, ...] = ()
     priorities: tuple[Priority, ...] = ()
     types: tuple[TicketType, ...] = ()
-    assignee: str | None = None
-    """`me`, `none` or a user id."""
+    assignee: Literal["me", "none"] | uuid.UUID | None = None
     reporter: uuid.UUID | None = None
     labels: tuple[str, ...] = ()
     q: str | None = None
@@ -307,18 +306,15 @@ class TicketUseCases:
         if sort == "relevance":
             sort = "rank" if request.q else "-updated_at"
         after = decode_cursor(request.cursor, 2) if request.cursor else None
-        assignee_id: uuid.UUID | None = None
-        if request.assignee == "me":
-            assignee_id = principal.user_id
-        elif request.assignee not in (None, "none"):
-            assignee_id = uuid.UUID(request.assignee)
+        # `me` is the caller; `none` asks for unassigned tickets.
+        assignee = principal.user_id if request.assignee == "me" else request.assignee
         query = TicketQuery(
             project_ids=project_ids,
             statuses=request.statuses,
             priorities=request.priorities,
             types=request.types,
-            assignee_id=assignee_id,
-            unassigned=request.assignee == "none",
+            assignee_id=assignee if isinstance(assignee, uuid.UUID) else None,
+            unassigned=assignee == "none",
             reporter_id=request.reporter,
             labels=request.labels,
             text=request.q,

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from bugtracker_shared.permissions import Permission, ProjectRole
+from bugtracker_shared.permissions import AccessChecks, Permission, ProjectRole
 
 from bugtracker_tickets.domain.errors import (
     ForbiddenError,
@@ -76,26 +76,27 @@ class Ticket:
         self.updated_at = now
         self.version += 1
 
-    def event_data(self, watchers: list[uuid.UUID]) -> dict[str, Any]:
-        """The ticket as events carry it, with who watches it (for notifications)."""
+    def event_fields(self, watchers: list[uuid.UUID]) -> dict[str, Any]:
+        """The ticket as its events carry it (the fields of event_schemas.TicketData),
+        with who watches it (for notifications)."""
         return {
-            "id": str(self.id),
+            "id": self.id,
             "key": self.key,
-            "project_id": str(self.project_id),
+            "project_id": self.project_id,
             "title": self.title,
             "type": self.type.value,
             "priority": self.priority.value,
             "status": self.status.value,
             "resolution": self.resolution,
-            "reporter_id": str(self.reporter_id),
-            "assignee_id": str(self.assignee_id) if self.assignee_id else None,
+            "reporter_id": self.reporter_id,
+            "assignee_id": self.assignee_id,
             "labels": list(self.labels),
-            "due_date": self.due_date.isoformat() if self.due_date else None,
+            "due_date": self.due_date,
             "version": self.version,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
             "deleted": self.deleted_at is not None,
-            "watchers": [str(user_id) for user_id in watchers],
+            "watchers": list(watchers),
         }
 
 
@@ -158,8 +159,11 @@ def mentioned(body: str, members: list[tuple[uuid.UUID, str, str | None]]) -> li
 
 
 @dataclass(frozen=True)
-class ProjectAccess:
+class ProjectAccess(AccessChecks):
     """A caller's standing in a project, as the projects service reports it."""
+
+    forbidden_error = ForbiddenError
+    archived_error = ProjectArchivedError
 
     project_id: uuid.UUID
     project_key: str
@@ -167,13 +171,8 @@ class ProjectAccess:
     role: ProjectRole | None
     permissions: frozenset[Permission]
 
-    def require(self, permission: Permission) -> None:
-        if permission not in self.permissions:
-            raise ForbiddenError("Your role in this project does not allow this.")
-
-    def require_writable(self) -> None:
-        if self.archived:
-            raise ProjectArchivedError("The project is archived and read-only.")
+    def is_read_only(self) -> bool:
+        return self.archived
 
 
 def visible(access: ProjectAccess | None) -> ProjectAccess:

@@ -32,6 +32,7 @@ from typing import Any
 import asyncpg
 import httpx
 from bugtracker_shared.db import driver_connection
+from bugtracker_shared.event_schemas import MembershipData, ProjectCreated, ProjectData
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.internal import HEADER as INTERNAL_TOKEN_HEADER
 from bugtracker_shared.messaging import Broker
@@ -156,39 +157,39 @@ class MembershipView:
         if lag > self._lag_seconds:
             self._lagging_until = self._clock() + LAG_HOLD_SECONDS
             logger.warning("membership event %s applied %.1f s late", event.id, lag)
-        data = event.data
         if event.name.startswith("project.member_"):
             await self._member_changed(event)
             return
+        # The project after the change: what every `project.*` event's data shares (the
+        # consumer checked the whole of it against the event's own model already).
+        project = ProjectData.model_validate(event.data)
         async with driver_connection(self._engine) as conn, conn.transaction():
-            project_id = uuid.UUID(str(data["id"]))
             claimed = await conn.fetchval(
                 _CLAIM_PROJECT,
-                project_id,
-                data["key"],
-                bool(data["archived"]),
-                bool(data["deleted"]),
+                project.id,
+                project.key,
+                project.archived,
+                project.deleted,
                 event.sequence,
             )
             if claimed is not None and event.name == "project.created":
-                owner = uuid.UUID(str(data["owner_id"]))
-                await conn.execute(_SET_MEMBER, project_id, owner, ProjectRole.OWNER.value)
+                owner = ProjectCreated.model_validate(event.data).owner_id
+                await conn.execute(_SET_MEMBER, project.id, owner, ProjectRole.OWNER.value)
 
     async def _member_changed(self, event: CloudEvent) -> None:
-        data = event.data
-        project_id = uuid.UUID(str(data["project_id"]))
-        user_id = uuid.UUID(str(data["user_id"]))
+        member = MembershipData.model_validate(event.data)
+        project_id, user_id = member.project_id, member.user_id
         removed = event.name == "project.member_removed"
         async with driver_connection(self._engine) as conn, conn.transaction():
             claimed = await conn.fetchval(
-                _CLAIM_VERSION, project_id, data["project_key"], event.sequence
+                _CLAIM_VERSION, project_id, member.project_key, event.sequence
             )
             if claimed is None:
                 return
             if removed:
                 await conn.execute(_REMOVE_MEMBER, project_id, user_id)
             else:
-                await conn.execute(_SET_MEMBER, project_id, user_id, str(data["role"]))
+                await conn.execute(_SET_MEMBER, project_id, user_id, member.role)
         if removed and self.on_member_removed is not None:
             # After the view's commit: a failure here nacks the event, and its redelivery
             # (same version, claimed again) runs this again.

@@ -7,8 +7,8 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from bugtracker_shared.http_client import bearer, upstream_get
 from bugtracker_shared.permissions import Permission, ProjectRole
-from bugtracker_shared.problems import UpstreamUnavailableError
 from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.application.ports import MemberInfo
@@ -20,15 +20,7 @@ class HttpProjectDirectory:
         self._client = client
 
     async def _get(self, path: str, token: str) -> httpx.Response | None:
-        try:
-            response = await self._client.get(path, headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailableError("The projects service cannot be reached.") from exc
-        if response.status_code == httpx.codes.NOT_FOUND:
-            return None
-        if response.status_code != httpx.codes.OK:
-            raise UpstreamUnavailableError(f"The projects service answered {response.status_code}.")
-        return response
+        return await upstream_get(self._client, path, headers=bearer(token), service="projects")
 
     async def access(self, project_ref: str, caller: Principal) -> ProjectAccess | None:
         response = await self._get(f"/api/v1/projects/{project_ref}/members/me", caller.token)
