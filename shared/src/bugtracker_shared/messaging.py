@@ -146,18 +146,24 @@ class Broker:
             self._connection = connection
             try:
                 await connection.connect()
+                # The channels and queues too: a broker that goes away while they are set
+                # up (a restart) must mean another attempt, not a dead connection task.
+                await self._set_up(connection)
                 break
-            except (OSError, aio_pika.exceptions.AMQPError) as exc:
+            except (OSError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError) as exc:
                 await connection.close()
                 logger.warning("broker not reachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        self._connected.set()
+        logger.info("connected to the broker")
+
+    async def _set_up(self, connection: AbstractRobustConnection) -> None:
+        self._progress = []
         self._publish_channel = await connection.channel(publisher_confirms=True)
         self._exchange = await declare_exchange(self._publish_channel)
         for queue, keys, handler, prefetch in self._consumers:
             await self._consume(connection, queue, keys, handler, prefetch)
-        self._connected.set()
-        logger.info("connected to the broker")
 
     async def _consume(
         self,
