@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -135,23 +135,30 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps (its cause, or a DBAPIError's `orig`), five deep."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+
+
+def _unavailable(seen: BaseException) -> bool:
+    if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+        return True
+    if isinstance(seen, _UNAVAILABLE):
+        return True
+    # asyncpg's word for a statement on a connection the server closed (its other
+    # InterfaceErrors are misuse, a 500).
+    return isinstance(seen, asyncpg.exceptions.InterfaceError) and "closed" in str(seen)
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means the database could not serve the request now (a 503, worth a
     retry), rather than a fault in the request or the code (a 500)."""
-    seen: BaseException | None = exc
-    for _ in range(5):  # the exception, and what it wraps
-        if seen is None:
-            return False
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        if isinstance(seen, _UNAVAILABLE):
-            return True
-        # asyncpg's word for a statement on a connection the server closed (its other
-        # InterfaceErrors are misuse, a 500).
-        if isinstance(seen, asyncpg.exceptions.InterfaceError) and "closed" in str(seen):
-            return True
-        seen = seen.__cause__ or getattr(seen, "orig", None)
-    return False
+    return any(_unavailable(seen) for seen in _chain(exc))
 
 
 # Unavailable, but the connection is fine: a statement cancelled by its timeout, or no
@@ -163,14 +170,7 @@ _NOT_LOST: tuple[type[BaseException], ...] = (
 
 
 def _in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, kinds):
-            return True
-        seen = seen.__cause__ or getattr(seen, "orig", None)
-    return False
+    return any(isinstance(seen, kinds) for seen in _chain(exc))
 
 
 # Text PostgreSQL cannot store (a NUL character, in practice): the request's fault, a 422.
