@@ -6,17 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from bugtracker_shared.event_schemas import EVENT_DATA
 from bugtracker_shared.event_schemas import (
     Comment as CommentData,
-)
-from bugtracker_shared.event_schemas import (
-    TicketAssigned,
-    TicketCommented,
-    TicketCreated,
-    TicketData,
-    TicketDeleted,
-    TicketStatusChanged,
-    TicketUpdated,
 )
 from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.request_context import current_request_id
@@ -26,17 +18,6 @@ from bugtracker_tickets.application.ports import ProjectDirectory, UnitOfWork
 from bugtracker_tickets.domain.tickets import Comment, ProjectAccess, Ticket, mentioned
 
 SERVICE = "tickets"
-
-# The model of each ticket event's `data`: the ticket after the change, plus what the
-# event adds (`changes`, `comment`).
-TICKET_EVENTS: dict[str, type[TicketData]] = {
-    "ticket.created": TicketCreated,
-    "ticket.updated": TicketUpdated,
-    "ticket.assigned": TicketAssigned,
-    "ticket.status_changed": TicketStatusChanged,
-    "ticket.commented": TicketCommented,
-    "ticket.deleted": TicketDeleted,
-}
 
 
 async def record(
@@ -63,7 +44,9 @@ def ticket_event(
         service=SERVICE,
         subject=ticket.id,
         sequence=ticket.version,
-        data=TICKET_EVENTS[name](**ticket.event_fields(watchers), **extra),
+        # The model of the event's `data`: the ticket after the change, plus what the
+        # event adds (`changes`, `comment`).
+        data=EVENT_DATA[name](**ticket.event_fields(watchers), **extra),
         actor_id=principal.user_id,
         correlation_id=current_request_id(),
     )
