@@ -25,7 +25,7 @@ chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-in
   python3 python3-venv ca-certificates >&2
 chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/*
-# python:3.11-slim has `python` on PATH; keep that promise for the Dockerfiles.
+# python:3.11-slim has `python` on PATH; keep that promise for the Dockerfile.
 ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
 tar -C "$root" -c . | podman import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

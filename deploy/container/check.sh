@@ -28,8 +28,8 @@ now() { date +%s; }
 if [ "${CONTAINER_CHECK_SOURCE:-worktree}" = head ]; then
   SNAPSHOT=$(mktemp -d /tmp/bugtracker-container-src.XXXXXX)
   git archive HEAD | tar -x -C "$SNAPSHOT"
-  tar -c .dockerignore .env.example docker-compose.yml README.md deploy gateway/Dockerfile \
-    services/*/Dockerfile | tar -x -C "$SNAPSHOT"
+  tar -c .dockerignore .env.example docker-compose.yml README.md deploy Dockerfile \
+    | tar -x -C "$SNAPSHOT"
   echo "container-check: building HEAD ($(git rev-parse --short HEAD)) from $SNAPSHOT"
   cd "$SNAPSHOT"
   ROOT=$PWD
@@ -103,10 +103,8 @@ build=(podman build --network=host --format docker --build-arg "BASE_IMAGE=$BASE
 [ -f "$CA_BUNDLE" ] && build+=(-v "$CA_BUNDLE:$CA_BUNDLE:ro")
 t0=$(now)
 for c in "${COMPONENTS[@]}"; do
-  dockerfile=services/$c/Dockerfile
-  [ "$c" = gateway ] && dockerfile=gateway/Dockerfile
   tc=$(now)
-  "${build[@]}" -f "$dockerfile" -t "localhost/bugtracker-$c:check" . >"$WORK/build-$c.log" 2>&1 \
+  "${build[@]}" --build-arg "COMPONENT=$c" -t "localhost/bugtracker-$c:check" . >"$WORK/build-$c.log" 2>&1 \
     || { tail -30 "$WORK/build-$c.log"; exit 1; }
   printf '  %-14s %4ss  %s\n' "$c" "$(($(now) - tc))" \
     "$(podman image inspect --format '{{.Size}}' "localhost/bugtracker-$c:check" | numfmt --to=iec)"
