@@ -17,7 +17,7 @@ help:
 	@echo "make lint    ruff, ruff format --check, mypy --strict, import-linter, deploy-check, hooks-check"
 	@echo "make hooks   install the git hooks (pre-commit and commit-msg) from .pre-commit-config.yaml"
 	@echo "make changelog      regenerate CHANGELOG.md from the conventional commits (git-cliff)"
-	@echo "make deploy-check     compose config, kubernetes-validate --strict, workflow schema"
+	@echo "make deploy-check     compose config, kubernetes-validate --strict (operator CRDs too), workflow schema"
 	@echo "make container-check  build the images with podman and run the walk-through on compose"
 	@echo "make bench   load scenarios through the gateway against a running 'make up' (bench/README.md)"
 	@echo "make seed    with 'make up' running: a project SEED with TICKETS tickets (default 1,000,000)"
