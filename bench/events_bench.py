@@ -47,7 +47,7 @@ from bugtracker_notifications.main import EVENTS_QUEUE, create_app
 from bugtracker_notifications.settings import Settings
 from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.messaging import Broker
-from bugtracker_shared.outbox import OutboxRelay, OutboxWriter, outbox_table
+from bugtracker_shared.outbox import OutboxRelay, OutboxSettings, OutboxWriter, outbox_table
 from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -199,7 +199,7 @@ async def measure_relay(
                 event = event.model_copy(update={"subject": random.choice(subjects)})
             await writer.add(event)
         await session.commit()
-    relay = OutboxRelay(engine, table, broker, batch_size=100)
+    relay = OutboxRelay(engine, table, broker, OutboxSettings(batch_size=100))
     rounds = Rounds(relay)
     started = time.perf_counter()
     relay.start()

@@ -23,7 +23,7 @@ from bugtracker_auth.main import create_app
 from bugtracker_auth.settings import Settings
 from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, throwaway_stack
-from bugtracker_shared.testing import app_client
+from bugtracker_testkit import app_client
 
 PASSWORD = "plum lantern orbit quietly 47"  # noqa: S105 (a throw-away test account)
 EMAIL = "bench@example.com"

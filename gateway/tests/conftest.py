@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import socketserver
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from bugtracker_gateway.main import create_app
 from bugtracker_gateway.settings import Settings
-from bugtracker_shared.testing import app_client
+from bugtracker_testkit import app_client
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
@@ -262,6 +263,19 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
         ),
         "notifications": document({"/api/v1/notifications": {"get": _operation("list_items")}}, {}),
     }
+
+
+@pytest.fixture(autouse=True)
+def prompt_metrics_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prometheus-client serves /metrics with socketserver's `serve_forever`, which notices
+    a shutdown only at its next poll, every 0.5 s: each gateway a test stopped waited that
+    long (about a minute of the unit tests). Here it polls every 10 ms."""
+    serve_forever = socketserver.BaseServer.serve_forever
+
+    def polling_often(self: socketserver.BaseServer, poll_interval: float = 0.5) -> None:
+        serve_forever(self, poll_interval=0.01)
+
+    monkeypatch.setattr(socketserver.BaseServer, "serve_forever", polling_often)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from bugtracker_gateway.main import create_app
 from bugtracker_gateway.observability import RouteTemplates, proxied_route
 from bugtracker_gateway.settings import Settings
-from bugtracker_shared.testing import app_client
+from bugtracker_testkit import app_client
 from prometheus_client.parser import text_string_to_metric_families
 
 TEMPLATES = RouteTemplates(

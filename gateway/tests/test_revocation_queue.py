@@ -6,11 +6,15 @@ from __future__ import annotations
 import uuid
 
 import aio_pika
+import pytest
 from aio_pika.exceptions import ChannelNotFoundEntity
 from bugtracker_devstack.stack import Stack
 from bugtracker_gateway.main import create_app
 from bugtracker_gateway.settings import Settings
-from bugtracker_shared.testing import app_client, eventually
+from bugtracker_testkit import app_client, eventually
+
+# The run's real RabbitMQ (the `infra` fixture starts it, with PostgreSQL).
+pytestmark = pytest.mark.integration
 
 
 async def test_the_queue_of_a_gateway_that_is_gone_is_deleted_by_the_broker(

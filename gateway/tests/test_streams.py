@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from bugtracker_gateway.main import create_app
 from bugtracker_gateway.settings import Settings
 from bugtracker_shared.events import raw_event
-from bugtracker_shared.testing import app_client
+from bugtracker_testkit import app_client
 from fastapi import FastAPI
 
 from gateway.tests.conftest import mint_token, openapi_documents

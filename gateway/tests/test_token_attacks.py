@@ -17,7 +17,7 @@ import httpx
 import pytest
 from bugtracker_gateway.main import create_app
 from bugtracker_shared.events import raw_event
-from bugtracker_shared.testing import app_client
+from bugtracker_testkit import app_client
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import OKPAlgorithm
 

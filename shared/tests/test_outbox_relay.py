@@ -19,8 +19,8 @@ import pytest
 from bugtracker_devstack.stack import Stack
 from bugtracker_shared.events import CONTENT_TYPE, CloudEvent, raw_event
 from bugtracker_shared.messaging import Broker, declare_exchange
-from bugtracker_shared.outbox import OutboxRelay, OutboxWriter, outbox_table
-from bugtracker_shared.testing import eventually
+from bugtracker_shared.outbox import OutboxRelay, OutboxSettings, OutboxWriter, outbox_table
+from bugtracker_testkit import eventually
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -153,7 +153,7 @@ async def test_a_batch_of_several_aggregates_keeps_each_aggregates_order(
 ) -> None:
     events = interleaved(listener, aggregates=8, per_aggregate=6)
     await outbox.write(events)
-    relay = OutboxRelay(outbox.engine, outbox.table, broker, batch_size=100)
+    relay = OutboxRelay(outbox.engine, outbox.table, broker, OutboxSettings(batch_size=100))
 
     assert await relay.relay_once() == 48
     assert relay.batches == 1
@@ -266,7 +266,9 @@ async def test_two_relays_at_once_publish_each_event_exactly_once_in_order(
     second.start()
     await second.wait_connected()
     relays = [
-        OutboxRelay(outbox.engine, outbox.table, b, batch_size=25, poll_seconds=0.05)
+        OutboxRelay(
+            outbox.engine, outbox.table, b, OutboxSettings(batch_size=25, poll_seconds=0.05)
+        )
         for b in (broker, second)
     ]
     try:
@@ -296,7 +298,10 @@ async def test_commits_that_come_together_go_out_in_one_batch(
     # A long linger, ended by the fifth wake-up (batch_size): the five commits share one
     # round, and nothing waits for the linger to run out.
     relay = OutboxRelay(
-        outbox.engine, outbox.table, broker, batch_size=5, poll_seconds=30, linger_seconds=30
+        outbox.engine,
+        outbox.table,
+        broker,
+        OutboxSettings(batch_size=5, poll_seconds=30, linger_seconds=30),
     )
     relay.start()
     try:

@@ -7,8 +7,8 @@ from typing import Any
 
 import jwt
 import pytest
-from bugtracker_shared.testing import TokenMinter
 from bugtracker_shared.tokens import InvalidTokenError, TokenVerifier, bearer_token
+from bugtracker_testkit import TokenMinter
 
 
 class CountingJwks:

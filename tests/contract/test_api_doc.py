@@ -5,6 +5,7 @@ ones the services enforce, and its event table lists the events of the event mod
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable
@@ -23,13 +24,21 @@ API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 Operations = list[Any]  # the root conftest's DocumentedOperation: method, path, who
 
 
+# Building the apps and their documents takes seconds; the tests read the same merge, so
+# it is built once and each test gets its own copy.
+_MERGED: dict[str, Any] = {}
+
+
 @pytest.fixture
 def merged_openapi(app_factories: dict[str, Callable[[], FastAPI]]) -> dict[str, Any]:
     """What the gateway serves at /openapi.json: each service's document, as JSON, merged."""
-    documents = {
-        backend: json.loads(json.dumps(app_factories[backend]().openapi())) for backend in BACKENDS
-    }
-    return merge_documents(documents, version="test")
+    if not _MERGED:
+        documents = {
+            backend: json.loads(json.dumps(app_factories[backend]().openapi()))
+            for backend in BACKENDS
+        }
+        _MERGED.update(merge_documents(documents, version="test"))
+    return copy.deepcopy(_MERGED)
 
 
 def served_operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

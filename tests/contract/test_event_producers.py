@@ -30,7 +30,7 @@ from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.messaging import accepted_event
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.tokens import Principal
-from bugtracker_tickets.application.recording import ticket_event
+from bugtracker_tickets.application.ticket_events import ticket_event
 from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
 
 NOW = datetime.now(UTC)

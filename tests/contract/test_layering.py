@@ -1,7 +1,8 @@
 """The import-linter contracts (pyproject.toml) fail on the imports they exist to stop:
 an application module importing a shared adapter, an infrastructure module importing the
-API layer, a gateway leaf importing a request handler. Each is planted in a copy of the
-sources (never in the working tree), and `lint-imports` runs over the copy."""
+API layer, runtime code importing the test kit, a gateway leaf importing a request
+handler. Each is planted in a copy of the sources (never in the working tree), and
+`lint-imports` runs over the copy."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ SOURCES = [
     "services/projects/src",
     "services/tickets/src",
     "services/notifications/src",
+    "testkit/src",
 ]
 PLANTED = {
     "services/tickets/src/bugtracker_tickets/application/planted_adapter.py": (
@@ -28,6 +30,10 @@ PLANTED = {
     "services/tickets/src/bugtracker_tickets/infrastructure/planted_api.py": (
         "import bugtracker_tickets.api.routes\n",
         "Infrastructure never imports the API layer BROKEN",
+    ),
+    "shared/src/bugtracker_shared/planted_testkit.py": (
+        "import bugtracker_testkit\n",
+        "No runtime package imports the test kit BROKEN",
     ),
 }
 
@@ -57,7 +63,7 @@ def _copy(tmp_path: Path) -> Path:
 def test_the_contracts_hold_on_the_sources(tmp_path: Path) -> None:
     out = _lint(_copy(tmp_path))
     assert "BROKEN" not in out, out
-    assert "Contracts: 7 kept, 0 broken." in out, out
+    assert "Contracts: 8 kept, 0 broken." in out, out
 
 
 def test_the_contracts_fail_on_the_imports_they_forbid(tmp_path: Path) -> None:

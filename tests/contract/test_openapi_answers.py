@@ -6,6 +6,7 @@ and the headers a client needs on success."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,11 +30,18 @@ PUBLIC = {
 }
 
 
+# Building the apps and their documents takes seconds; every test here reads the same
+# ones, so they are built once and each test gets its own copy.
+_BUILT: dict[str, dict[str, Any]] = {}
+
+
 @pytest.fixture
 def documents(app_factories: dict[str, Callable[[], FastAPI]]) -> dict[str, dict[str, Any]]:
     """Each service's document as it serves it, and the gateway's merge of them."""
-    services = {b: json.loads(json.dumps(app_factories[b]().openapi())) for b in BACKENDS}
-    return {**services, "gateway": merge_documents(services, version="test")}
+    if not _BUILT:
+        services = {b: json.loads(json.dumps(app_factories[b]().openapi())) for b in BACKENDS}
+        _BUILT.update({**services, "gateway": merge_documents(services, version="test")})
+    return copy.deepcopy(_BUILT)
 
 
 def _operations(documents: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, str, Any]]:

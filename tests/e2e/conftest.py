@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from bugtracker_devstack.processes import stop_group
 from bugtracker_devstack.stack import PROCESSES, SERVICES, Stack, wait_until_ready
 from bugtracker_devstack.testing import migrated
-from bugtracker_shared.testing import JWT_PATTERN
+from bugtracker_testkit import JWT_PATTERN
 
 ADMIN_EMAIL = "admin@e2e.example.com"
 ADMIN_PASSWORD = "e2e admin passphrase 7 walrus kettle"
@@ -53,6 +54,14 @@ def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     known = [ADMIN_PASSWORD, infra.internal_token, *infra.role_passwords.values()]
     assert not [secret for secret in known if secret in text], "a secret is in the e2e logs"
     assert not JWT_PATTERN.search(text), "a JSON Web Token is in the e2e logs"
+
+
+@pytest.fixture(scope="module")
+def api(system: System) -> Iterator[httpx.Client]:
+    """A client of the gateway (a module whose tests need another client defines its own
+    `api`)."""
+    with httpx.Client(base_url=system.gateway_url, timeout=15) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,10 @@ import httpx
 import pytest
 from bugtracker_devstack.stack import Stack
 from bugtracker_shared.events import EXCHANGE, CloudEvent
-from bugtracker_shared.testing import eventually
+from bugtracker_testkit import eventually, register_and_login
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "cobalt-orchard-ferry-58-quill"
 TERMINATE = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
     "WHERE usename = 'bugtracker_tickets'"
@@ -70,16 +69,8 @@ class Owner:
 
 @pytest.fixture(scope="module")
 def owner(system: Any) -> Owner:
-    email = f"faults-{uuid.uuid4().hex[:8]}@example.com"
     with httpx.Client(base_url=system.gateway_url, timeout=10) as api:
-        created = api.post(
-            "/api/v1/auth/register",
-            json={"email": email, "password": PASSWORD, "display_name": "Fay"},
-        )
-        assert created.status_code == 201, created.text
-        login = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-        assert login.status_code == 200, login.text
-    return Owner(created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"})
+        return Owner(*register_and_login(api, "faults"))
 
 
 @pytest.fixture

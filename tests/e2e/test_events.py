@@ -18,11 +18,9 @@ import pytest
 from bugtracker_devstack.stack import Stack
 from bugtracker_shared.event_schemas import validate_data
 from bugtracker_shared.events import CONTENT_TYPE, EXCHANGE, CloudEvent
-from bugtracker_shared.testing import eventually
+from bugtracker_testkit import eventually, register_and_login
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "plum lantern orbit quietly 47"
 
 
 @pytest.fixture
@@ -41,22 +39,11 @@ class Cast:
     bob: dict[str, str]
 
 
-def user(api: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    created = api.post(
-        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "display_name": name}
-    )
-    assert created.status_code == 201, created.text
-    login = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert login.status_code == 200, login.text
-    return created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 @pytest.fixture(scope="module")
 def cast(system: Any) -> Cast:
     with httpx.Client(base_url=system.gateway_url, timeout=10) as api:
-        ann_id, ann = user(api, "ann")
-        bob_id, bob = user(api, "bob")
+        ann_id, ann = register_and_login(api, "ann")
+        bob_id, bob = register_and_login(api, "bob")
     return Cast(ann_id, ann, bob_id, bob)
 
 

@@ -5,7 +5,6 @@ operation in docs/api.md."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,12 +17,6 @@ pytestmark = pytest.mark.e2e
 
 UNAVAILABLE_DEADLINE_SECONDS = 1.0
 RESTART_DEADLINE_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def api(system: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

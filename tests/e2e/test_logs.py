@@ -4,7 +4,6 @@ across processes, and never a password or a token."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from bugtracker_devstack.stack import PROCESSES, Stack
-from bugtracker_shared.testing import JWT_PATTERN
+from bugtracker_testkit import JWT_PATTERN, register, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,24 +29,10 @@ def _records(logs: Path, process: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def _until(probe: Any, what: str, within: float = 10.0) -> Any:
-    deadline = time.monotonic() + within
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        time.sleep(0.05)
-    return found
-
-
 def test_no_password_or_token_reaches_the_logs(system: Any, infra: Stack) -> None:
-    email = f"logs-{uuid.uuid4().hex[:8]}@example.com"
     secrets: list[str] = [FIRST_PASSWORD, SECOND_PASSWORD, WRONG_PASSWORD]
     with httpx.Client(base_url=system.gateway_url, timeout=10) as api:
-        created = api.post(
-            "/api/v1/auth/register",
-            json={"email": email, "password": FIRST_PASSWORD, "display_name": "Logs"},
-        )
-        assert created.status_code == 201, created.text
+        _, email = register(api, "logs", password=FIRST_PASSWORD)
         refused = api.post("/api/v1/auth/login", json={"email": email, "password": WRONG_PASSWORD})
         assert refused.status_code == 401
         login = api.post("/api/v1/auth/login", json={"email": email, "password": FIRST_PASSWORD})
@@ -85,7 +70,7 @@ def test_no_password_or_token_reaches_the_logs(system: Any, infra: Stack) -> Non
     ]
 
     # The last request's access line is written after its answer: wait for it.
-    _until(lambda: marker in _log_text(system.logs), "the last request in the logs")
+    wait_until(lambda: _log_text(system.logs), lambda text: marker in text)
     text = _log_text(system.logs)
     leaked = [secret[:12] + "…" for secret in secrets if secret in text]
     assert not leaked, f"secrets in the logs: {leaked}"
@@ -112,7 +97,7 @@ def test_one_request_can_be_followed_across_processes_by_its_id(system: Any) -> 
             and record.get("logger") == "bugtracker.access"
         ]
 
-    lines = _until(lambda: len(access_lines()) == 2 and access_lines(), "both access lines")
+    lines = wait_until(access_lines, lambda found: len(found) == 2)
     by_service = {line["service"]: line for line in lines}
     assert set(by_service) == {"gateway", "auth"}
     for line in lines:
@@ -140,18 +125,15 @@ def test_access_lines_carry_route_templates_and_the_caller(system: Any) -> None:
             headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id},
         )
 
-    def line(process: str) -> dict[str, Any] | None:
-        return next(
-            (
-                r
-                for r in _records(system.logs, process)
-                if r.get("request_id") == request_id and r.get("logger") == "bugtracker.access"
-            ),
-            None,
-        )
+    def access_lines(process: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in _records(system.logs, process)
+            if r.get("request_id") == request_id and r.get("logger") == "bugtracker.access"
+        ]
 
-    auth_line = _until(lambda: line("auth"), "auth's access line")
-    gateway_line = _until(lambda: line("gateway"), "the gateway's access line")
+    auth_line = wait_until(lambda: access_lines("auth"), bool)[0]
+    gateway_line = wait_until(lambda: access_lines("gateway"), bool)[0]
     assert auth_line["path"] == "/api/v1/users/{user_id}"
     assert gateway_line["path"] == "/api/v1/users/{id}"
     assert auth_line["user_id"] == gateway_line["user_id"] == user_id

@@ -4,51 +4,22 @@ but not them."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
+from bugtracker_testkit import register_and_login, wait_until
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "quartz-meadow-lantern-7-river"
-
-
-@pytest.fixture(scope="module")
-def api(system: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.gateway_url, timeout=15) as client:
-        yield client
-
-
-def person(api: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    created = api.post(
-        "/api/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "display_name": name},
-    )
-    assert created.status_code == 201, created.text
-    login = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    return created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
-def until(fetch: Callable[[], Any], done: Callable[[Any], bool], within: float = 10.0) -> Any:
-    """Poll `fetch` until `done` holds, failing after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not done(result := fetch()):
-        assert time.monotonic() < deadline, f"still {result!r}"
-        time.sleep(0.05)
-    return result
 
 
 def test_a_removed_member_is_unassigned_unwatched_and_no_longer_notified(
     api: httpx.Client, settle_tickets_view: Callable[[str], None]
 ) -> None:
-    _, owner = person(api, "olga")
-    dev_id, dev = person(api, "devon")
-    watcher_id, watcher = person(api, "wally")
+    _, owner = register_and_login(api, "olga")
+    dev_id, dev = register_and_login(api, "devon")
+    watcher_id, watcher = register_and_login(api, "wally")
     key = "R" + uuid.uuid4().hex[:6].upper()
     project = api.post("/api/v1/projects", json={"key": key, "name": "Removal"}, headers=owner)
     assert project.status_code == 201, project.text
@@ -75,7 +46,7 @@ def test_a_removed_member_is_unassigned_unwatched_and_no_longer_notified(
     assert api.delete(f"/api/v1/projects/{key}/members/{dev_id}", headers=owner).status_code == 204
 
     for ticket in tickets:
-        until(
+        wait_until(
             lambda t=ticket: api.get(f"/api/v1/tickets/{t['key']}", headers=owner).json(),
             lambda found: found["assignee_id"] is None,
         )
@@ -88,7 +59,7 @@ def test_a_removed_member_is_unassigned_unwatched_and_no_longer_notified(
     assert (
         api.post(f"{url}/comments", json={"body": "still broken"}, headers=owner).status_code == 201
     )
-    until(
+    wait_until(
         lambda: api.get("/api/v1/notifications", headers=watcher).json()["items"],
         lambda items: any(n["type"] == "ticket.commented" for n in items),
     )

@@ -13,24 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from bugtracker_testkit import register_and_login
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "plum-lantern-harbour-42-violet"
 ROUNDS = 20
 CONTRACT_SECONDS = 1.0
 LOAD_CLIENTS = 4
 LOAD_SECONDS_AT_MOST = 120.0
-
-
-def _user(client: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    created = client.post(
-        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "display_name": name}
-    )
-    assert created.status_code == 201, created.text
-    login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    return created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 @pytest.fixture
@@ -51,8 +41,8 @@ def _until(check: Any, status: int) -> float:
 def test_removal_and_re_adding_reach_tickets_within_a_second(
     client: httpx.Client, system: Any
 ) -> None:
-    _, owner = _user(client, "owner")
-    member_id, member = _user(client, "member")
+    _, owner = register_and_login(client, "owner")
+    member_id, member = register_and_login(client, "member")
     key = "V" + uuid.uuid4().hex[:7].upper()
     project = client.post("/api/v1/projects", json={"key": key, "name": "view"}, headers=owner)
     assert project.status_code == 201, project.text

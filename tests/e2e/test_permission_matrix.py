@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from bugtracker_testkit import PASSWORD, register_and_login
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "plum-lantern-harbour-42-violet"
 MEMBER_ROLES = ("viewer", "reporter", "developer", "maintainer", "owner")
 CALLERS = (*MEMBER_ROLES, "admin", "outsider")
 
@@ -31,15 +31,6 @@ class Cast:
 
     def settle(self, world: World) -> None:
         self.settle_view(world.project_id)
-
-    def user(self, name: str) -> tuple[str, dict[str, str]]:
-        email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-        created = self.client.post(
-            "/api/v1/auth/register",
-            json={"email": email, "password": PASSWORD, "display_name": name},
-        )
-        assert created.status_code == 201, created.text
-        return created.json()["id"], self.login(email, PASSWORD)
 
     def login(self, email: str, password: str) -> dict[str, str]:
         login = self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
@@ -62,7 +53,7 @@ def cast(system: Any, infra: Any, settle_tickets_view: Callable[[str], None]) ->
     with httpx.Client(base_url=system.gateway_url, timeout=15) as client:
         cast = Cast(client, {}, {}, settle_tickets_view)
         for name in (*MEMBER_ROLES, "outsider", "target", "newcomer"):
-            cast.ids[name], cast.headers[name] = cast.user(name)
+            cast.ids[name], cast.headers[name] = register_and_login(client, name)
         admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
         infra.create_admin(admin_email, PASSWORD)
         cast.headers["admin"] = cast.login(admin_email, PASSWORD)

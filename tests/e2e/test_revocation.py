@@ -6,23 +6,15 @@ so a refusal there is the gateway's own doing, not the auth service's database c
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from bugtracker_testkit import PASSWORD, register
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "plum lantern orbit quietly 47"
 REVOCATION_DEADLINE_SECONDS = 1.0
-
-
-@pytest.fixture(scope="module")
-def api(system: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
-        yield client
 
 
 def login(api: httpx.Client, email: str, password: str) -> dict[str, Any]:
@@ -34,16 +26,6 @@ def login(api: httpx.Client, email: str, password: str) -> dict[str, Any]:
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
-def new_user(api: httpx.Client, name: str) -> tuple[str, str]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    created = api.post(
-        "/api/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "display_name": name},
-    )
-    assert created.status_code == 201, created.text
-    return created.json()["id"], email
 
 
 def refused_within(api: httpx.Client, headers: dict[str, str], deadline_seconds: float) -> float:
@@ -63,7 +45,7 @@ def refused_within(api: httpx.Client, headers: dict[str, str], deadline_seconds:
 def test_a_deactivated_users_old_token_is_refused_within_a_second(
     api: httpx.Client, system: Any
 ) -> None:
-    user_id, email = new_user(api, "dora")
+    user_id, email = register(api, "dora")
     tokens = login(api, email, PASSWORD)
     assert api.get("/api/v1/projects", headers=bearer(tokens)).status_code == 200
     admin = bearer(login(api, system.admin_email, system.admin_password))
@@ -80,7 +62,7 @@ def test_a_deactivated_users_old_token_is_refused_within_a_second(
 
 
 def test_logout_and_refresh_reuse_are_refused_by_the_gateway(api: httpx.Client) -> None:
-    _, email = new_user(api, "lou")
+    _, email = register(api, "lou")
     first = login(api, email, PASSWORD)
     second = login(api, email, PASSWORD)
 

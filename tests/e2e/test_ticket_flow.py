@@ -3,34 +3,14 @@ watchers, history, and the notifications each step causes for the right people."
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from bugtracker_testkit import register_and_login, wait_until
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "quartz-meadow-lantern-7-river"
-
-
-@pytest.fixture(scope="module")
-def api(system: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.gateway_url, timeout=15) as client:
-        yield client
-
-
-def person(api: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    created = api.post(
-        "/api/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "display_name": name},
-    )
-    assert created.status_code == 201, created.text
-    login = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    return created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 def notifications(api: httpx.Client, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -38,23 +18,10 @@ def notifications(api: httpx.Client, headers: dict[str, str]) -> list[dict[str, 
     return items
 
 
-def wait_for(
-    fetch: Callable[[], list[dict[str, Any]]],
-    until: Callable[[list[dict[str, Any]]], bool],
-    timeout: float = 10.0,
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if until(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
-
-
 def test_a_ticket_from_report_to_done(api: httpx.Client) -> None:
-    reporter_id, reporter = person(api, "rita")
-    dev_id, dev = person(api, "devon")
-    watcher_id, watcher = person(api, "wally")
+    reporter_id, reporter = register_and_login(api, "rita")
+    dev_id, dev = register_and_login(api, "devon")
+    watcher_id, watcher = register_and_login(api, "wally")
     key = "F" + uuid.uuid4().hex[:6].upper()
     project = api.post("/api/v1/projects", json={"key": key, "name": "Flow"}, headers=reporter)
     for user_id, role in ((dev_id, "developer"), (watcher_id, "viewer")):
@@ -93,13 +60,13 @@ def test_a_ticket_from_report_to_done(api: httpx.Client) -> None:
 
     # Rita reported the ticket: she hears of both status changes and is mentioned once
     # (a mention replaces the plain comment notice); Wally watches; Devon acted himself.
-    rita = wait_for(lambda: notifications(api, reporter), lambda items: len(items) >= 3)
+    rita = wait_until(lambda: notifications(api, reporter), lambda items: len(items) >= 3)
     assert sorted(n["type"] for n in rita) == [
         "ticket.mentioned",
         "ticket.status_changed",
         "ticket.status_changed",
     ]
-    wally = wait_for(lambda: notifications(api, watcher), lambda items: len(items) >= 3)
+    wally = wait_until(lambda: notifications(api, watcher), lambda items: len(items) >= 3)
     assert (
         sorted(n["type"] for n in wally)
         == [

@@ -3,45 +3,13 @@ assignment, and the notification that the assignment causes."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
+from bugtracker_testkit import register_and_login, wait_until
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "plum lantern orbit quietly 47"
-
-
-@pytest.fixture(scope="module")
-def api(system: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
-        yield client
-
-
-def register_and_login(api: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
-    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    created = api.post(
-        "/api/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "display_name": name},
-    )
-    assert created.status_code == 201, created.text
-    login = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert login.status_code == 200, login.text
-    return created.json()["id"], {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
-def poll(fetch: Any, until: Any, timeout: float = 10.0) -> Any:
-    """Call `fetch` until `until(result)` holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if until(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> None:
@@ -93,7 +61,7 @@ def test_assignment_notifies_the_assignee_once_and_nobody_else(api: httpx.Client
     assert assigned.json()["assignee_id"] == bob_id
 
     # Bob is told twice: added to the project, then assigned.
-    notifications = poll(
+    notifications = wait_until(
         lambda: api.get("/api/v1/notifications", headers=bob).json()["items"],
         lambda items: len(items) >= 2,
     )

@@ -19,7 +19,7 @@ from bugtracker_devstack.processes import free_port
 from bugtracker_devstack.stack import PROCESSES, SERVICES, Ports, Stack
 from bugtracker_devstack.testing import migrated
 from bugtracker_shared import tracing
-from bugtracker_shared.testing import eventually
+from bugtracker_testkit import eventually
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

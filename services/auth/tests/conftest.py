@@ -16,7 +16,7 @@ from bugtracker_auth.main import create_app
 from bugtracker_auth.settings import Settings
 from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
-from bugtracker_shared.testing import app_client
+from bugtracker_testkit import app_client
 
 PASSWORD = "plum lantern orbit quietly 47"
 INTERNAL_TOKEN = "internal-test-token"

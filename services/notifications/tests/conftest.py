@@ -17,7 +17,7 @@ from bugtracker_notifications.settings import Settings
 from bugtracker_shared.event_schemas import TicketAssigned
 from bugtracker_shared.events import CONTENT_TYPE, CloudEvent, new_event
 from bugtracker_shared.messaging import declare_exchange
-from bugtracker_shared.testing import app_client, eventually
+from bugtracker_testkit import app_client, eventually
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.algorithms import OKPAlgorithm

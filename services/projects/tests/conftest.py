@@ -11,7 +11,7 @@ from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
 from bugtracker_projects.main import create_app
 from bugtracker_projects.settings import Settings
-from bugtracker_shared.testing import TokenMinter, app_client
+from bugtracker_testkit import TokenMinter, app_client
 
 AUTH_URL = "http://auth.test"
 

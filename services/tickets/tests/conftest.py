@@ -13,7 +13,7 @@ import respx
 from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
 from bugtracker_shared.permissions import ROLE_PERMISSIONS, ProjectRole
-from bugtracker_shared.testing import TokenMinter, app_client
+from bugtracker_testkit import TokenMinter, app_client
 from bugtracker_tickets.main import create_app
 from bugtracker_tickets.settings import Settings
 

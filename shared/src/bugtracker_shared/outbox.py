@@ -171,23 +171,12 @@ class OutboxRelay:
         engine: AsyncEngine,
         table: Table,
         broker: Broker,
-        *,
-        batch_size: int = 100,
-        poll_seconds: float = 0.5,
-        linger_seconds: float = 0.005,
-        retention: timedelta = timedelta(days=7),
-        prune_interval_seconds: float = 600.0,
-        prune_batch_size: int = 10_000,
+        settings: OutboxSettings | None = None,
     ) -> None:
         self._engine = engine
         self._table = table
         self._broker = broker
-        self._batch_size = batch_size
-        self._poll_seconds = poll_seconds
-        self._linger_seconds = linger_seconds
-        self._retention = retention
-        self._prune_interval = prune_interval_seconds
-        self._prune_batch_size = prune_batch_size
+        self._settings = settings if settings is not None else OutboxSettings()
         self._next_prune = 0.0
         self._claim = _CLAIM.format(
             table=table.fullname,  # our own table's name
@@ -202,27 +191,11 @@ class OutboxRelay:
         self.unroutable = 0
         self.batches = 0  # rounds that published at least one row
 
-    @classmethod
-    def from_settings(
-        cls, engine: AsyncEngine, table: Table, broker: Broker, settings: OutboxSettings
-    ) -> OutboxRelay:
-        return cls(
-            engine,
-            table,
-            broker,
-            batch_size=settings.batch_size,
-            poll_seconds=settings.poll_seconds,
-            linger_seconds=settings.linger_seconds,
-            retention=timedelta(days=settings.retention_days),
-            prune_interval_seconds=settings.prune_interval_seconds,
-            prune_batch_size=settings.prune_batch_size,
-        )
-
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so they go out at once."""
         self._woken += 1
         self._wakeup.set()
-        if self._woken >= self._batch_size:
+        if self._woken >= self._settings.batch_size:
             self._batch_woken.set()
 
     def start(self) -> None:
@@ -251,7 +224,7 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            if published == self._batch_size:
+            if published == self._settings.batch_size:
                 continue  # a backlog: the next batch at once
             await self._wait_for_work()
 
@@ -261,20 +234,20 @@ class OutboxRelay:
         # Not asyncio.wait_for: on 3.11 it swallows a cancellation that arrives as the
         # wake-up fires (a commit just before shutdown), and `stop` then never returns.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._poll_seconds):
+            async with asyncio.timeout(self._settings.poll_seconds):
                 await self._wakeup.wait()
-        if not self._wakeup.is_set() or self._linger_seconds <= 0:
+        if not self._wakeup.is_set() or self._settings.linger_seconds <= 0:
             return  # the poll, or no lingering
         # The commits of concurrent requests arrive within a few milliseconds of each
         # other: lingering lets them share one round (OutboxSettings.linger_seconds).
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._linger_seconds):
+            async with asyncio.timeout(self._settings.linger_seconds):
                 await self._batch_woken.wait()
 
     async def _prune_when_due(self) -> None:
         now = time.monotonic()
         if now >= self._next_prune:
-            self._next_prune = now + self._prune_interval
+            self._next_prune = now + self._settings.prune_interval_seconds
             pruned = await self.prune()
             if pruned:
                 logger.info("pruned %d sent outbox rows", pruned)
@@ -283,7 +256,9 @@ class OutboxRelay:
         """Delete rows sent longer than the retention period ago (in bounded batches, so
         a long backlog does not hold one huge transaction); returns how many."""
         t = self._table
-        cutoff = datetime.now(UTC) - (self._retention if older_than is None else older_than)
+        if older_than is None:
+            older_than = timedelta(days=self._settings.retention_days)
+        cutoff = datetime.now(UTC) - older_than
         total = 0
         while True:
             async with self._engine.begin() as conn:
@@ -291,14 +266,14 @@ class OutboxRelay:
                     select(t.c.position)
                     .where(t.c.sent_at.is_not(None), t.c.sent_at < cutoff)
                     .order_by(t.c.position)
-                    .limit(self._prune_batch_size)
+                    .limit(self._settings.prune_batch_size)
                     .with_for_update(skip_locked=True)
                     .scalar_subquery()
                 )
                 result = await conn.execute(delete(t).where(t.c.position.in_(doomed)))
             deleted = int(getattr(result, "rowcount", 0) or 0)
             total += deleted
-            if deleted < self._prune_batch_size:
+            if deleted < self._settings.prune_batch_size:
                 return total
 
     async def observe_backlog(self) -> None:
@@ -321,7 +296,7 @@ class OutboxRelay:
             # The asyncpg connection inside SQLAlchemy's transaction: the claim's locks
             # last until the commit (or the rollback when anything fails, on close).
             driver = await session_driver(session)
-            rows = await driver.fetch(self._claim, self._batch_size)
+            rows = await driver.fetch(self._claim, self._settings.batch_size)
             if not rows:
                 return 0
             await self._publish(rows)

@@ -58,9 +58,7 @@ class ServiceRuntime:
         )
         broker = Broker(settings.amqp_url, connection_name=f"bugtracker-{name}")
         relay = (
-            OutboxRelay.from_settings(engine, outbox, broker, OutboxSettings())
-            if outbox is not None
-            else None
+            OutboxRelay(engine, outbox, broker, OutboxSettings()) if outbox is not None else None
         )
         return cls(
             name=name,

@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 
 from bugtracker_shared import tracing
+from bugtracker_shared.etags import PreconditionFailedError
 from bugtracker_shared.logs import configure_logging
 from bugtracker_shared.metrics import ObservabilityMiddleware, metrics_router
 from bugtracker_shared.openapi_answers import Answers, document_answers
+from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.problems import install_problem_handlers
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.web import health_router
@@ -20,6 +22,14 @@ from bugtracker_shared.web import health_router
 Wiring = Callable[[FastAPI], ServiceRuntime]
 """Builds the service's resources at start-up, puts its use cases on `app.state` and
 registers its consumers; returns the runtime the lifespan starts and closes."""
+
+
+# The errors of the shared contract modules, the same status in every service; a
+# service's own `domain_errors` come on top.
+SHARED_ERRORS: Mapping[type[Exception], int] = {
+    InvalidCursorError: 422,
+    PreconditionFailedError: 412,
+}
 
 
 def service_app(
@@ -32,8 +42,9 @@ def service_app(
     answers: Answers | None = None,
     versioned: Collection[str] = (),
 ) -> FastAPI:
-    """`answers` and `versioned` complete the OpenAPI document's answers
-    (`bugtracker_shared.openapi_answers.document_answers`)."""
+    """`domain_errors` maps the service's domain errors to their status (`SHARED_ERRORS`
+    need not be repeated there); `answers` and `versioned` complete the OpenAPI
+    document's answers (`bugtracker_shared.openapi_answers.document_answers`)."""
     configure_logging(name, log_level)
     tracing.configure_tracing(name)
 
@@ -67,7 +78,7 @@ def service_app(
     app.add_middleware(ObservabilityMiddleware)
     if tracing.tracing_enabled():
         tracing.instrument_app(app)  # outermost: the server span covers everything
-    install_problem_handlers(app, domain_errors, database=True)
+    install_problem_handlers(app, {**SHARED_ERRORS, **domain_errors}, database=True)
     for router in routers:
         app.include_router(router)
     app.include_router(health_router(lambda request: runtime_of(request).health_checks()))

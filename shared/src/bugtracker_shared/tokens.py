@@ -54,23 +54,19 @@ class Principal:
         return self.role == "admin"
 
 
-class TokenVerifier:
+class SigningKeys:
+    """The issuer's public keys by `kid`, from its JWKS document. A `kid` not yet known
+    makes one fetch, at most every `min_refetch_seconds` (after a failed fetch, every
+    `min_refetch_after_failure_seconds`), however many tokens name unknown keys."""
+
     def __init__(
         self,
         fetch_jwks: JwksFetcher,
         *,
-        issuer: str,
-        audience: str,
-        leeway_seconds: int = 5,
-        cache_size: int = 10_000,
-        min_refetch_seconds: float = 30.0,
-        min_refetch_after_failure_seconds: float = 5.0,
+        min_refetch_seconds: float,
+        min_refetch_after_failure_seconds: float,
     ) -> None:
         self._fetch_jwks = fetch_jwks
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway = leeway_seconds
-        self._cache_size = cache_size
         self._min_refetch = min_refetch_seconds
         self._min_refetch_after_failure = min_refetch_after_failure_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -79,64 +75,8 @@ class TokenVerifier:
         # too, so unknown `kid`s do not make one fetch each while auth is down.
         self._fetch_error: Exception | None = None
         self._lock = asyncio.Lock()
-        self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
 
-    async def verify(self, token: str) -> Principal:
-        digest = hashlib.sha256(token.encode()).digest()
-        cached = self._cache.get(digest)
-        now = time.time()
-        if cached is not None:
-            principal, expires_at = cached
-            if now < expires_at + self._leeway:
-                self._cache.move_to_end(digest)
-                return principal
-            del self._cache[digest]
-        principal, expires_at = await self._verify_uncached(token)
-        self._cache[digest] = (principal, expires_at)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return principal
-
-    async def _verify_uncached(self, token: str) -> tuple[Principal, float]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise InvalidTokenError("The access token is malformed.") from exc
-        if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
-            raise InvalidTokenError("The access token has the wrong algorithm or type.")
-        kid = header.get("kid")
-        if not isinstance(kid, str):
-            raise InvalidTokenError("The access token names no signing key.")
-        key = await self._key(kid)
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key,
-                algorithms=[ALGORITHM],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": list(REQUIRED_CLAIMS)},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise InvalidTokenError("The access token has expired.", "token_expired") from exc
-        except jwt.PyJWTError as exc:
-            logger.info("access token refused: %s", exc)
-            raise InvalidTokenError(INVALID) from exc
-        try:
-            principal = Principal(
-                user_id=uuid.UUID(str(claims["sub"])),
-                session_id=uuid.UUID(str(claims["sid"])),
-                role=str(claims["role"]),
-                token=token,
-            )
-        except ValueError as exc:
-            raise InvalidTokenError("The access token has malformed claims.") from exc
-        if principal.role not in ROLES:
-            raise InvalidTokenError("The access token has an unknown role.")
-        return principal, float(claims["exp"])
-
-    async def _key(self, kid: str) -> jwt.PyJWK:
+    async def key(self, kid: str) -> jwt.PyJWK:
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -169,6 +109,88 @@ class TokenVerifier:
             if entry.get("kid") and entry.get("kty") == "OKP" and entry.get("crv") == "Ed25519":
                 keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=ALGORITHM)
         self._keys = keys
+
+
+class TokenVerifier:
+    """Verifies access tokens against the issuer's `SigningKeys`, and caches the verified
+    ones until they expire."""
+
+    def __init__(
+        self,
+        fetch_jwks: JwksFetcher,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int = 5,
+        cache_size: int = 10_000,
+        min_refetch_seconds: float = 30.0,
+        min_refetch_after_failure_seconds: float = 5.0,
+    ) -> None:
+        self._keys = SigningKeys(
+            fetch_jwks,
+            min_refetch_seconds=min_refetch_seconds,
+            min_refetch_after_failure_seconds=min_refetch_after_failure_seconds,
+        )
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._cache_size = cache_size
+        self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+
+    async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(digest)
+        now = time.time()
+        if cached is not None:
+            principal, expires_at = cached
+            if now < expires_at + self._leeway:
+                self._cache.move_to_end(digest)
+                return principal
+            del self._cache[digest]
+        principal, expires_at = await self._verify_uncached(token)
+        self._cache[digest] = (principal, expires_at)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, float]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError("The access token is malformed.") from exc
+        if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
+            raise InvalidTokenError("The access token has the wrong algorithm or type.")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidTokenError("The access token names no signing key.")
+        key = await self._keys.key(kid)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidTokenError("The access token has expired.", "token_expired") from exc
+        except jwt.PyJWTError as exc:
+            logger.info("access token refused: %s", exc)
+            raise InvalidTokenError(INVALID) from exc
+        try:
+            principal = Principal(
+                user_id=uuid.UUID(str(claims["sub"])),
+                session_id=uuid.UUID(str(claims["sid"])),
+                role=str(claims["role"]),
+                token=token,
+            )
+        except ValueError as exc:
+            raise InvalidTokenError("The access token has malformed claims.") from exc
+        if principal.role not in ROLES:
+            raise InvalidTokenError("The access token has an unknown role.")
+        return principal, float(claims["exp"])
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -1,4 +1,7 @@
-"""Helpers for the services' own tests (no production code imports this)."""
+"""Helpers for the tests of every component: app clients, tokens, fault injection, polling.
+
+A dev-only workspace member: no runtime package depends on it or imports it (an
+import-linter contract), and no image contains it."""
 
 from __future__ import annotations
 
@@ -7,17 +10,23 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import httpx
 from fastapi import FastAPI
 
 T = TypeVar("T")
+S = TypeVar("S")
+
+# A password the auth service's policy accepts, for users that tests register.
+PASSWORD = "plum lantern orbit quietly 47"  # noqa: S105 (a test user's, public)
+# How much of the last result `wait_until` shows when it fails.
+_SHOWN_AT_MOST = 1000
 
 
 async def eventually(
@@ -33,6 +42,49 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(0.05)  # the poll interval, not a wait for a fixed duration
+
+
+def wait_until(fetch: Callable[[], T], done: Callable[[T], bool], *, within: float = 10.0) -> T:
+    """Call `fetch` until `done` holds for its result (returned), or fail the test at the
+    deadline, showing the last result: the blocking twin of `eventually`."""
+    deadline = time.monotonic() + within
+    while not done(result := fetch()):
+        if time.monotonic() > deadline:
+            shown = repr(result)
+            if len(shown) > _SHOWN_AT_MOST:
+                shown = shown[:_SHOWN_AT_MOST] + "…"
+            raise AssertionError(f"not done within {within:.0f}s; the last result: {shown}")
+        time.sleep(0.05)  # the poll interval, not a wait for a fixed duration
+    return result
+
+
+# -- users, through the public API (the gateway's, or the auth service's) -----------------
+
+
+def register(client: httpx.Client, name: str, *, password: str = PASSWORD) -> tuple[str, str]:
+    """Register `name` (the display name) under a new e-mail address; returns the user's
+    id and that address."""
+    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+    created = client.post(
+        "/api/v1/auth/register",
+        json={"email": email, "password": password, "display_name": name},
+    )
+    if created.status_code != HTTPStatus.CREATED:
+        raise AssertionError(f"register {name}: {created.status_code} {created.text}")
+    user_id: str = created.json()["id"]
+    return user_id, email
+
+
+def register_and_login(
+    client: httpx.Client, name: str, *, password: str = PASSWORD
+) -> tuple[str, dict[str, str]]:
+    """Register `name` as `register` does and log in; returns the user's id and the
+    Authorization header of the access token."""
+    user_id, email = register(client, name, password=password)
+    login = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    if login.status_code != HTTPStatus.OK:
+        raise AssertionError(f"log in {name}: {login.status_code} {login.text}")
+    return user_id, {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 # Any JSON Web Token: a base64url JSON header, a dot, a base64url JSON payload (for
@@ -300,3 +352,53 @@ async def assert_write_is_atomic(
     if written != list(events):
         raise AssertionError(f"without the fault: expected the events {events}, got {written}")
     return succeeded
+
+
+def routing_key_is(name: str) -> str:
+    """A fault's `when` for the outbox row of the event `name` alone."""
+    return f"NEW.routing_key = '{name}'"
+
+
+@dataclass(frozen=True)
+class Write(Generic[S]):
+    """A write for `assert_write_is_atomic`: its request, made in a scene `S` that the test
+    sets up; the status it answers; the events it records (routing keys, in order); and a
+    fault point after each of its statements, named after the statement it follows."""
+
+    request: Callable[[S], Awaitable[httpx.Response]]
+    status: int
+    events: tuple[str, ...]
+    faults: dict[str, Fault]
+
+
+@dataclass(frozen=True)
+class FaultCase(Generic[S]):
+    """One fault point of one write; as a test id, "write, fault point"."""
+
+    write_name: str
+    fault_name: str
+    write: Write[S]
+
+    def __str__(self) -> str:
+        return f"{self.write_name}, {self.fault_name}"
+
+    async def assert_atomic(
+        self, db: asyncpg.Connection, scene: S, *, tables: Sequence[str]
+    ) -> httpx.Response:
+        """`assert_write_is_atomic` for the write, made in `scene`, at this fault point."""
+        write = self.write
+        return await assert_write_is_atomic(
+            db,
+            write.faults[self.fault_name],
+            lambda: write.request(scene),
+            tables=tables,
+            status=write.status,
+            events=write.events,
+        )
+
+
+def fault_cases(writes: Mapping[str, Write[S]]) -> list[FaultCase[S]]:
+    """Every fault point of every write, for `pytest.mark.parametrize(..., ids=str)`."""
+    return [
+        FaultCase(name, fault, write) for name, write in writes.items() for fault in write.faults
+    ]

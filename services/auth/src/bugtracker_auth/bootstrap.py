@@ -16,7 +16,7 @@ from bugtracker_auth.infrastructure.keys import JwtIssuer, KeyStore, OpaqueRefre
 from bugtracker_auth.infrastructure.passwords import Argon2PasswordHasher, BundledCommonPasswords
 from bugtracker_auth.infrastructure.projects_client import HttpProjectDirectory
 from bugtracker_auth.infrastructure.tables import SCHEMA, outbox
-from bugtracker_auth.infrastructure.throttle import InMemoryLoginThrottle
+from bugtracker_auth.infrastructure.throttle import InMemoryLoginThrottle, ThrottlePolicy
 from bugtracker_auth.infrastructure.uow import AuthUnitOfWork
 from bugtracker_auth.settings import Settings
 
@@ -73,12 +73,14 @@ def build(
         access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
         common_passwords=BundledCommonPasswords(),
         throttle=InMemoryLoginThrottle(
-            ip_failures=settings.login_ip_failures_per_minute,
-            account_free_failures=settings.login_account_free_failures,
-            account_max_delay_seconds=settings.login_account_max_delay_seconds,
-            spread_addresses=settings.login_spread_addresses,
-            spread_window_seconds=settings.login_spread_window_seconds,
-            known_client_seconds=settings.login_known_client_seconds,
+            ThrottlePolicy(
+                ip_failures=settings.login_ip_failures_per_minute,
+                account_free_failures=settings.login_account_free_failures,
+                account_max_delay_seconds=settings.login_account_max_delay_seconds,
+                spread_addresses=settings.login_spread_addresses,
+                spread_window_seconds=settings.login_spread_window_seconds,
+                known_client_seconds=settings.login_known_client_seconds,
+            )
         ),
         registration_open=settings.registration_open,
         projects=projects,

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import httpx
-from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.service_app import service_app
 from fastapi import FastAPI
 
-from bugtracker_auth.api.routes import ANSWERS, internal_router, keys_router, router
+from bugtracker_auth.api.routes import ANSWERS, internal, keys_router, router
 from bugtracker_auth.bootstrap import build
 from bugtracker_auth.domain.errors import (
     EmailTakenError,
@@ -32,7 +31,6 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     UserNotFoundError: 404,
     RegistrationClosedError: 403,
     WeakPasswordError: 422,
-    InvalidCursorError: 422,
     RateLimitedError: 429,
 }
 
@@ -53,7 +51,7 @@ def create_app(
     app = service_app(
         name="auth",
         wire=wire,
-        routers=[router, keys_router, internal_router],
+        routers=[router, keys_router, internal],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
         answers=ANSWERS,

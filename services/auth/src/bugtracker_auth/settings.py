@@ -3,10 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from bugtracker_shared.secret_settings import ServiceSettings
+from bugtracker_shared.settings import PeerSettings
 from pydantic_settings import SettingsConfigDict
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, PeerSettings):
+    """`internal_token`: callers of /internal/* present it; with it, auth also asks
+    projects who shares a project with the caller of the user directory (ADR 0028)."""
+
     model_config = SettingsConfigDict(env_prefix="BUGTRACKER_AUTH_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://bugtracker_auth@127.0.0.1:5432/bugtracker"
@@ -34,10 +38,6 @@ class Settings(ServiceSettings):
     # The client address of the per-IP throttle is the one uvicorn determined: the
     # gateway's X-Forwarded-For only from the addresses of `--forwarded-allow-ips` (the
     # gateway's, in every launch of auth), else the socket peer (docs/adr/0027).
-    # Shared secret that service callers of /internal/* present in X-Internal-Token.
-    # Empty: the internal endpoints answer 404.
-    internal_token: str = ""
     # The projects service, asked (with the internal token) who shares a project with the
     # caller of the user directory (docs/adr/0028).
     projects_url: str = "http://127.0.0.1:8002"
-    http_timeout_seconds: float = 5.0

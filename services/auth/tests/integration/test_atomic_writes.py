@@ -5,19 +5,26 @@ request succeeds once the fault is gone.
 
 The faults are real PostgreSQL errors, raised by a trigger the test installs as the
 superuser on the table of the next statement; a deferred constraint trigger fails the
-COMMIT itself (bugtracker_shared.testing). The statements of each write, in order, are
+COMMIT itself (bugtracker_testkit). The statements of each write, in order, are
 those of its use case (application/use_cases.py) and repositories."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from bugtracker_shared.testing import Fault, assert_write_is_atomic, fault_at_commit, fault_on
+from bugtracker_testkit import (
+    FaultCase,
+    Write,
+    fault_at_commit,
+    fault_cases,
+    fault_on,
+    routing_key_is,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,25 +59,12 @@ class Scene:
         return response
 
 
-@dataclass(frozen=True)
-class Write:
-    request: Callable[[Scene], Awaitable[httpx.Response]]
-    status: int
-    events: tuple[str, ...]
-    # Each statement's fault point, named after the statement it follows.
-    faults: dict[str, Fault]
-
-
-def _event(name: str) -> str:
-    return f"NEW.routing_key = '{name}'"
-
-
 # A new session: the session, its refresh token, then COMMIT.
 LOGIN_FAULTS = {
     "after the session insert": fault_on("INSERT", "auth.refresh_tokens"),
     "at the commit": fault_at_commit("INSERT", "auth.refresh_tokens"),
 }
-WRITES: dict[str, Write] = {
+WRITES: dict[str, Write[Scene]] = {
     # The user (in a savepoint, for a concurrent registration of the email), its event.
     "register": Write(
         lambda s: s.call(
@@ -160,13 +154,12 @@ WRITES: dict[str, Write] = {
             "after the user update": fault_on("UPDATE", "auth.sessions"),
             "after the revocation": fault_on("INSERT", "auth.outbox"),
             "after the first event": fault_on(
-                "INSERT", "auth.outbox", when=_event("auth.session_revoked")
+                "INSERT", "auth.outbox", when=routing_key_is("auth.session_revoked")
             ),
             "at the commit": COMMIT,
         },
     ),
 }
-CASES = [(write, fault) for write, case in WRITES.items() for fault in case.faults]
 
 
 async def _scene(
@@ -182,22 +175,13 @@ async def _scene(
     return Scene(client, open_auth, kit, ann, ann_again, spent, root)
 
 
-@pytest.mark.parametrize(("write", "fault"), CASES, ids=[f"{w}, {f}" for w, f in CASES])
+@pytest.mark.parametrize("case", fault_cases(WRITES), ids=str)
 async def test_a_fault_anywhere_in_a_write_leaves_nothing_of_it(
     auth_client: httpx.AsyncClient,
     open_auth: Any,
     kit: Any,
     superuser_db: asyncpg.Connection,
-    write: str,
-    fault: str,
+    case: FaultCase[Scene],
 ) -> None:
     scene = await _scene(auth_client, open_auth, kit, superuser_db)
-    case = WRITES[write]
-    await assert_write_is_atomic(
-        superuser_db,
-        case.faults[fault],
-        lambda: case.request(scene),
-        tables=TABLES,
-        status=case.status,
-        events=case.events,
-    )
+    await case.assert_atomic(superuser_db, scene, tables=TABLES)

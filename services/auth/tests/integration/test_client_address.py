@@ -8,6 +8,10 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
+import pytest
+
+# Each test starts auth on the run's PostgreSQL and RabbitMQ (the `open_auth` fixture).
+pytestmark = pytest.mark.integration
 
 PASSWORD = "plum lantern orbit quietly 47"
 AuthFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

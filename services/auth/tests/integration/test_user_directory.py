@@ -16,7 +16,7 @@ from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
 from bugtracker_projects.main import create_app as create_projects_app
 from bugtracker_projects.settings import Settings as ProjectsSettings
-from bugtracker_shared.testing import app_client
+from bugtracker_testkit import app_client
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ import pytest
 from bugtracker_auth.domain.errors import RateLimitedError, WeakPasswordError
 from bugtracker_auth.domain.passwords import check_password
 from bugtracker_auth.infrastructure.passwords import BundledCommonPasswords
-from bugtracker_auth.infrastructure.throttle import InMemoryLoginThrottle
+from bugtracker_auth.infrastructure.throttle import InMemoryLoginThrottle, ThrottlePolicy
 
 COMMON = BundledCommonPasswords()
 
@@ -87,7 +87,7 @@ def test_account_delay_doubles_and_a_success_clears_it() -> None:
 
 def test_the_account_delay_is_capped() -> None:
     clock = Clock()
-    throttle = InMemoryLoginThrottle(clock=clock, account_max_delay_seconds=900)
+    throttle = InMemoryLoginThrottle(ThrottlePolicy(account_max_delay_seconds=900), clock=clock)
     for _ in range(40):
         throttle.failed(None, "ann@example.com")
     with pytest.raises(RateLimitedError) as refused:
@@ -97,7 +97,7 @@ def test_the_account_delay_is_capped() -> None:
 
 def test_failures_from_one_address_do_not_hold_back_the_account_at_another() -> None:
     clock = Clock()
-    throttle = InMemoryLoginThrottle(clock=clock, ip_failures=1000)
+    throttle = InMemoryLoginThrottle(ThrottlePolicy(ip_failures=1000), clock=clock)
     for _ in range(40):
         throttle.failed("203.0.113.1", "ann@example.com")
         clock.now += 1
@@ -115,7 +115,9 @@ def test_failures_from_one_address_do_not_hold_back_the_account_at_another() -> 
 
 def test_failures_from_many_addresses_hold_back_unknown_clients_only() -> None:
     clock = Clock()
-    throttle = InMemoryLoginThrottle(clock=clock, spread_addresses=10, spread_window_seconds=3600)
+    throttle = InMemoryLoginThrottle(
+        ThrottlePolicy(spread_addresses=10, spread_window_seconds=3600), clock=clock
+    )
     throttle.succeeded("192.0.2.10", "ann@example.com")  # the owner's usual client
     for n in range(10):
         clock.now += 1
@@ -133,7 +135,8 @@ def test_failures_from_many_addresses_hold_back_unknown_clients_only() -> None:
 def test_a_known_client_is_forgotten_after_a_while_and_a_failing_one_stays_slowed() -> None:
     clock = Clock()
     throttle = InMemoryLoginThrottle(
-        clock=clock, spread_addresses=3, known_client_seconds=100, account_free_failures=2
+        ThrottlePolicy(spread_addresses=3, known_client_seconds=100, account_free_failures=2),
+        clock=clock,
     )
     throttle.succeeded("192.0.2.10", "ann@example.com")
     for n in range(3):

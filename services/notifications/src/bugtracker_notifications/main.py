@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import httpx
-from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.service_app import service_app
 from fastapi import FastAPI
@@ -16,7 +15,6 @@ EVENTS_QUEUE = "notifications.events"
 
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     NotificationNotFoundError: 404,
-    InvalidCursorError: 422,
 }
 
 

@@ -25,7 +25,7 @@ from bugtracker_notifications.settings import Settings
 from bugtracker_shared import dlq
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.messaging import DELIVERY_LIMIT, Broker
-from bugtracker_shared.outbox import OutboxRelay, OutboxWriter, outbox_table
+from bugtracker_shared.outbox import OutboxRelay, OutboxSettings, OutboxWriter, outbox_table
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -258,7 +258,7 @@ async def test_200_assignments_through_5_broker_restarts_notify_exactly_200_time
 ) -> None:
     engine, table = test_outbox
     broker = Broker(infra.amqp_url("tickets"), connection_name="test-tickets-relay")
-    relay = OutboxRelay(engine, table, broker, batch_size=50, poll_seconds=0.2)
+    relay = OutboxRelay(engine, table, broker, OutboxSettings(batch_size=50, poll_seconds=0.2))
     broker.start()
     relay.start()
     sessions = async_sessionmaker(engine, expire_on_commit=False)

@@ -8,8 +8,8 @@ from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
 from bugtracker_projects.application.use_cases import ProjectUseCases
+from bugtracker_projects.infrastructure.access_reader import DriverAccessReader
 from bugtracker_projects.infrastructure.auth_client import HttpUserDirectory
-from bugtracker_projects.infrastructure.reads import DriverAccessReader
 from bugtracker_projects.infrastructure.tables import SCHEMA, outbox
 from bugtracker_projects.infrastructure.uow import ProjectsUnitOfWork
 from bugtracker_projects.settings import Settings

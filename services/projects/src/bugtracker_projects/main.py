@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import httpx
-from bugtracker_shared.conditions import PreconditionFailedError
-from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
-from bugtracker_projects.api.routes import ANSWERS, VERSIONED, internal_router, router
+from bugtracker_projects.api.routes import ANSWERS, VERSIONED, internal, router
 from bugtracker_projects.bootstrap import build
 from bugtracker_projects.domain.errors import (
     AlreadyMemberError,
@@ -30,11 +28,9 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     ProjectKeyTakenError: 409,
     AlreadyMemberError: 409,
     UnknownUserError: 422,
-    InvalidCursorError: 422,
     LastOwnerError: 409,
     ProjectArchivedError: 409,
     RestoreExpiredError: 409,
-    PreconditionFailedError: 412,
 }
 
 
@@ -57,7 +53,7 @@ def create_app(
     return service_app(
         name="projects",
         wire=wire,
-        routers=[router, internal_router],
+        routers=[router, internal],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
         answers=ANSWERS,

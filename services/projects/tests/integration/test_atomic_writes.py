@@ -4,7 +4,7 @@ version bump, no event), and the same request succeeds once the fault is gone.
 
 The faults are real PostgreSQL errors, raised by a trigger the test installs as the
 superuser on the table of the next statement; a deferred constraint trigger fails the
-COMMIT itself (bugtracker_shared.testing). The statements of each write, in order, are
+COMMIT itself (bugtracker_testkit). The statements of each write, in order, are
 those of its use case (application/use_cases.py): every change of a project or of its
 memberships locks the project row, writes, bumps the project's version and records one
 event."""
@@ -12,14 +12,14 @@ event."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from bugtracker_shared.testing import Fault, assert_write_is_atomic, fault_at_commit, fault_on
+from bugtracker_testkit import FaultCase, Write, fault_at_commit, fault_cases, fault_on
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +43,6 @@ class Scene:
         )
 
 
-@dataclass(frozen=True)
-class Write:
-    request: Callable[[Scene], Awaitable[httpx.Response]]
-    status: int
-    events: tuple[str, ...]
-    # Each statement's fault point, named after the statement it follows.
-    faults: dict[str, Fault]
-
-
 # A change of the project row itself: its update, its event, then COMMIT.
 PROJECT_FAULTS = {
     "after the project update": fault_on("INSERT", "projects.outbox"),
@@ -64,7 +55,7 @@ MEMBER_FAULTS = {
     "after the project update": fault_on("INSERT", "projects.outbox"),
     "at the commit": COMMIT,
 }
-WRITES: dict[str, Write] = {
+WRITES: dict[str, Write[Scene]] = {
     # The project (in a savepoint, for a concurrent create of its key), its owner, its
     # event.
     "create": Write(
@@ -114,7 +105,6 @@ WRITES: dict[str, Write] = {
         lambda s: s.call("POST", "/GONE/restore"), 200, ("project.updated",), PROJECT_FAULTS
     ),
 }
-CASES = [(write, fault) for write, case in WRITES.items() for fault in case.faults]
 
 
 async def _scene(api: Any) -> Scene:
@@ -132,17 +122,9 @@ async def _scene(api: Any) -> Scene:
     return scene
 
 
-@pytest.mark.parametrize(("write", "fault"), CASES, ids=[f"{w}, {f}" for w, f in CASES])
+@pytest.mark.parametrize("case", fault_cases(WRITES), ids=str)
 async def test_a_fault_anywhere_in_a_write_leaves_nothing_of_it(
-    projects_api: Any, superuser_db: asyncpg.Connection, write: str, fault: str
+    projects_api: Any, superuser_db: asyncpg.Connection, case: FaultCase[Scene]
 ) -> None:
     scene = await _scene(projects_api)
-    case = WRITES[write]
-    await assert_write_is_atomic(
-        superuser_db,
-        case.faults[fault],
-        lambda: case.request(scene),
-        tables=TABLES,
-        status=case.status,
-        events=case.events,
-    )
+    await case.assert_atomic(superuser_db, scene, tables=TABLES)

@@ -2,13 +2,13 @@
 
 `FakeProjectsDatabase` is the committed state. A `FakeUnitOfWork` works on a private copy
 of it taken when its block is entered; `commit` makes the copy the database's state, and
-leaving the block without it discards every change. Repositories hand out copies, so a
-loaded project changes only when it is written back. `FakeUserDirectory` plays auth,
-`FakeAccessReader` the driver reads on the committed state.
+leaving the block without it discards every change (`bugtracker_testkit.in_memory`).
+Repositories hand out copies, so a loaded project changes only when it is written back.
+`FakeUserDirectory` plays auth, `FakeAccessReader` the driver reads on the committed state.
 
 `ProjectsWorld` wires the real `ProjectUseCases` to them (the `world` fixture of
-`tests/unit/conftest.py`). `_conforms` assigns each fake to its Protocol, so
-`mypy services/projects/tests/unit/fakes.py` reports a fake that drifts from its port.
+`tests/unit/conftest.py`). `_conforms` assigns each fake to its Protocol, so `mypy` (the
+module is in its `files`) reports a fake that drifts from its port.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 from bugtracker_projects.application.ports import (
     AccessReader,
@@ -36,6 +34,7 @@ from bugtracker_projects.domain.projects import Caller, Member, Project
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.ports import EventSink
+from bugtracker_testkit.in_memory import InMemoryDatabase, InMemoryOutbox, InMemoryUnitOfWork
 
 
 @dataclass
@@ -45,11 +44,9 @@ class ProjectsState:
     outbox: list[CloudEvent] = field(default_factory=list)
 
 
-class FakeProjectsDatabase:
+class FakeProjectsDatabase(InMemoryDatabase[ProjectsState]):
     def __init__(self) -> None:
-        self.state = ProjectsState()
-        self.commits = 0
-        self.rollbacks = 0
+        super().__init__(ProjectsState())
 
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
@@ -70,9 +67,6 @@ class FakeProjectsDatabase:
             for (pid, user_id), member in self.state.members.items()
             if pid == project_id
         }
-
-    def snapshot(self) -> ProjectsState:
-        return copy.deepcopy(self.state)
 
 
 class FakeProjectRepository:
@@ -166,58 +160,23 @@ class FakeMemberRepository:
         self._uow.state.members.pop((project_id, user_id), None)
 
 
-class FakeOutbox:
-    def __init__(self, uow: FakeUnitOfWork) -> None:
-        self._uow = uow
-
-    async def add(self, event: CloudEvent) -> None:
-        self._uow.state.outbox.append(event)
+class FakeOutbox(InMemoryOutbox[ProjectsState]):
+    pass
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(InMemoryUnitOfWork[ProjectsState]):
     """One transaction: a private copy of the database's state, published by `commit`
-    (at most once, inside the block) and dropped otherwise."""
+    (at most once, inside the block) and dropped otherwise (`bugtracker_testkit.in_memory`)."""
 
     projects: ProjectRepository
     members: MemberRepository
     outbox: EventSink
 
     def __init__(self, database: FakeProjectsDatabase) -> None:
-        self.database = database
-        self._state: ProjectsState | None = None
-        self.committed = False
+        super().__init__(database)
         self.projects = FakeProjectRepository(self)
         self.members = FakeMemberRepository(self)
         self.outbox = FakeOutbox(self)
-
-    @property
-    def state(self) -> ProjectsState:
-        if self._state is None:
-            raise RuntimeError("the unit of work is used outside its `async with` block")
-        return self._state
-
-    async def __aenter__(self) -> Self:
-        if self._state is not None:
-            raise RuntimeError("the unit of work is entered twice")
-        self._state = self.database.snapshot()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.committed:
-            self.database.rollbacks += 1
-        self._state = None
-
-    async def commit(self) -> None:
-        if self.committed:
-            raise RuntimeError("the unit of work commits twice")
-        self.database.state = copy.deepcopy(self.state)
-        self.database.commits += 1
-        self.committed = True
 
 
 class FakeUserDirectory:

@@ -18,7 +18,7 @@ from bugtracker_projects.domain.errors import (
     RestoreExpiredError,
     UnknownUserError,
 )
-from bugtracker_shared.conditions import PreconditionFailedError
+from bugtracker_shared.etags import PreconditionFailedError
 from bugtracker_shared.permissions import ProjectRole
 
 from services.projects.tests.unit.fakes import FakeOutbox, ProjectsWorld

@@ -7,7 +7,7 @@ from bugtracker_shared.http_client import service_client
 from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
-from bugtracker_tickets.application.comments import CommentUseCases
+from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.ports import ProjectDirectory
 from bugtracker_tickets.application.use_cases import TicketUseCases
 from bugtracker_tickets.infrastructure.html_backfill import backfill_html
@@ -18,8 +18,8 @@ from bugtracker_tickets.infrastructure.membership_view import (
     ViewedProjectDirectory,
 )
 from bugtracker_tickets.infrastructure.projects_client import HttpProjectDirectory
-from bugtracker_tickets.infrastructure.reads import DriverTicketReads
 from bugtracker_tickets.infrastructure.tables import SCHEMA, outbox
+from bugtracker_tickets.infrastructure.ticket_reads import DriverTicketReads
 from bugtracker_tickets.infrastructure.uow import TicketsUnitOfWork
 from bugtracker_tickets.settings import Settings
 

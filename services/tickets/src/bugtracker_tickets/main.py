@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import httpx
-from bugtracker_shared.conditions import PreconditionFailedError
-from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
@@ -29,12 +27,10 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     ForbiddenError: 403,
     ProjectArchivedError: 409,
     AssigneeNotMemberError: 422,
-    InvalidCursorError: 422,
     CommentNotFoundError: 404,
     InvalidTransitionError: 409,
     ResolutionRequiredError: 422,
     IdempotencyKeyReusedError: 422,
-    PreconditionFailedError: 412,
 }
 
 

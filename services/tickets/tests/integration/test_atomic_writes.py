@@ -5,13 +5,14 @@ request succeeds once the fault is gone.
 
 The faults are real PostgreSQL errors, raised by a trigger the test installs as the
 superuser on the table of the next statement; a deferred constraint trigger fails the
-COMMIT itself (bugtracker_shared.testing). The statements of each write, in order, are
-those of its use case (application/use_cases.py, comments.py, recording.py)."""
+COMMIT itself (bugtracker_testkit). The statements of each write, in order, are those of
+its use case (application/use_cases.py, comments_and_watchers.py, comment_writing.py,
+ticket_events.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,15 @@ import asyncpg
 import httpx
 import pytest
 from bugtracker_shared.permissions import ProjectRole
-from bugtracker_shared.testing import Fault, assert_write_is_atomic, fault_at_commit, fault_on
+from bugtracker_testkit import (
+    FaultCase,
+    Write,
+    assert_write_is_atomic,
+    fault_at_commit,
+    fault_cases,
+    fault_on,
+    routing_key_is,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +53,6 @@ TABLES = (
 COMMIT = fault_at_commit("INSERT", "tickets.outbox")
 
 
-def _event(name: str) -> str:
-    return f"NEW.routing_key = '{name}'"
-
-
 # A create is one statement on the unit of work's driver connection (a CTE: the counter
 # bump, the ticket, its watchers, its events), then COMMIT; a fault on one of its parts
 # fails it after the parts before it ran. (When these were separate statements, before
@@ -57,7 +62,9 @@ CREATE_FAULTS = {
     "after the counter bump": fault_on("INSERT", "tickets.tickets"),
     "after the ticket insert": fault_on("INSERT", "tickets.watchers"),
     "after the watcher inserts": fault_on("INSERT", "tickets.outbox"),
-    "after the first event": fault_on("INSERT", "tickets.outbox", when=_event("ticket.assigned")),
+    "after the first event": fault_on(
+        "INSERT", "tickets.outbox", when=routing_key_is("ticket.assigned")
+    ),
     "at the commit": COMMIT,
 }
 
@@ -98,15 +105,6 @@ class Scene:
         )
 
 
-@dataclass(frozen=True)
-class Write:
-    request: Callable[[Scene], Awaitable[httpx.Response]]
-    status: int
-    events: tuple[str, ...]
-    # Each statement's fault point, named after the statement it follows.
-    faults: dict[str, Fault]
-
-
 T1 = "/tickets/ATOM-1"
 # What a change of a ticket runs after locking it: the ticket update, its history
 # entries, (the watcher list read for) its event, then COMMIT.
@@ -115,7 +113,7 @@ CHANGE_FAULTS = {
     "after the history entries": fault_on("INSERT", "tickets.outbox"),
     "at the commit": COMMIT,
 }
-WRITES: dict[str, Write] = {
+WRITES: dict[str, Write[Scene]] = {
     # The key's claim (with the removal of an expired one) comes first; the rest is a
     # create as above.
     "create with an Idempotency-Key": Write(
@@ -159,7 +157,7 @@ WRITES: dict[str, Write] = {
             "after the first event": fault_on("INSERT", "tickets.comments"),
             "after the comment insert": fault_on("INSERT", "tickets.watchers"),
             "after the watcher insert": fault_on(
-                "INSERT", "tickets.outbox", when=_event("ticket.commented")
+                "INSERT", "tickets.outbox", when=routing_key_is("ticket.commented")
             ),
             "at the commit": COMMIT,
         },
@@ -220,7 +218,6 @@ WRITES: dict[str, Write] = {
         {"at the commit": fault_at_commit("DELETE", "tickets.watchers")},
     ),
 }
-CASES = [(write, fault) for write, case in WRITES.items() for fault in case.faults]
 
 
 async def _scene(api: Any) -> Scene:
@@ -237,17 +234,9 @@ async def _scene(api: Any) -> Scene:
     return scene
 
 
-@pytest.mark.parametrize(("write", "fault"), CASES, ids=[f"{w}, {f}" for w, f in CASES])
+@pytest.mark.parametrize("case", fault_cases(WRITES), ids=str)
 async def test_a_fault_anywhere_in_a_write_leaves_nothing_of_it(
-    tickets_api: Any, superuser_db: asyncpg.Connection, write: str, fault: str
+    tickets_api: Any, superuser_db: asyncpg.Connection, case: FaultCase[Scene]
 ) -> None:
     scene = await _scene(tickets_api)
-    case = WRITES[write]
-    await assert_write_is_atomic(
-        superuser_db,
-        case.faults[fault],
-        lambda: case.request(scene),
-        tables=TABLES,
-        status=case.status,
-        events=case.events,
-    )
+    await case.assert_atomic(superuser_db, scene, tables=TABLES)

@@ -3,17 +3,17 @@
 `FakeTicketsDatabase` is the committed state. A `FakeUnitOfWork` works on a private copy
 of it, taken when its block is entered: its changes are visible to nobody else until
 `commit` publishes the copy, and leaving the block without `commit` (an error, a return
-before it) discards them. Repositories hand out copies of what they store, so a use case
-that changes a loaded ticket changes nothing until it writes it back with `update`, as
-with the real database. `FakeProjectDirectory` plays the projects service (roles and
+before it) discards them (`bugtracker_testkit.in_memory`, the core every service's fakes
+share). Repositories hand out copies of what they store, so a use case that changes a
+loaded ticket changes nothing until it writes it back with `update`, as with the real
+database. `FakeProjectDirectory` plays the projects service (roles and
 permissions from `bugtracker_shared.permissions`), `FakeTicketReads` the driver reads.
 
 `TicketsWorld` wires the real use cases (`TicketUseCases`, `CommentUseCases`) to these
 fakes; `tests/unit/conftest.py` exposes it as the `world` fixture.
 
-The module is not in mypy's `files`, but every fake is assigned to the Protocol it plays
-below (`_conforms`), so `mypy services/tickets/tests/unit/fakes.py` reports a fake that
-drifts from its port.
+The module is in mypy's `files`, and every fake is assigned to the Protocol it plays
+below (`_conforms`), so `mypy` reports a fake that drifts from its port.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.permissions import ProjectRole, permissions_for
 from bugtracker_shared.ports import EventSink
 from bugtracker_shared.tokens import Principal
-from bugtracker_tickets.application.comments import CommentUseCases
+from bugtracker_testkit.in_memory import InMemoryDatabase, InMemoryOutbox, InMemoryUnitOfWork
+from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.ports import (
     CommentRepository,
     HistoryRepository,
@@ -77,13 +77,11 @@ class TicketsState:
     outbox: list[CloudEvent] = field(default_factory=list)
 
 
-class FakeTicketsDatabase:
+class FakeTicketsDatabase(InMemoryDatabase[TicketsState]):
     """The committed state, and how many transactions committed or rolled back."""
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
-        self.state = TicketsState()
-        self.commits = 0
-        self.rollbacks = 0
+        super().__init__(TicketsState())
         self.clock = clock or (lambda: datetime.now(UTC))
         # Like a PostgreSQL sequence: ids are never handed out twice, rollback or not.
         self._history_ids = itertools.count(1)
@@ -111,9 +109,6 @@ class FakeTicketsDatabase:
 
     def watchers_of(self, ticket_id: uuid.UUID) -> set[uuid.UUID]:
         return set(self.state.watchers.get(ticket_id, {}))
-
-    def snapshot(self) -> TicketsState:
-        return copy.deepcopy(self.state)
 
 
 class FakeTicketRepository:
@@ -290,21 +285,14 @@ class FakeIdempotencyStore:
         return earlier.claim
 
 
-class FakeOutbox:
+class FakeOutbox(InMemoryOutbox[TicketsState]):
     """The event sink: events land in the transaction's outbox, published on commit."""
 
-    def __init__(self, uow: FakeUnitOfWork) -> None:
-        self._uow = uow
 
-    async def add(self, event: CloudEvent) -> None:
-        self._uow.state.outbox.append(event)
+class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
+    """One transaction on a `FakeTicketsDatabase` (`tests.support.in_memory`)."""
 
-
-class FakeUnitOfWork:
-    """One transaction on a `FakeTicketsDatabase`: a private copy of its state, made the
-    database's state by `commit` and dropped otherwise. A use case commits at most once;
-    a second `commit`, or one outside the block, is a bug the fake reports."""
-
+    database: FakeTicketsDatabase
     # Typed with the ports, as TicketsUnitOfWork is (Protocol attributes are invariant).
     tickets: TicketRepository
     comments: CommentRepository
@@ -314,44 +302,14 @@ class FakeUnitOfWork:
     outbox: EventSink
 
     def __init__(self, database: FakeTicketsDatabase) -> None:
+        super().__init__(database)
         self.database = database
-        self._state: TicketsState | None = None
-        self.committed = False
         self.tickets = FakeTicketRepository(self)
         self.comments = FakeCommentRepository(self)
         self.history = FakeHistoryRepository(self)
         self.watchers = FakeWatcherRepository(self)
         self.idempotency = FakeIdempotencyStore(self)
         self.outbox = FakeOutbox(self)
-
-    @property
-    def state(self) -> TicketsState:
-        if self._state is None:
-            raise RuntimeError("the unit of work is used outside its `async with` block")
-        return self._state
-
-    async def __aenter__(self) -> Self:
-        if self._state is not None:
-            raise RuntimeError("the unit of work is entered twice")
-        self._state = self.database.snapshot()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.committed:
-            self.database.rollbacks += 1
-        self._state = None
-
-    async def commit(self) -> None:
-        if self.committed:
-            raise RuntimeError("the unit of work commits twice")
-        self.database.state = copy.deepcopy(self.state)
-        self.database.commits += 1
-        self.committed = True
 
 
 @dataclass

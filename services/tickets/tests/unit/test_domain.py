@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from datetime import UTC, date, datetime
 
 import bugtracker_tickets.application.markdown as markdown_module
 import pytest
@@ -12,7 +14,15 @@ from bugtracker_tickets.application.markdown import (
     to_html,
 )
 from bugtracker_tickets.domain.errors import ProjectNotFoundError
-from bugtracker_tickets.domain.tickets import Priority, project_ref, ticket_key
+from bugtracker_tickets.domain.tickets import (
+    Priority,
+    Status,
+    Ticket,
+    TicketPatch,
+    TicketType,
+    project_ref,
+    ticket_key,
+)
 
 
 def test_priorities_sort_by_rank_not_by_name() -> None:
@@ -96,3 +106,39 @@ async def test_long_texts_render_off_the_event_loop() -> None:
         markdown_module.render = original
     assert seen[0] == loop_thread
     assert seen[1] != loop_thread
+
+
+def _ticket() -> Ticket:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return Ticket(
+        id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        key="BUG-1",
+        number=1,
+        title="Login fails",
+        description="",
+        type=TicketType.BUG,
+        priority=Priority.MEDIUM,
+        status=Status.OPEN,
+        reporter_id=uuid.uuid4(),
+        created_at=now,
+        updated_at=now,
+        labels=["auth"],
+        due_date=date(2026, 2, 1),
+    )
+
+
+def test_a_patch_sets_only_the_fields_it_gives_and_reports_real_changes() -> None:
+    ticket = _ticket()
+    changes = TicketPatch(title="Login fails", priority=Priority.HIGH, labels=()).apply_to(ticket)
+    assert changes == {"priority": (Priority.MEDIUM, Priority.HIGH), "labels": (["auth"], [])}
+    assert (ticket.title, ticket.priority, ticket.labels) == ("Login fails", Priority.HIGH, [])
+    assert ticket.due_date == date(2026, 2, 1)
+
+
+def test_a_patch_clears_the_due_date_with_none_and_keeps_it_by_default() -> None:
+    ticket = _ticket()
+    assert TicketPatch().apply_to(ticket) == {}
+    assert ticket.due_date == date(2026, 2, 1)
+    assert TicketPatch(due_date=None).apply_to(ticket) == {"due_date": (date(2026, 2, 1), None)}
+    assert ticket.due_date is None

@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from bugtracker_shared.conditions import PreconditionFailedError
+from bugtracker_shared.etags import PreconditionFailedError
 from bugtracker_shared.tokens import Principal
 from bugtracker_tickets.application import use_cases
-from bugtracker_tickets.application.use_cases import Idempotency, NewTicket, TicketEdit
+from bugtracker_tickets.application.use_cases import Idempotency, NewTicket
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
     ForbiddenError,
@@ -20,7 +20,7 @@ from bugtracker_tickets.domain.errors import (
     ResolutionRequiredError,
     TicketNotFoundError,
 )
-from bugtracker_tickets.domain.tickets import Priority, Status, Ticket
+from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketPatch
 from bugtracker_tickets.domain.workflow import Resolution
 
 from services.tickets.tests.unit.fakes import FakeOutbox, Team, TicketsWorld
@@ -117,7 +117,7 @@ async def test_update_writes_history_per_field_bumps_the_version_and_emits_updat
     world: TicketsWorld, team: Team
 ) -> None:
     ticket = await create(world, team.reporter)
-    edit = TicketEdit({"title": "Login fails on Safari", "priority": Priority.HIGH, "labels": []})
+    edit = TicketPatch(title="Login fails on Safari", priority=Priority.HIGH, labels=())
     updated = await world.tickets.update_ticket(
         team.developer, ticket.key, edit, expected_version=1
     )
@@ -145,7 +145,7 @@ async def test_an_update_that_changes_nothing_commits_nothing(
     ticket = await create(world, team.reporter)
     commits = world.database.commits
     same = await world.tickets.update_ticket(
-        team.developer, ticket.key, TicketEdit({"title": ticket.title}), expected_version=None
+        team.developer, ticket.key, TicketPatch(title=ticket.title), expected_version=None
     )
     assert same.version == 1
     assert world.database.commits == commits
@@ -157,11 +157,11 @@ async def test_a_stale_expected_version_is_refused_and_changes_nothing(
 ) -> None:
     ticket = await create(world, team.reporter)
     await world.tickets.update_ticket(
-        team.developer, ticket.key, TicketEdit({"title": "v2"}), expected_version=1
+        team.developer, ticket.key, TicketPatch(title="v2"), expected_version=1
     )
     with pytest.raises(PreconditionFailedError):
         await world.tickets.update_ticket(
-            team.developer, ticket.key, TicketEdit({"title": "v3"}), expected_version=1
+            team.developer, ticket.key, TicketPatch(title="v3"), expected_version=1
         )
     assert world.database.ticket(ticket.id).title == "v2"
     assert len(world.database.history_of(ticket.id)) == 1
@@ -171,11 +171,11 @@ async def test_a_reporter_edits_their_own_tickets_only(world: TicketsWorld, team
     own = await create(world, team.reporter)
     others = await create(world, team.developer)
     await world.tickets.update_ticket(
-        team.reporter, own.key, TicketEdit({"title": "mine"}), expected_version=None
+        team.reporter, own.key, TicketPatch(title="mine"), expected_version=None
     )
     with pytest.raises(ForbiddenError):
         await world.tickets.update_ticket(
-            team.reporter, others.key, TicketEdit({"title": "theirs"}), expected_version=None
+            team.reporter, others.key, TicketPatch(title="theirs"), expected_version=None
         )
     assert world.database.ticket(own.id).title == "mine"
     assert world.database.ticket(others.id).title == "Login fails"
@@ -552,7 +552,7 @@ async def test_history_pages(world: TicketsWorld, team: Team) -> None:
     ticket = await create(world, team.reporter)
     for title in ("a", "b", "c"):
         await world.tickets.update_ticket(
-            team.developer, ticket.key, TicketEdit({"title": title}), expected_version=None
+            team.developer, ticket.key, TicketPatch(title=title), expected_version=None
         )
     page, cursor = await world.tickets.history(team.viewer, ticket.key, limit=2, cursor=None)
     assert [h.to_value for h in page] == ["a", "b"]

@@ -3,10 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from bugtracker_shared.internal import internal_caller
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from bugtracker_shared.tokens import Principal
-from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page, unauthorized
+from bugtracker_shared.web import (
+    CurrentPrincipal,
+    Paging,
+    from_app_state,
+    internal_router,
+    unauthorized,
+)
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from pydantic import StringConstraints
 
@@ -55,26 +59,16 @@ async def client_ip(request: Request) -> str | None:
 
 
 ClientIp = Annotated[str | None, Depends(client_ip)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=512)]
 # The directory is a search, not a list: at least 3 characters besides surrounding spaces.
 SearchQuery = StringConstraints(strip_whitespace=True, min_length=3, max_length=100)
 
 router = APIRouter(prefix="/api/v1")
 keys_router = APIRouter()
-internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+internal = internal_router()
 
 
 def _user(user: User) -> UserResponse:
-    return UserResponse(
-        id=user.id,
-        email=user.email,
-        display_name=user.display_name,
-        role=user.role.value,
-        is_active=user.is_active,
-        created_at=user.created_at,
-        updated_at=user.updated_at,
-    )
+    return UserResponse.from_attributes(user, role=user.role.value)
 
 
 def _tokens(tokens: IssuedTokens, response: Response) -> TokenResponse:
@@ -161,26 +155,19 @@ async def change_password(
 
 @router.get("/users", tags=["users"])
 async def search_users(
-    request: Request,
-    response: Response,
     principal: ActivePrincipal,
     cases: UseCases,
     q: Annotated[str, SearchQuery, Query()],
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    paging: Paging,
 ) -> UserPage:
     """Active users whose email or display name starts with `q` (case-insensitive, at
     least 3 characters): for an admin among everyone, for anyone else among the users who
     share a project with them, plus the user whose email is exactly `q`. `email` is null
     unless the caller is an admin or shares a project with that user."""
-    page = await cases.search_users(caller_id=principal.user_id, q=q, limit=limit, cursor=cursor)
-    link_next_page(request, response, page.next_cursor)
-    return UserPage(
-        items=[
-            UserSummary(id=u.id, display_name=u.display_name, email=u.email) for u in page.items
-        ],
-        next_cursor=page.next_cursor,
+    page = await cases.search_users(
+        caller_id=principal.user_id, q=q, limit=paging.limit, cursor=paging.cursor
     )
+    return paging.answer(UserPage, page, UserSummary.from_attributes)
 
 
 @router.get("/users/{user_id}", tags=["users"])
@@ -188,9 +175,7 @@ async def get_user(
     user_id: uuid.UUID, _principal: ActivePrincipal, cases: UseCases
 ) -> PublicUserResponse:
     user = await cases.get_user(user_id)
-    return PublicUserResponse(
-        id=user.id, display_name=user.display_name, email=user.email, is_active=user.is_active
-    )
+    return PublicUserResponse.from_attributes(user)
 
 
 @router.patch("/users/{user_id}", tags=["users"])
@@ -215,19 +200,13 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     return document
 
 
-@internal_router.get("/revoked-sessions", dependencies=[Depends(internal_caller)])
-async def revoked_sessions(cases: UseCases, response: Response) -> RevokedSessionsResponse:
+@internal.get("/revoked-sessions")
+async def revoked_sessions(cases: UseCases) -> RevokedSessionsResponse:
     """Sessions revoked within the access-token lifetime: the gateway's starting list."""
     sessions, horizon = await cases.recently_revoked()
-    response.headers["Cache-Control"] = "no-store"
     return RevokedSessionsResponse(
         items=[
-            RevokedSessionItem(
-                session_id=s.session_id,
-                user_id=s.user_id,
-                revoked_at=s.revoked_at,
-                forget_after=s.revoked_at + horizon,
-            )
+            RevokedSessionItem.from_attributes(s, forget_after=s.revoked_at + horizon)
             for s in sessions
         ]
     )

@@ -5,24 +5,18 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from bugtracker_shared.pagination import Page
-from bugtracker_shared.web import StrictModel
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from bugtracker_shared.web import ResponseModel, StrictModel, example
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 Password = Annotated[str, Field(min_length=15, max_length=128)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class RegisterRequest(StrictModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "email": "ada@example.com",
-                    "password": "correct horse battery staple",
-                    "display_name": "Ada Lovelace",
-                }
-            ]
-        }
+    model_config = example(
+        email="ada@example.com",
+        password="correct horse battery staple",  # noqa: S106 - the documented example
+        display_name="Ada Lovelace",
     )
 
     email: EmailStr
@@ -43,7 +37,7 @@ class TokenResponse(BaseModel):
     refresh_expires_in: int
 
 
-class UserResponse(BaseModel):
+class UserResponse(ResponseModel):
     id: uuid.UUID
     email: str
     display_name: str
@@ -53,7 +47,7 @@ class UserResponse(BaseModel):
     updated_at: datetime
 
 
-class PublicUserResponse(BaseModel):
+class PublicUserResponse(ResponseModel):
     id: uuid.UUID
     display_name: str
     email: str
@@ -78,7 +72,7 @@ class AdminUpdateUserRequest(StrictModel):
     is_active: bool | None = None
 
 
-class UserSummary(BaseModel):
+class UserSummary(ResponseModel):
     id: uuid.UUID
     display_name: str
     # Null unless the caller is an admin or shares a project with this user.
@@ -89,7 +83,7 @@ class UserPage(Page[UserSummary]):
     pass
 
 
-class RevokedSessionItem(BaseModel):
+class RevokedSessionItem(ResponseModel):
     session_id: uuid.UUID
     user_id: uuid.UUID
     revoked_at: datetime

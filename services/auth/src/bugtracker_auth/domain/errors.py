@@ -1,8 +1,10 @@
 """Domain errors: plain exceptions with a stable `code`; the API edge maps them to HTTP."""
 
+from bugtracker_shared.errors import DomainError
 
-class AuthError(Exception):
-    code = "error"
+
+class AuthError(DomainError):
+    """Every error of the auth service."""
 
 
 class EmailTakenError(AuthError):
@@ -11,32 +13,24 @@ class EmailTakenError(AuthError):
 
 class InvalidCredentialsError(AuthError):
     code = "invalid_credentials"
-
-    def __init__(self) -> None:
-        super().__init__("The email or password is not correct.")
+    message = "The email or password is not correct."
 
 
 class InvalidRefreshTokenError(AuthError):
     """Unknown, expired, spent or revoked refresh token: one answer for all of them."""
 
     code = "invalid_refresh_token"
-
-    def __init__(self) -> None:
-        super().__init__("The refresh token is not valid; log in again.")
+    message = "The refresh token is not valid; log in again."
 
 
 class SessionRevokedError(AuthError):
     code = "token_revoked"
-
-    def __init__(self) -> None:
-        super().__init__("The session of this access token has ended; log in again.")
+    message = "The session of this access token has ended; log in again."
 
 
 class WrongCurrentPasswordError(AuthError):
     code = "invalid_current_password"
-
-    def __init__(self) -> None:
-        super().__init__("The current password is not correct.")
+    message = "The current password is not correct."
 
 
 class WeakPasswordError(AuthError):

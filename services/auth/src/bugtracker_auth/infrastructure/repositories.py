@@ -10,6 +10,7 @@ from bugtracker_shared.pagination import (
     decode_time_id_cursor,
     time_id_key,
 )
+from bugtracker_shared.rows import Columns
 from sqlalchemy import (
     Uuid,
     and_,
@@ -24,7 +25,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,19 +38,9 @@ from bugtracker_auth.domain.users import (
 )
 from bugtracker_auth.infrastructure.tables import refresh_tokens, sessions, users
 
-
-def _user(row: RowMapping) -> User:
-    return User(
-        id=row["id"],
-        email=row["email"],
-        display_name=row["display_name"],
-        password_hash=row["password_hash"],
-        role=GlobalRole(row["role"]),
-        is_active=row["is_active"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        version=row["version"],
-    )
+USERS = Columns(User, users, load={"role": GlobalRole})
+SESSIONS = Columns(Session, sessions)
+_user = USERS.from_row
 
 
 def _like_prefix(prefix: str) -> str:
@@ -65,19 +55,7 @@ class SqlUserRepository:
     async def add(self, user: User) -> None:
         try:
             async with self._session.begin_nested():
-                await self._session.execute(
-                    insert(users).values(
-                        id=user.id,
-                        email=user.email,
-                        display_name=user.display_name,
-                        password_hash=user.password_hash,
-                        role=user.role.value,
-                        is_active=user.is_active,
-                        created_at=user.created_at,
-                        updated_at=user.updated_at,
-                        version=user.version,
-                    )
-                )
+                await self._session.execute(insert(users).values(USERS.values(user)))
         except IntegrityError as exc:  # a concurrent registration won the race
             raise EmailTakenError("An account with this email exists already.") from exc
 
@@ -170,14 +148,7 @@ class SqlSessionRepository:
         self._session = session
 
     async def add(self, session: Session, refresh_token_hash: bytes) -> None:
-        await self._session.execute(
-            insert(sessions).values(
-                id=session.id,
-                user_id=session.user_id,
-                created_at=session.created_at,
-                expires_at=session.expires_at,
-            )
-        )
+        await self._session.execute(insert(sessions).values(SESSIONS.values(session)))
         await self._session.execute(
             insert(refresh_tokens).values(
                 token_hash=refresh_token_hash,
@@ -196,7 +167,7 @@ class SqlSessionRepository:
                     refresh_tokens.c.used_at,
                     sessions.c.user_id,
                     sessions.c.expires_at.label("session_expires_at"),
-                    sessions.c.revoked_at,
+                    sessions.c.revoked_at.label("session_revoked_at"),
                     sessions.c.created_at.label("session_created_at"),
                 )
                 .join(sessions, sessions.c.id == refresh_tokens.c.session_id)
@@ -204,17 +175,8 @@ class SqlSessionRepository:
                 .with_for_update()
             )
         ).first()
-        if row is None:
-            return None
-        return RefreshTokenRecord(
-            session_id=row.session_id,
-            user_id=row.user_id,
-            expires_at=row.expires_at,
-            used_at=row.used_at,
-            session_expires_at=row.session_expires_at,
-            session_revoked_at=row.revoked_at,
-            session_created_at=row.session_created_at,
-        )
+        # The columns are labelled as the record's fields.
+        return RefreshTokenRecord(**row._mapping) if row is not None else None
 
     async def rotate_refresh_token(
         self,

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from bugtracker_shared.outbox import outbox_table
+from bugtracker_shared.schema import moment, tracked, uuid_key
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
-    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -22,15 +21,13 @@ metadata = MetaData(schema=SCHEMA)
 users = Table(
     "users",
     metadata,
-    Column("id", Uuid, primary_key=True),
+    uuid_key(),
     Column("email", String(320), nullable=False, unique=True),
     Column("display_name", String(100), nullable=False),
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("is_active", Boolean, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("version", Integer, nullable=False),
+    *tracked(),
     # Prefix search (`GET /users?q=`): LIKE 'q%' can use a btree only with text_pattern_ops
     # under a non-C collation. Emails are stored lower-cased already.
     Index("ix_users_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),
@@ -45,11 +42,11 @@ Index(
 sessions = Table(
     "sessions",
     metadata,
-    Column("id", Uuid, primary_key=True),
+    uuid_key(),
     Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True)),
+    moment("created_at"),
+    moment("expires_at"),
+    moment("revoked_at", nullable=True),
     Index("ix_sessions_user_id", "user_id"),
 )
 # What the gateway seeds its revocation list from: sessions revoked in the last minutes.
@@ -64,9 +61,9 @@ refresh_tokens = Table(
     metadata,
     Column("token_hash", LargeBinary(32), primary_key=True),
     Column("session_id", Uuid, ForeignKey(sessions.c.id, ondelete="CASCADE"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True)),
+    moment("created_at"),
+    moment("expires_at"),
+    moment("used_at", nullable=True),
     Index("ix_refresh_tokens_session_id", "session_id"),
 )
 

@@ -35,30 +35,38 @@ class _Failures:
     last_failure: float
 
 
+@dataclass(frozen=True, slots=True)
+class ThrottlePolicy:
+    """The three limits' knobs (see the module's docstring), and how many entries each
+    table may hold before the least recently used are forgotten."""
+
+    ip_failures: int = 10
+    ip_window_seconds: float = 60.0
+    account_free_failures: int = 5
+    account_base_delay_seconds: float = 1.0
+    account_max_delay_seconds: float = 900.0
+    spread_addresses: int = 10
+    spread_window_seconds: float = 3600.0
+    known_client_seconds: float = 30 * 24 * 3600.0
+    max_tracked: int = 100_000
+
+    def pair_delay(self, failures: int) -> float:
+        """How long a client waits after its `failures`-th consecutive failure."""
+        if failures < self.account_free_failures:
+            return 0.0
+        doubled = self.account_base_delay_seconds * 2.0 ** (failures - self.account_free_failures)
+        return min(self.account_max_delay_seconds, doubled)
+
+
 class InMemoryLoginThrottle:
     def __init__(
         self,
+        policy: ThrottlePolicy = ThrottlePolicy(),
         *,
-        ip_failures: int = 10,
-        ip_window_seconds: float = 60.0,
-        account_free_failures: int = 5,
-        account_base_delay_seconds: float = 1.0,
-        account_max_delay_seconds: float = 900.0,
-        spread_addresses: int = 10,
-        spread_window_seconds: float = 3600.0,
-        known_client_seconds: float = 30 * 24 * 3600.0,
-        max_tracked: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ip_failures = ip_failures
-        self._ip_window = ip_window_seconds
-        self._free = account_free_failures
-        self._base_delay = account_base_delay_seconds
-        self._max_delay = account_max_delay_seconds
-        self._spread_addresses = max(1, spread_addresses)
-        self._spread_window = spread_window_seconds
-        self._known_for = known_client_seconds
-        self._max_tracked = max_tracked
+        self._policy = policy
+        self._spread_addresses = max(1, policy.spread_addresses)
         self._clock = clock
         self._ips: OrderedDict[str, deque[float]] = OrderedDict()
         self._pairs: OrderedDict[tuple[str, str | None], _Failures] = OrderedDict()
@@ -67,35 +75,31 @@ class InMemoryLoginThrottle:
         self._spread: OrderedDict[str, OrderedDict[str | None, float]] = OrderedDict()
         self._known: OrderedDict[tuple[str, str | None], float] = OrderedDict()
 
-    def _pair_delay(self, failures: int) -> float:
-        if failures < self._free:
-            return 0.0
-        return min(self._max_delay, self._base_delay * 2.0 ** (failures - self._free))
-
     def _is_known(self, pair: tuple[str, str | None], now: float) -> bool:
         succeeded_at = self._known.get(pair)
-        return succeeded_at is not None and now - succeeded_at < self._known_for
+        return succeeded_at is not None and now - succeeded_at < self._policy.known_client_seconds
 
     def check(self, client_ip: str | None, email: str) -> None:
+        policy = self._policy
         now = self._clock()
         waits: list[float] = []
         if client_ip is not None and (failures := self._ips.get(client_ip)):
-            while failures and failures[0] <= now - self._ip_window:
+            while failures and failures[0] <= now - policy.ip_window_seconds:
                 failures.popleft()
-            if len(failures) >= self._ip_failures:
-                waits.append(failures[0] + self._ip_window - now)
+            if len(failures) >= policy.ip_failures:
+                waits.append(failures[0] + policy.ip_window_seconds - now)
         pair = (email, client_ip)
         record = self._pairs.get(pair)
         if record is not None:
-            ready_at = record.last_failure + self._pair_delay(record.failures)
+            ready_at = record.last_failure + policy.pair_delay(record.failures)
             if ready_at > now:
                 waits.append(ready_at - now)
         spread = self._spread.get(email)
         if spread and not self._is_known(pair, now):
-            while spread and next(iter(spread.values())) <= now - self._spread_window:
+            while spread and next(iter(spread.values())) <= now - policy.spread_window_seconds:
                 spread.popitem(last=False)
             if len(spread) >= self._spread_addresses:
-                waits.append(next(iter(spread.values())) + self._spread_window - now)
+                waits.append(next(iter(spread.values())) + policy.spread_window_seconds - now)
         if waits:
             raise RateLimitedError(math.ceil(max(waits)))
 
@@ -134,5 +138,5 @@ class InMemoryLoginThrottle:
 
     def _trim(self, table: OrderedDict[K, V]) -> None:
         # Bounded memory under a spray of addresses: the least recently used go first.
-        while len(table) > self._max_tracked:
+        while len(table) > self._policy.max_tracked:
             table.popitem(last=False)

@@ -4,53 +4,31 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page
-from fastapi import APIRouter, Depends, Query, Request, Response
+from bugtracker_shared.pagination import Page
+from bugtracker_shared.web import CurrentPrincipal, Paging, from_app_state
+from fastapi import APIRouter, Depends
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from bugtracker_notifications.api.schemas import NotificationResponse, UnreadCountResponse
 from bugtracker_notifications.application.use_cases import NotificationUseCases
-from bugtracker_notifications.domain.notifications import Notification
 
 UseCases = Annotated[NotificationUseCases, Depends(from_app_state(NotificationUseCases))]
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
 
-def _notification(notification: Notification) -> NotificationResponse:
-    return NotificationResponse(
-        id=notification.id,
-        type=notification.type,
-        event_id=notification.event_id,
-        actor_id=notification.actor_id,
-        project_id=notification.project_id,
-        ticket_id=notification.ticket_id,
-        ticket_key=notification.ticket_key,
-        summary=notification.summary,
-        created_at=notification.created_at,
-        read_at=notification.read_at,
-    )
-
-
 @router.get("/notifications")
 async def list_notifications(
     principal: CurrentPrincipal,
     cases: UseCases,
-    request: Request,
-    response: Response,
+    paging: Paging,
     unread: bool = False,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[NotificationResponse]:
     """The caller's notifications, newest first; `unread=true` keeps the unread ones."""
     page = await cases.list_notifications(
-        principal.user_id, unread_only=unread, limit=limit, cursor=cursor
+        principal.user_id, unread_only=unread, limit=paging.limit, cursor=paging.cursor
     )
-    link_next_page(request, response, page.next_cursor)
-    return Page[NotificationResponse](
-        items=[_notification(n) for n in page.items], next_cursor=page.next_cursor
-    )
+    return paging.answer(Page[NotificationResponse], page, NotificationResponse.of)
 
 
 # Comment lines keep idle connections (and proxies in between) from timing out.
@@ -68,7 +46,7 @@ async def stream(principal: CurrentPrincipal, cases: UseCases) -> EventSourceRes
         try:
             async for notification in subscription:
                 yield ServerSentEvent(
-                    data=_notification(notification).model_dump_json(),
+                    data=NotificationResponse.of(notification).model_dump_json(),
                     id=str(notification.id),
                 )
         finally:
@@ -91,4 +69,4 @@ async def read_all(principal: CurrentPrincipal, cases: UseCases) -> None:
 async def read_one(
     notification_id: uuid.UUID, principal: CurrentPrincipal, cases: UseCases
 ) -> NotificationResponse:
-    return _notification(await cases.mark_read(principal.user_id, notification_id))
+    return NotificationResponse.of(await cases.mark_read(principal.user_id, notification_id))

@@ -3,10 +3,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from bugtracker_shared.web import ResponseModel
 from pydantic import BaseModel
 
+from bugtracker_notifications.domain.notifications import Notification
 
-class NotificationResponse(BaseModel):
+
+class NotificationResponse(ResponseModel):
     id: uuid.UUID
     type: str
     event_id: uuid.UUID
@@ -17,6 +20,10 @@ class NotificationResponse(BaseModel):
     summary: str
     created_at: datetime
     read_at: datetime | None
+
+    @classmethod
+    def of(cls, notification: Notification) -> NotificationResponse:
+        return cls.from_attributes(notification)
 
 
 class UnreadCountResponse(BaseModel):

@@ -1,15 +1,15 @@
 """Domain errors: plain exceptions with a stable `code`; the API edge maps them to HTTP."""
 
+from bugtracker_shared.errors import DomainError
 
-class NotificationsError(Exception):
-    code = "error"
+
+class NotificationsError(DomainError):
+    """Every error of the notifications service."""
 
 
 class NotificationNotFoundError(NotificationsError):
     code = "not_found"
-
-    def __init__(self) -> None:
-        super().__init__("No such notification.")
+    message = "No such notification."
 
 
 class MalformedEventError(NotificationsError):

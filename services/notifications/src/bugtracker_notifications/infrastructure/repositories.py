@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from bugtracker_shared.inbox import advance_sequence, claim_event
+from bugtracker_shared.rows import Columns
 from sqlalchemy import Table, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import CursorResult, RowMapping
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bugtracker_notifications.application.ports import Keyset
@@ -18,20 +19,8 @@ from bugtracker_notifications.infrastructure.tables import former_members, notif
 _t = notifications
 
 
-def _notification(row: RowMapping) -> Notification:
-    return Notification(
-        id=row["id"],
-        user_id=row["user_id"],
-        type=row["type"],
-        event_id=row["event_id"],
-        actor_id=row["actor_id"],
-        project_id=row["project_id"],
-        ticket_id=row["ticket_id"],
-        ticket_key=row["ticket_key"],
-        summary=row["summary"],
-        created_at=row["created_at"],
-        read_at=row["read_at"],
-    )
+NOTIFICATIONS = Columns(Notification, notifications)
+_notification = NOTIFICATIONS.from_row
 
 
 class SqlNotificationRepository:
@@ -43,24 +32,7 @@ class SqlNotificationRepository:
             return
         await self._session.execute(
             insert(_t)
-            .values(
-                [
-                    {
-                        "id": n.id,
-                        "user_id": n.user_id,
-                        "type": n.type,
-                        "event_id": n.event_id,
-                        "actor_id": n.actor_id,
-                        "project_id": n.project_id,
-                        "ticket_id": n.ticket_id,
-                        "ticket_key": n.ticket_key,
-                        "summary": n.summary,
-                        "created_at": n.created_at,
-                        "read_at": n.read_at,
-                    }
-                    for n in items
-                ]
-            )
+            .values([NOTIFICATIONS.values(n) for n in items])
             .on_conflict_do_nothing(index_elements=[_t.c.event_id, _t.c.user_id])
         )
 

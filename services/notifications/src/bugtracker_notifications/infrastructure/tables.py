@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from bugtracker_shared.inbox import inbox_table, subject_sequences_table
+from bugtracker_shared.schema import moment, uuid_key
 from sqlalchemy import (
     Column,
-    DateTime,
     Index,
     MetaData,
     String,
@@ -19,7 +19,7 @@ metadata = MetaData(schema=SCHEMA)
 notifications = Table(
     "notifications",
     metadata,
-    Column("id", Uuid, primary_key=True),
+    uuid_key(),
     Column("user_id", Uuid, nullable=False),
     Column("type", String(64), nullable=False),
     Column("event_id", Uuid, nullable=False),
@@ -28,8 +28,8 @@ notifications = Table(
     Column("ticket_id", Uuid),
     Column("ticket_key", String(64)),
     Column("summary", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("read_at", DateTime(timezone=True)),
+    moment("created_at"),
+    moment("read_at", nullable=True),
     # A redelivered or replayed event cannot notify the same user twice.
     UniqueConstraint("event_id", "user_id", name="uq_notifications_event_id_user_id"),
 )
@@ -60,5 +60,5 @@ former_members = Table(
     metadata,
     Column("project_id", Uuid, primary_key=True),
     Column("user_id", Uuid, primary_key=True),
-    Column("left_at", DateTime(timezone=True), nullable=False),
+    moment("left_at"),
 )

@@ -3,11 +3,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from bugtracker_shared.conditions import etag, expected_version, not_modified
-from bugtracker_shared.internal import internal_caller
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from bugtracker_shared.pagination import DEFAULT_LIMIT
+from bugtracker_shared.web import (
+    Conditional,
+    CurrentPrincipal,
+    Cursor,
+    IfNoneMatch,
+    Limit,
+    Paging,
+    from_app_state,
+    internal_router,
+    page_of,
+    unless_not_modified,
+    versioned,
+)
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from bugtracker_projects.api.schemas import (
     AddMemberRequest,
@@ -25,7 +35,7 @@ from bugtracker_projects.api.schemas import (
     ViewProject,
 )
 from bugtracker_projects.application.use_cases import ProjectChanges, ProjectUseCases
-from bugtracker_projects.domain.projects import Caller, Project
+from bugtracker_projects.domain.projects import Caller
 
 
 async def caller(principal: CurrentPrincipal) -> Caller:
@@ -34,16 +44,9 @@ async def caller(principal: CurrentPrincipal) -> Caller:
 
 UseCases = Annotated[ProjectUseCases, Depends(from_app_state(ProjectUseCases))]
 CurrentCaller = Annotated[Caller, Depends(caller)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=512)]
-IfMatch = Annotated[str | None, Header(description="ETag of the version you changed")]
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
-
-
-def _project(project: Project, response: Response) -> ProjectResponse:
-    response.headers["ETag"] = etag(project.version)
-    return ProjectResponse.of(project)
+internal = internal_router()
 
 
 @router.post("", status_code=201)
@@ -54,7 +57,7 @@ async def create_project(
         who, key=body.key, name=body.name, description=body.description
     )
     response.headers["Location"] = f"/api/v1/projects/{project.id}"
-    return _project(project, response)
+    return versioned(response, ProjectResponse.of(project))
 
 
 @router.get("")
@@ -68,11 +71,10 @@ async def list_projects(
     q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     archived: bool = False,
 ) -> ProjectPage:
+    # Not `Paging`: its parameters would come after `q` and `archived` in the OpenAPI
+    # document.
     page = await cases.list_projects(who, limit=limit, cursor=cursor, archived=archived, q=q)
-    link_next_page(request, response, page.next_cursor)
-    return ProjectPage(
-        items=[ProjectResponse.of(p) for p in page.items], next_cursor=page.next_cursor
-    )
+    return page_of(request, response, ProjectPage, page, ProjectResponse.of)
 
 
 @router.get("/{project_ref}", response_model=ProjectResponse)
@@ -81,12 +83,10 @@ async def get_project(
     who: CurrentCaller,
     cases: UseCases,
     response: Response,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> ProjectResponse | Response:
     project = (await cases.access(who, project_ref)).project
-    if not_modified(if_none_match, project.version):
-        return Response(status_code=304, headers={"ETag": etag(project.version)})
-    return _project(project, response)
+    return unless_not_modified(response, if_none_match, ProjectResponse.of(project))
 
 
 @router.patch("/{project_ref}")
@@ -95,16 +95,15 @@ async def update_project(
     body: UpdateProjectRequest,
     who: CurrentCaller,
     cases: UseCases,
-    response: Response,
-    if_match: IfMatch = None,
+    write: Conditional,
 ) -> ProjectResponse:
     project = await cases.update_project(
         who,
         project_ref,
         ProjectChanges(name=body.name, description=body.description),
-        expected_version=expected_version(if_match),
+        expected_version=write.expected_version,
     )
-    return _project(project, response)
+    return write.answer(ProjectResponse.of(project))
 
 
 @router.post("/{project_ref}/archive")
@@ -112,13 +111,12 @@ async def archive_project(
     project_ref: str,
     who: CurrentCaller,
     cases: UseCases,
-    response: Response,
-    if_match: IfMatch = None,
+    write: Conditional,
 ) -> ProjectResponse:
     project = await cases.set_archived(
-        who, project_ref, archived=True, expected_version=expected_version(if_match)
+        who, project_ref, archived=True, expected_version=write.expected_version
     )
-    return _project(project, response)
+    return write.answer(ProjectResponse.of(project))
 
 
 @router.post("/{project_ref}/unarchive")
@@ -126,13 +124,12 @@ async def unarchive_project(
     project_ref: str,
     who: CurrentCaller,
     cases: UseCases,
-    response: Response,
-    if_match: IfMatch = None,
+    write: Conditional,
 ) -> ProjectResponse:
     project = await cases.set_archived(
-        who, project_ref, archived=False, expected_version=expected_version(if_match)
+        who, project_ref, archived=False, expected_version=write.expected_version
     )
-    return _project(project, response)
+    return write.answer(ProjectResponse.of(project))
 
 
 @router.delete("/{project_ref}", status_code=204)
@@ -146,7 +143,7 @@ async def delete_project(project_ref: str, who: CurrentCaller, cases: UseCases) 
 async def restore_project(
     project_ref: str, who: CurrentCaller, cases: UseCases, response: Response
 ) -> ProjectResponse:
-    return _project(await cases.restore_project(who, project_ref), response)
+    return versioned(response, ProjectResponse.of(await cases.restore_project(who, project_ref)))
 
 
 @router.get("/{project_ref}/members/me")
@@ -163,18 +160,10 @@ async def my_access(project_ref: str, who: CurrentCaller, cases: UseCases) -> My
 
 @router.get("/{project_ref}/members")
 async def list_members(
-    project_ref: str,
-    who: CurrentCaller,
-    cases: UseCases,
-    request: Request,
-    response: Response,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    project_ref: str, who: CurrentCaller, cases: UseCases, paging: Paging
 ) -> MemberPage:
-    page = await cases.list_members(who, project_ref, limit=limit, cursor=cursor)
-    link_next_page(request, response, page.next_cursor)
-    items = [MemberResponse.of(m) for m in page.items]
-    return MemberPage(items=items, next_cursor=page.next_cursor)
+    page = await cases.list_members(who, project_ref, limit=paging.limit, cursor=paging.cursor)
+    return paging.answer(MemberPage, page, MemberResponse.of)
 
 
 @router.post("/{project_ref}/members", status_code=201)
@@ -216,29 +205,19 @@ async def remove_member(
     await cases.remove_member(who, project_ref, user_id)
 
 
-internal_router = APIRouter(prefix="/internal", include_in_schema=False)
-
-
-@internal_router.get("/memberships", dependencies=[Depends(internal_caller)])
+@internal.get("/memberships")
 async def memberships(
     cases: UseCases,
-    response: Response,
     after: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> MembershipsPage:
     """Every project (deleted ones too) with its members' roles, a page at a time by id:
     what the other services seed their membership views from (ADR 0023)."""
     page = await cases.memberships(after=after, limit=limit)
-    response.headers["Cache-Control"] = "no-store"
     return MembershipsPage(
         items=[
-            ViewProject(
-                id=p.id,
-                key=p.key,
-                archived=p.archived,
-                deleted=p.deleted,
-                version=p.version,
-                members=[ViewMember(user_id=u, role=r) for u, r in p.members.items()],
+            ViewProject.from_attributes(
+                p, members=[ViewMember(user_id=u, role=r) for u, r in p.members.items()]
             )
             for p in page
         ],
@@ -246,11 +225,10 @@ async def memberships(
     )
 
 
-@internal_router.get("/users/{user_id}/co-members", dependencies=[Depends(internal_caller)])
-async def co_members(user_id: uuid.UUID, cases: UseCases, response: Response) -> CoMembersResponse:
+@internal.get("/users/{user_id}/co-members")
+async def co_members(user_id: uuid.UUID, cases: UseCases) -> CoMembersResponse:
     """Who shares a project (not deleted) with this user: what auth's user directory
     lets them find, emails included (ADR 0028)."""
-    response.headers["Cache-Control"] = "no-store"
     return CoMembersResponse(user_ids=await cases.co_members(user_id))
 
 

@@ -6,17 +6,17 @@ from typing import Annotated
 
 from bugtracker_shared.pagination import Page
 from bugtracker_shared.permissions import ProjectRole
-from bugtracker_shared.web import StrictModel
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from bugtracker_shared.web import ResponseModel, StrictModel, example
+from pydantic import BaseModel, Field, StringConstraints
 
 from bugtracker_projects.domain.projects import PROJECT_KEY, Member, Project
 
 
 class CreateProjectRequest(StrictModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"key": "BUG", "name": "Bugtracker", "description": "Our own bugs."}]
-        }
+    model_config = example(
+        key="BUG",
+        name="Bugtracker",
+        description="Our own bugs.",
     )
 
     key: Annotated[str, Field(pattern=PROJECT_KEY.pattern, examples=["BUG"])]
@@ -40,7 +40,7 @@ class AddMemberRequest(StrictModel):
     role: ProjectRole
 
 
-class ProjectResponse(BaseModel):
+class ProjectResponse(ResponseModel):
     id: uuid.UUID
     key: str
     name: str
@@ -53,20 +53,10 @@ class ProjectResponse(BaseModel):
 
     @classmethod
     def of(cls, project: Project) -> ProjectResponse:
-        return cls(
-            id=project.id,
-            key=project.key,
-            name=project.name,
-            description=project.description,
-            archived=project.is_archived,
-            created_by=project.created_by,
-            created_at=project.created_at,
-            updated_at=project.updated_at,
-            version=project.version,
-        )
+        return cls.from_attributes(project, archived=project.is_archived)
 
 
-class MemberResponse(BaseModel):
+class MemberResponse(ResponseModel):
     user_id: uuid.UUID
     display_name: str
     email: str | None
@@ -75,13 +65,7 @@ class MemberResponse(BaseModel):
 
     @classmethod
     def of(cls, member: Member) -> MemberResponse:
-        return cls(
-            user_id=member.user_id,
-            display_name=member.display_name,
-            email=member.email,
-            role=member.role,
-            added_at=member.added_at,
-        )
+        return cls.from_attributes(member)
 
 
 class MyAccessResponse(BaseModel):
@@ -107,7 +91,7 @@ class ViewMember(BaseModel):
     role: ProjectRole
 
 
-class ViewProject(BaseModel):
+class ViewProject(ResponseModel):
     """A project as other services' membership views keep it (internal)."""
 
     id: uuid.UUID

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bugtracker_shared.conditions import check_version
+from bugtracker_shared.etags import check_version
 from bugtracker_shared.event_schemas import (
     MembershipData,
     ProjectArchived,
@@ -224,11 +224,12 @@ class ProjectUseCases:
             project = access.project
             check_version(project.version, expected_version)
             diff: dict[str, dict[str, Any]] = {}
-            for field in ("name", "description"):
-                new = getattr(changes, field)
-                if new is not None and new != getattr(project, field):
-                    diff[field] = {"from": getattr(project, field), "to": new}
-                    setattr(project, field, new)
+            if changes.name is not None and changes.name != project.name:
+                diff["name"] = {"from": project.name, "to": changes.name}
+                project.name = changes.name
+            if changes.description is not None and changes.description != project.description:
+                diff["description"] = {"from": project.description, "to": changes.description}
+                project.description = changes.description
             if not diff:
                 return project
             project.touch(datetime.now(UTC))

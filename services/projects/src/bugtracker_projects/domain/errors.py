@@ -1,8 +1,10 @@
 """Domain errors: plain exceptions with a stable `code`; the API edge maps them to HTTP."""
 
+from bugtracker_shared.errors import DomainError
 
-class ProjectsError(Exception):
-    code = "error"
+
+class ProjectsError(DomainError):
+    """Every error of the projects service."""
 
 
 class ProjectNotFoundError(ProjectsError):

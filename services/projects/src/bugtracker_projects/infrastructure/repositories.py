@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from bugtracker_shared.db import Row, escape_like
+from bugtracker_shared.db import escape_like
 from bugtracker_shared.permissions import ProjectRole
+from bugtracker_shared.rows import Columns
 from sqlalchemy import Select, delete, func, insert, or_, select, tuple_, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,31 +16,12 @@ from bugtracker_projects.domain.errors import ProjectKeyTakenError
 from bugtracker_projects.domain.projects import Member, Project
 from bugtracker_projects.infrastructure.tables import memberships, projects
 
-
-def project_from_row(row: Row) -> Project:
-    return Project(
-        id=row["id"],
-        key=row["key"],
-        name=row["name"],
-        description=row["description"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        archived_at=row["archived_at"],
-        deleted_at=row["deleted_at"],
-        version=row["version"],
-    )
-
-
-def _member(row: RowMapping) -> Member:
-    return Member(
-        project_id=row["project_id"],
-        user_id=row["user_id"],
-        display_name=row["display_name"],
-        role=ProjectRole(row["role"]),
-        added_at=row["added_at"],
-        email=row["email"],
-    )
+PROJECTS = Columns(Project, projects)
+# What an update may change: everything but the identity and the creation.
+_PROJECT_CHANGES = PROJECTS.without("id", "key", "created_by", "created_at")
+MEMBERS = Columns(Member, memberships, load={"role": ProjectRole})
+project_from_row = PROJECTS.from_row
+_member = MEMBERS.from_row
 
 
 class SqlProjectRepository:
@@ -50,19 +31,7 @@ class SqlProjectRepository:
     async def add(self, project: Project) -> None:
         try:
             async with self._session.begin_nested():
-                await self._session.execute(
-                    insert(projects).values(
-                        id=project.id,
-                        key=project.key,
-                        name=project.name,
-                        description=project.description,
-                        created_by=project.created_by,
-                        created_at=project.created_at,
-                        updated_at=project.updated_at,
-                        archived_at=project.archived_at,
-                        version=project.version,
-                    )
-                )
+                await self._session.execute(insert(projects).values(PROJECTS.values(project)))
         except IntegrityError as exc:  # a concurrent create took the key first
             raise ProjectKeyTakenError(f"The project key {project.key} is taken.") from exc
 
@@ -83,14 +52,7 @@ class SqlProjectRepository:
         await self._session.execute(
             update(projects)
             .where(projects.c.id == project.id)
-            .values(
-                name=project.name,
-                description=project.description,
-                updated_at=project.updated_at,
-                archived_at=project.archived_at,
-                deleted_at=project.deleted_at,
-                version=project.version,
-            )
+            .values(_PROJECT_CHANGES.values(project))
         )
 
     async def list(
@@ -125,16 +87,7 @@ class SqlMemberRepository:
         self._session = session
 
     async def add(self, member: Member) -> None:
-        await self._session.execute(
-            insert(memberships).values(
-                project_id=member.project_id,
-                user_id=member.user_id,
-                display_name=member.display_name,
-                email=member.email,
-                role=member.role.value,
-                added_at=member.added_at,
-            )
-        )
+        await self._session.execute(insert(memberships).values(MEMBERS.values(member)))
 
     async def role_of(self, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectRole | None:
         role = await self._session.scalar(

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from bugtracker_shared.outbox import outbox_table
+from bugtracker_shared.schema import moment, tracked, uuid_key
 from sqlalchemy import (
     Column,
-    DateTime,
     ForeignKey,
     Index,
-    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -21,16 +20,12 @@ metadata = MetaData(schema=SCHEMA)
 projects = Table(
     "projects",
     metadata,
-    Column("id", Uuid, primary_key=True),
+    uuid_key(),
     Column("key", String(10), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=False),
     Column("created_by", Uuid, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("archived_at", DateTime(timezone=True)),
-    Column("deleted_at", DateTime(timezone=True)),
-    Column("version", Integer, nullable=False),
+    *tracked("archived_at", "deleted_at"),
 )
 
 memberships = Table(
@@ -41,7 +36,7 @@ memberships = Table(
     Column("display_name", String(100), nullable=False),
     Column("email", String(320)),
     Column("role", String(16), nullable=False),
-    Column("added_at", DateTime(timezone=True), nullable=False),
+    moment("added_at"),
     PrimaryKeyConstraint("project_id", "user_id"),
     # "my projects" and the member list are keyset scans on these.
     Index("ix_memberships_user_id", "user_id", "project_id"),

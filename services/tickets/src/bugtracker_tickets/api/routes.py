@@ -6,9 +6,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from bugtracker_shared.conditions import etag, expected_version, not_modified
-from bugtracker_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from bugtracker_shared.web import CurrentPrincipal, from_app_state, link_next_page
+from bugtracker_shared.pagination import DEFAULT_LIMIT, Listing
+from bugtracker_shared.web import (
+    Conditional,
+    CurrentPrincipal,
+    Cursor,
+    IfNoneMatch,
+    Limit,
+    Paging,
+    from_app_state,
+    page_of,
+    unless_not_modified,
+    versioned,
+)
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from bugtracker_tickets.api.schemas import (
@@ -27,19 +37,17 @@ from bugtracker_tickets.api.schemas import (
     WatchersResponse,
     WatchingResponse,
 )
-from bugtracker_tickets.application.comments import CommentUseCases
+from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.use_cases import (
     Idempotency,
     ListRequest,
     NewTicket,
-    TicketEdit,
     TicketUseCases,
 )
-from bugtracker_tickets.domain.tickets import Comment, Priority, Status, Ticket, TicketType
+from bugtracker_tickets.domain.tickets import Priority, Status, TicketType
 
 UseCases = Annotated[TicketUseCases, Depends(from_app_state(TicketUseCases))]
 Comments = Annotated[CommentUseCases, Depends(from_app_state(CommentUseCases, "comment_cases"))]
-IfMatch = Annotated[str | None, Header(description="ETag of the version you changed")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -49,8 +57,6 @@ IdempotencyKey = Annotated[
         "first result",
     ),
 ]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=512)]
 SortParam = Literal[
     "created_at",
     "-created_at",
@@ -121,16 +127,6 @@ list_filters.__signature__ = inspect.signature(Filters)  # type: ignore[attr-def
 ListFilters = Annotated[Filters, Depends(list_filters)]
 
 
-def _ticket(ticket: Ticket, response: Response) -> TicketResponse:
-    response.headers["ETag"] = etag(ticket.version)
-    return TicketResponse.of(ticket)
-
-
-def _comment(comment: Comment, response: Response) -> CommentResponse:
-    response.headers["ETag"] = etag(comment.version)
-    return CommentResponse.of(comment)
-
-
 @router.post("/projects/{project_ref}/tickets", status_code=201)
 async def create_ticket(
     project_ref: str,
@@ -157,7 +153,7 @@ async def create_ticket(
     response.headers["Location"] = f"/api/v1/tickets/{created.ticket.id}"
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return _ticket(created.ticket, response)
+    return versioned(response, TicketResponse.of(created.ticket))
 
 
 async def _list(
@@ -169,12 +165,7 @@ async def _list(
     response: Response,
 ) -> TicketPage:
     page = await cases.list_tickets(principal, project_ref, filters.request())
-    link_next_page(request, response, page.next_cursor)
-    return TicketPage(
-        items=[TicketResponse.of(t) for t in page.items],
-        next_cursor=page.next_cursor,
-        total=page.total,
-    )
+    return page_of(request, response, TicketPage, page, TicketResponse.of, total=page.total)
 
 
 @router.get("/projects/{project_ref}/tickets")
@@ -207,12 +198,10 @@ async def get_ticket(
     principal: CurrentPrincipal,
     cases: UseCases,
     response: Response,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> TicketResponse | Response:
     ticket = await cases.get_ticket(principal, ticket_ref)
-    if not_modified(if_none_match, ticket.version):
-        return Response(status_code=304, headers={"ETag": etag(ticket.version)})
-    return _ticket(ticket, response)
+    return unless_not_modified(response, if_none_match, TicketResponse.of(ticket))
 
 
 @router.patch("/tickets/{ticket_ref}")
@@ -221,16 +210,15 @@ async def update_ticket(
     body: UpdateTicketRequest,
     principal: CurrentPrincipal,
     cases: UseCases,
-    response: Response,
-    if_match: IfMatch = None,
+    write: Conditional,
 ) -> TicketResponse:
     ticket = await cases.update_ticket(
         principal,
         ticket_ref,
-        TicketEdit(values=body.changes()),
-        expected_version=expected_version(if_match),
+        body.patch(),
+        expected_version=write.expected_version,
     )
-    return _ticket(ticket, response)
+    return write.answer(TicketResponse.of(ticket))
 
 
 @router.put("/tickets/{ticket_ref}/assignee")
@@ -239,13 +227,12 @@ async def assign_ticket(
     body: AssignRequest,
     principal: CurrentPrincipal,
     cases: UseCases,
-    response: Response,
-    if_match: IfMatch = None,
+    write: Conditional,
 ) -> TicketResponse:
     ticket = await cases.assign(
-        principal, ticket_ref, body.assignee_id, expected_version=expected_version(if_match)
+        principal, ticket_ref, body.assignee_id, expected_version=write.expected_version
     )
-    return _ticket(ticket, response)
+    return write.answer(TicketResponse.of(ticket))
 
 
 @router.get("/tickets/{ticket_ref}/transitions")
@@ -265,8 +252,7 @@ async def transition_ticket(
     body: TransitionRequest,
     principal: CurrentPrincipal,
     cases: UseCases,
-    response: Response,
-    if_match: IfMatch = None,
+    write: Conditional,
 ) -> TicketResponse:
     ticket = await cases.transition(
         principal,
@@ -274,9 +260,9 @@ async def transition_ticket(
         body.to,
         body.resolution,
         comment=body.comment,
-        expected_version=expected_version(if_match),
+        expected_version=write.expected_version,
     )
-    return _ticket(ticket, response)
+    return write.answer(TicketResponse.of(ticket))
 
 
 @router.delete("/tickets/{ticket_ref}", status_code=204)
@@ -288,47 +274,27 @@ async def delete_ticket(ticket_ref: str, principal: CurrentPrincipal, cases: Use
 async def restore_ticket(
     ticket_ref: str, principal: CurrentPrincipal, cases: UseCases, response: Response
 ) -> TicketResponse:
-    return _ticket(await cases.restore_ticket(principal, ticket_ref), response)
+    return versioned(response, TicketResponse.of(await cases.restore_ticket(principal, ticket_ref)))
 
 
 @router.get("/tickets/{ticket_ref}/history")
 async def ticket_history(
-    ticket_ref: str,
-    principal: CurrentPrincipal,
-    cases: UseCases,
-    request: Request,
-    response: Response,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    ticket_ref: str, principal: CurrentPrincipal, cases: UseCases, paging: Paging
 ) -> HistoryPage:
-    entries, next_cursor = await cases.history(principal, ticket_ref, limit=limit, cursor=cursor)
-    link_next_page(request, response, next_cursor)
-    return HistoryPage(
-        items=[
-            HistoryItem(
-                at=e.at, actor_id=e.actor_id, field=e.field, from_=e.from_value, to=e.to_value
-            )
-            for e in entries
-        ],
-        next_cursor=next_cursor,
+    entries, next_cursor = await cases.history(
+        principal, ticket_ref, limit=paging.limit, cursor=paging.cursor
     )
+    return paging.answer(HistoryPage, Listing(entries, next_cursor), HistoryItem.of)
 
 
 @router.get("/tickets/{ticket_ref}/comments")
 async def list_comments(
-    ticket_ref: str,
-    principal: CurrentPrincipal,
-    comments: Comments,
-    request: Request,
-    response: Response,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    ticket_ref: str, principal: CurrentPrincipal, comments: Comments, paging: Paging
 ) -> CommentPage:
-    page = await comments.list_comments(principal, ticket_ref, limit=limit, cursor=cursor)
-    link_next_page(request, response, page.next_cursor)
-    return CommentPage(
-        items=[CommentResponse.of(c) for c in page.items], next_cursor=page.next_cursor
+    page = await comments.list_comments(
+        principal, ticket_ref, limit=paging.limit, cursor=paging.cursor
     )
+    return paging.answer(CommentPage, page, CommentResponse.of)
 
 
 @router.post("/tickets/{ticket_ref}/comments", status_code=201)
@@ -350,7 +316,7 @@ async def add_comment(
     response.headers["Location"] = f"/api/v1/tickets/{comment.ticket_id}/comments/{comment.id}"
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return _comment(comment, response)
+    return versioned(response, CommentResponse.of(comment))
 
 
 @router.patch("/tickets/{ticket_ref}/comments/{comment_id}")
@@ -360,13 +326,12 @@ async def edit_comment(
     body: CommentRequest,
     principal: CurrentPrincipal,
     comments: Comments,
-    response: Response,
-    if_match: IfMatch = None,
+    write: Conditional,
 ) -> CommentResponse:
     comment = await comments.edit_comment(
-        principal, ticket_ref, comment_id, body.body, expected_version=expected_version(if_match)
+        principal, ticket_ref, comment_id, body.body, expected_version=write.expected_version
     )
-    return _comment(comment, response)
+    return write.answer(CommentResponse.of(comment))
 
 
 @router.delete("/tickets/{ticket_ref}/comments/{comment_id}", status_code=204)

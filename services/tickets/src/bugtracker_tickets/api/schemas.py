@@ -5,11 +5,20 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from bugtracker_shared.pagination import Page
-from bugtracker_shared.web import StrictModel
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from bugtracker_shared.web import ResponseModel, StrictModel, example
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from bugtracker_tickets.application.markdown import render
-from bugtracker_tickets.domain.tickets import Comment, Priority, Status, Ticket, TicketType
+from bugtracker_tickets.domain.tickets import (
+    KEEP,
+    Comment,
+    HistoryEntry,
+    Priority,
+    Status,
+    Ticket,
+    TicketPatch,
+    TicketType,
+)
 from bugtracker_tickets.domain.workflow import Resolution
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -17,19 +26,13 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 
 
 class CreateTicketRequest(StrictModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "title": "Login fails with a long password",
-                    "description": "A 200-character password answers 500.",
-                    "type": "bug",
-                    "priority": "high",
-                    "labels": ["auth"],
-                    "due_date": "2026-12-01",
-                }
-            ]
-        }
+    model_config = example(
+        title="Login fails with a long password",
+        description="A 200-character password answers 500.",
+        type="bug",
+        priority="high",
+        labels=["auth"],
+        due_date="2026-12-01",
     )
 
     title: Title
@@ -58,8 +61,17 @@ class UpdateTicketRequest(StrictModel):
                 raise ValueError(f"{name} cannot be null")
         return self
 
-    def changes(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
+    def patch(self) -> TicketPatch:
+        """The typed patch (null is refused for every field but `due_date`, so None here
+        means "not given")."""
+        return TicketPatch(
+            title=KEEP if self.title is None else self.title,
+            description=KEEP if self.description is None else self.description,
+            type=KEEP if self.type is None else self.type,
+            priority=KEEP if self.priority is None else self.priority,
+            labels=KEEP if self.labels is None else tuple(self.labels),
+            due_date=self.due_date if "due_date" in self.model_fields_set else KEEP,
+        )
 
 
 class AssignRequest(StrictModel):
@@ -81,7 +93,7 @@ class CommentRequest(StrictModel):
     body: Annotated[str, Field(min_length=1, max_length=20_000)]
 
 
-class CommentResponse(BaseModel):
+class CommentResponse(ResponseModel):
     id: uuid.UUID
     ticket_id: uuid.UUID
     author_id: uuid.UUID
@@ -94,16 +106,9 @@ class CommentResponse(BaseModel):
 
     @classmethod
     def of(cls, comment: Comment) -> CommentResponse:
-        return cls(
-            id=comment.id,
-            ticket_id=comment.ticket_id,
-            author_id=comment.author_id,
-            body=comment.body,
-            body_html=comment.body_html if comment.body_html is not None else render(comment.body),
-            mentions=comment.mentions,
-            created_at=comment.created_at,
-            updated_at=comment.updated_at,
-            version=comment.version,
+        html = comment.body_html
+        return cls.from_attributes(
+            comment, body_html=html if html is not None else render(comment.body)
         )
 
 
@@ -111,12 +116,16 @@ class CommentPage(Page[CommentResponse]):
     pass
 
 
-class HistoryItem(BaseModel):
+class HistoryItem(ResponseModel):
     at: datetime
     actor_id: uuid.UUID
     field: str
     from_: Any = Field(serialization_alias="from")
     to: Any
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryItem:
+        return cls.from_attributes(entry, from_=entry.from_value, to=entry.to_value)
 
 
 class HistoryPage(Page[HistoryItem]):
@@ -133,7 +142,7 @@ class WatchingResponse(BaseModel):
     watching: bool
 
 
-class TicketResponse(BaseModel):
+class TicketResponse(ResponseModel):
     id: uuid.UUID
     key: str
     project_id: uuid.UUID
@@ -154,28 +163,9 @@ class TicketResponse(BaseModel):
 
     @classmethod
     def of(cls, ticket: Ticket) -> TicketResponse:
-        return cls(
-            id=ticket.id,
-            key=ticket.key,
-            project_id=ticket.project_id,
-            title=ticket.title,
-            description=ticket.description,
-            description_html=(
-                ticket.description_html
-                if ticket.description_html is not None
-                else render(ticket.description)
-            ),
-            type=ticket.type,
-            priority=ticket.priority,
-            status=ticket.status,
-            resolution=ticket.resolution,
-            reporter_id=ticket.reporter_id,
-            assignee_id=ticket.assignee_id,
-            labels=ticket.labels,
-            due_date=ticket.due_date,
-            created_at=ticket.created_at,
-            updated_at=ticket.updated_at,
-            version=ticket.version,
+        html = ticket.description_html
+        return cls.from_attributes(
+            ticket, description_html=html if html is not None else render(ticket.description)
         )
 
 

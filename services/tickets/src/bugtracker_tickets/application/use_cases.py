@@ -13,15 +13,20 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from bugtracker_shared.conditions import check_version
+from bugtracker_shared.etags import check_version
 from bugtracker_shared.pagination import decode_cursor, decode_int_cursor, encode_cursor
 from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.application.comment_writing import (
+    mentions_in,
+    new_comment,
+    store_comment,
+)
 from bugtracker_tickets.application.markdown import to_html
 from bugtracker_tickets.application.ports import (
     IdempotencyClaim,
@@ -30,13 +35,7 @@ from bugtracker_tickets.application.ports import (
     TicketReads,
     UnitOfWork,
 )
-from bugtracker_tickets.application.recording import (
-    mentions_in,
-    new_comment,
-    record,
-    store_comment,
-    ticket_event,
-)
+from bugtracker_tickets.application.ticket_events import record, ticket_event
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
     IdempotencyKeyReusedError,
@@ -44,13 +43,14 @@ from bugtracker_tickets.domain.errors import (
     TicketNotFoundError,
 )
 from bugtracker_tickets.domain.tickets import (
-    EDITABLE_FIELDS,
     TICKET_KEY,
     HistoryEntry,
+    Keep,
     Priority,
     ProjectAccess,
     Status,
     Ticket,
+    TicketPatch,
     TicketType,
     as_json,
     ticket_key,
@@ -79,13 +79,6 @@ class NewTicket:
     labels: tuple[str, ...] = ()
     due_date: date | None = None
     assignee_id: uuid.UUID | None = None
-
-
-@dataclass(frozen=True)
-class TicketEdit:
-    """The fields a PATCH sets; fields not given are left alone."""
-
-    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -336,7 +329,7 @@ class TicketUseCases:
         self,
         principal: Principal,
         ticket_ref: str,
-        edit: TicketEdit,
+        patch: TicketPatch,
         *,
         expected_version: int | None,
     ) -> Ticket:
@@ -348,19 +341,15 @@ class TicketUseCases:
         ):
             access.require(Permission.TICKET_EDIT_ANY)
         access.require_writable()
-        description = edit.values.get("description")
-        description_html = await to_html(description) if description is not None else None
+        description = patch.description
+        description_html = None if isinstance(description, Keep) else await to_html(description)
         async with self.uow() as uow:
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
-            changes: dict[str, dict[str, Any]] = {}
-            for name in EDITABLE_FIELDS:
-                if name not in edit.values:
-                    continue
-                old, new = getattr(ticket, name), edit.values[name]
-                if old != new:
-                    changes[name] = {"from": as_json(old), "to": as_json(new)}
-                    setattr(ticket, name, new)
+            changes = {
+                name: {"from": as_json(old), "to": as_json(new)}
+                for name, (old, new) in patch.apply_to(ticket).items()
+            }
             if not changes:
                 return ticket
             if "description" in changes:

@@ -1,8 +1,10 @@
 """Domain errors: plain exceptions with a stable `code`; the API edge maps them to HTTP."""
 
+from bugtracker_shared.errors import DomainError
 
-class TicketsError(Exception):
-    code = "error"
+
+class TicketsError(DomainError):
+    """Every error of the tickets service."""
 
 
 class TicketNotFoundError(TicketsError):

@@ -6,8 +6,8 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Final
 
 from bugtracker_shared.permissions import AccessChecks, Permission, ProjectRole
 
@@ -102,6 +102,47 @@ class Ticket:
 
 # Fields a PATCH may change, in the order history lists them.
 EDITABLE_FIELDS = ("title", "description", "type", "priority", "labels", "due_date")
+
+
+class Keep(Enum):
+    """The value of a patch field that leaves the ticket's field as it is."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
+
+
+@dataclass(frozen=True)
+class TicketPatch:
+    """What a PATCH changes: each field given, typed; `KEEP` leaves a field alone
+    (`due_date=None` is a change: it clears the due date)."""
+
+    title: str | Keep = KEEP
+    description: str | Keep = KEEP
+    type: TicketType | Keep = KEEP
+    priority: Priority | Keep = KEEP
+    labels: tuple[str, ...] | Keep = KEEP
+    due_date: date | Keep | None = KEEP
+
+    def apply_to(self, ticket: Ticket) -> dict[str, tuple[Any, Any]]:
+        """Sets the ticket's fields this patch gives; returns (old, new) of each field
+        whose value changed, in EDITABLE_FIELDS order."""
+        before = {name: getattr(ticket, name) for name in EDITABLE_FIELDS}
+        if not isinstance(self.title, Keep):
+            ticket.title = self.title
+        if not isinstance(self.description, Keep):
+            ticket.description = self.description
+        if not isinstance(self.type, Keep):
+            ticket.type = self.type
+        if not isinstance(self.priority, Keep):
+            ticket.priority = self.priority
+        if not isinstance(self.labels, Keep):
+            ticket.labels = list(self.labels)
+        if not isinstance(self.due_date, Keep):
+            ticket.due_date = self.due_date
+        after = {name: getattr(ticket, name) for name in EDITABLE_FIELDS}
+        return {name: (before[name], after[name]) for name in before if before[name] != after[name]}
 
 
 @dataclass

@@ -5,10 +5,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bugtracker_shared.db import Row, session_driver
+from bugtracker_shared.db import session_driver
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.outbox import outbox_row
 from bugtracker_shared.pagination import InvalidCursorError
+from bugtracker_shared.rows import Columns
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -45,32 +46,18 @@ from bugtracker_tickets.infrastructure.tables import (
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
-# What a ticket row is made of (the generated search/sort columns are for the database).
-TICKET_COLUMNS = [c for c in tickets.c if c.name not in ("search", "priority_rank", "due_sort")]
-
-
-def ticket_from_row(row: Row) -> Ticket:
-    return Ticket(
-        id=row["id"],
-        project_id=row["project_id"],
-        key=row["key"],
-        number=row["number"],
-        title=row["title"],
-        description=row["description"],
-        description_html=row["description_html"],
-        type=TicketType(row["type"]),
-        priority=Priority(row["priority"]),
-        status=Status(row["status"]),
-        resolution=row["resolution"],
-        reporter_id=row["reporter_id"],
-        assignee_id=row["assignee_id"],
-        labels=list(row["labels"]),
-        due_date=row["due_date"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        deleted_at=row["deleted_at"],
-        version=row["version"],
-    )
+TICKETS = Columns(
+    Ticket,
+    tickets,
+    load={"type": TicketType, "priority": Priority, "status": Status, "labels": list},
+    # The generated search/sort columns are for the database.
+    unmapped=("search", "priority_rank", "due_sort"),
+)
+# What an update may change: not the identity, the number or the creation.
+_TICKET_CHANGES = TICKETS.without("id", "project_id", "number", "key", "reporter_id", "created_at")
+# What a ticket row is made of, in the table's order.
+TICKET_COLUMNS = list(TICKETS.columns)
+ticket_from_row = TICKETS.from_row
 
 
 # The statements of a ticket's creation, run on the unit of work's driver connection
@@ -86,31 +73,7 @@ ON CONFLICT DO NOTHING RETURNING user_id
 """
 
 
-def _values(ticket: Ticket) -> dict[str, Any]:
-    return {
-        "id": ticket.id,
-        "project_id": ticket.project_id,
-        "number": ticket.number,
-        "key": ticket.key,
-        "title": ticket.title,
-        "description": ticket.description,
-        "description_html": ticket.description_html,
-        "type": ticket.type.value,
-        "priority": ticket.priority.value,
-        "status": ticket.status.value,
-        "resolution": ticket.resolution,
-        "reporter_id": ticket.reporter_id,
-        "assignee_id": ticket.assignee_id,
-        "labels": ticket.labels,
-        "due_date": ticket.due_date,
-        "created_at": ticket.created_at,
-        "updated_at": ticket.updated_at,
-        "deleted_at": ticket.deleted_at,
-        "version": ticket.version,
-    }
-
-
-# A ticket row's own columns (the generated ones excluded), as `_values` gives them.
+# A ticket row's own columns (the generated ones excluded), as `TICKETS.values` gives them.
 _TICKET_FIELDS = [column.name for column in TICKET_COLUMNS]
 
 
@@ -269,7 +232,7 @@ class SqlTicketRepository:
     ) -> int:
         """Number and write `draft` (its `number` and `key` are ignored), with its first
         watchers and its events, in one statement of the unit of work; the number."""
-        values = _values(draft)
+        values = TICKETS.values(draft)
         own = [values[f] for f in _TICKET_FIELDS if f not in ("number", "key")]
         # The events' outbox columns, as four arrays for the statement's unnest.
         ids, aggregates, routing_keys, payloads = zip(*map(outbox_row, events), strict=True)
@@ -316,11 +279,8 @@ class SqlTicketRepository:
         return [ticket_from_row(row) for row in rows]
 
     async def update(self, ticket: Ticket) -> None:
-        values = _values(ticket)
-        for fixed in ("id", "project_id", "number", "key", "reporter_id", "created_at"):
-            del values[fixed]
         await self._session.execute(
-            update(tickets).where(tickets.c.id == ticket.id).values(**values)
+            update(tickets).where(tickets.c.id == ticket.id).values(_TICKET_CHANGES.values(ticket))
         )
 
 
@@ -410,19 +370,12 @@ class TicketSearch:
         return matched
 
 
-def _comment(row: RowMapping) -> Comment:
-    return Comment(
-        id=row["id"],
-        ticket_id=row["ticket_id"],
-        author_id=row["author_id"],
-        body=row["body"],
-        body_html=row["body_html"],
-        mentions=list(row["mentions"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        deleted_at=row["deleted_at"],
-        version=row["version"],
-    )
+COMMENTS = Columns(Comment, comments, load={"mentions": list})
+# What an edit or a deletion may change.
+_COMMENT_CHANGES = COMMENTS.without("id", "ticket_id", "author_id", "created_at")
+_comment = COMMENTS.from_row
+HISTORY = Columns(HistoryEntry, history)
+CLAIMS = Columns(IdempotencyClaim, idempotency_keys, supplied=("created_at",))
 
 
 class SqlCommentRepository:
@@ -430,20 +383,7 @@ class SqlCommentRepository:
         self._session = session
 
     async def add(self, comment: Comment) -> None:
-        await self._session.execute(
-            insert(comments).values(
-                id=comment.id,
-                ticket_id=comment.ticket_id,
-                author_id=comment.author_id,
-                body=comment.body,
-                body_html=comment.body_html,
-                mentions=comment.mentions,
-                created_at=comment.created_at,
-                updated_at=comment.updated_at,
-                deleted_at=comment.deleted_at,
-                version=comment.version,
-            )
-        )
+        await self._session.execute(insert(comments).values(COMMENTS.values(comment)))
 
     async def get(self, comment_id: uuid.UUID, *, for_update: bool = False) -> Comment | None:
         query = select(comments).where(comments.c.id == comment_id)
@@ -456,14 +396,7 @@ class SqlCommentRepository:
         await self._session.execute(
             update(comments)
             .where(comments.c.id == comment.id)
-            .values(
-                body=comment.body,
-                body_html=comment.body_html,
-                mentions=comment.mentions,
-                updated_at=comment.updated_at,
-                deleted_at=comment.deleted_at,
-                version=comment.version,
-            )
+            .values(_COMMENT_CHANGES.values(comment))
         )
 
     async def list(
@@ -488,20 +421,8 @@ class SqlHistoryRepository:
     async def add(self, entries: list[HistoryEntry]) -> None:
         if not entries:
             return
-        await self._session.execute(
-            insert(history),
-            [
-                {
-                    "ticket_id": e.ticket_id,
-                    "at": e.at,
-                    "actor_id": e.actor_id,
-                    "field": e.field,
-                    "from_value": e.from_value,
-                    "to_value": e.to_value,
-                }
-                for e in entries
-            ],
-        )
+        # The id is the database's (an identity column): never written.
+        await self._session.execute(insert(history), [HISTORY.values(e) for e in entries])
 
     async def list(
         self, ticket_id: uuid.UUID, *, after: int | None, limit: int
@@ -515,18 +436,7 @@ class SqlHistoryRepository:
         if after is not None:
             query = query.where(history.c.id > after)
         rows = (await self._session.execute(query)).mappings().all()
-        return [
-            HistoryEntry(
-                ticket_id=row["ticket_id"],
-                at=row["at"],
-                actor_id=row["actor_id"],
-                field=row["field"],
-                from_value=row["from_value"],
-                to_value=row["to_value"],
-                id=row["id"],
-            )
-            for row in rows
-        ]
+        return [HISTORY.from_row(row) for row in rows]
 
 
 class SqlWatcherRepository:
@@ -583,14 +493,7 @@ class SqlIdempotencyStore:
         )
         inserted = await self._session.execute(
             pg_insert(idempotency_keys)
-            .values(
-                user_id=claim.user_id,
-                scope=claim.scope,
-                key=claim.key,
-                fingerprint=claim.fingerprint,
-                resource_id=claim.resource_id,
-                created_at=now,
-            )
+            .values({**CLAIMS.values(claim), "created_at": now})
             .on_conflict_do_nothing()
             .returning(k.key)
         )

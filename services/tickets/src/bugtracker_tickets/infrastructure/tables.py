@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from bugtracker_shared.outbox import outbox_table
+from bugtracker_shared.schema import moment, tracked, uuid_key
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
     Computed,
     Date,
-    DateTime,
     ForeignKey,
     Identity,
     Index,
@@ -32,7 +32,7 @@ LIVE = text("deleted_at IS NULL")
 tickets = Table(
     "tickets",
     metadata,
-    Column("id", Uuid, primary_key=True),
+    uuid_key(),
     Column("project_id", Uuid, nullable=False),
     Column("number", Integer, nullable=False),
     Column("key", String(24), nullable=False, unique=True),
@@ -48,10 +48,7 @@ tickets = Table(
     Column("assignee_id", Uuid),
     Column("labels", ARRAY(String(50)), nullable=False),
     Column("due_date", Date),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("deleted_at", DateTime(timezone=True)),
-    Column("version", Integer, nullable=False),
+    *tracked("deleted_at"),
     # Sort keys that an index can serve: priorities by rank, open-ended due dates last.
     Column(
         "priority_rank",
@@ -106,16 +103,13 @@ project_counters = Table(
 comments = Table(
     "comments",
     metadata,
-    Column("id", Uuid, primary_key=True),
+    uuid_key(),
     Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
     Column("author_id", Uuid, nullable=False),
     Column("body", Text, nullable=False),
     Column("body_html", Text, nullable=True),
     Column("mentions", ARRAY(Uuid), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("deleted_at", DateTime(timezone=True)),
-    Column("version", Integer, nullable=False),
+    *tracked("deleted_at"),
     Index("ix_comments_ticket_created", "ticket_id", "created_at", "id", postgresql_where=LIVE),
 )
 
@@ -125,7 +119,7 @@ history = Table(
     metadata,
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    moment("at"),
     Column("actor_id", Uuid, nullable=False),
     Column("field", String(32), nullable=False),
     Column("from_value", JSONB),
@@ -138,7 +132,7 @@ watchers = Table(
     metadata,
     Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
     Column("user_id", Uuid, nullable=False),
-    Column("since", DateTime(timezone=True), nullable=False),
+    moment("since"),
     PrimaryKeyConstraint("ticket_id", "user_id"),
 )
 
@@ -152,7 +146,7 @@ idempotency_keys = Table(
     Column("key", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("resource_id", Uuid, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    moment("created_at"),
     PrimaryKeyConstraint("user_id", "scope", "key"),
     Index("ix_idempotency_created", "created_at"),
 )
@@ -164,7 +158,7 @@ idempotency_keys = Table(
 project_view = Table(
     "project_view",
     metadata,
-    Column("id", Uuid, primary_key=True),
+    uuid_key(),
     Column("key", String(10), nullable=False, unique=True),
     Column("archived", Boolean, nullable=False),
     Column("deleted", Boolean, nullable=False),

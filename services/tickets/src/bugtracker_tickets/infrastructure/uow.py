@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from bugtracker_shared.db import SqlAlchemyUnitOfWork
-from bugtracker_shared.outbox import OutboxWriter
-from bugtracker_shared.ports import EventSink
+from bugtracker_shared.uow import OutboxUnitOfWork
 
 from bugtracker_tickets.application.ports import (
     CommentRepository,
@@ -21,13 +19,13 @@ from bugtracker_tickets.infrastructure.repositories import (
 from bugtracker_tickets.infrastructure.tables import outbox
 
 
-class TicketsUnitOfWork(SqlAlchemyUnitOfWork):
+class TicketsUnitOfWork(OutboxUnitOfWork):
+    outbox_table = outbox
     tickets: TicketRepository
     comments: CommentRepository
     history: HistoryRepository
     watchers: WatcherRepository
     idempotency: IdempotencyStore
-    outbox: EventSink
 
     def _bind_repositories(self) -> None:
         self.tickets = SqlTicketRepository(self.session)
@@ -35,4 +33,3 @@ class TicketsUnitOfWork(SqlAlchemyUnitOfWork):
         self.history = SqlHistoryRepository(self.session)
         self.watchers = SqlWatcherRepository(self.session)
         self.idempotency = SqlIdempotencyStore(self.session)
-        self.outbox = OutboxWriter(self.session, outbox)

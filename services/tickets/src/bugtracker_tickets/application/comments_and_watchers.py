@@ -1,4 +1,4 @@
-"""Comments and watchers of a ticket."""
+"""The use cases of a ticket's comments and watchers."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bugtracker_shared.conditions import check_version
+from bugtracker_shared.etags import check_version
 from bugtracker_shared.pagination import Listing, decode_time_id_cursor, time_id_key
 from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.application.comment_writing import mentions_in, new_comment, store_comment
 from bugtracker_tickets.application.markdown import to_html
 from bugtracker_tickets.application.ports import UnitOfWork
-from bugtracker_tickets.application.recording import mentions_in, new_comment, store_comment
 from bugtracker_tickets.application.use_cases import Idempotency, TicketUseCases
 from bugtracker_tickets.domain.errors import (
     CommentNotFoundError,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from bugtracker_shared.conditions import (
+from bugtracker_shared.etags import (
     PreconditionFailedError,
     check_version,
     etag,

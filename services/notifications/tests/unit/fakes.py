@@ -1,0 +1,244 @@
+"""In-memory fakes of the notifications service's ports (tests only).
+
+`FakeNotificationsDatabase` is the committed state: notifications, the inbox (applied
+event ids and each subject's last sequence) and who left which project. A
+`FakeUnitOfWork` works on a private copy of it taken when its block is entered; `commit`
+makes the copy the database's state, and leaving the block without it discards every
+change (`bugtracker_testkit.in_memory`, the core every service's fakes share).
+`FakeNotificationFeed` records what the use cases publish to the live streams, and hands
+out `FakeSubscription`s; `Clock` is a clock the test moves.
+
+`NotificationsWorld` wires the real `NotificationUseCases` to them (the `world` fixture of
+`tests/unit/conftest.py`). `_conforms` assigns each fake to its Protocol, so `mypy` (the
+module is in its `files`) reports a fake that drifts from its port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bugtracker_notifications.application.ports import (
+    FormerMembers,
+    Inbox,
+    Keyset,
+    NotificationFeed,
+    NotificationRepository,
+    Subscription,
+    UnitOfWork,
+)
+from bugtracker_notifications.application.use_cases import NotificationUseCases
+from bugtracker_notifications.domain.notifications import Notification
+from bugtracker_testkit.in_memory import InMemoryDatabase, InMemoryUnitOfWork
+
+
+@dataclass
+class NotificationsState:
+    """Everything the notifications schema holds, as plain Python values."""
+
+    notifications: dict[uuid.UUID, Notification] = field(default_factory=dict)
+    inbox: dict[uuid.UUID, str] = field(default_factory=dict)  # event id -> type
+    sequences: dict[str, int] = field(default_factory=dict)  # subject -> last applied
+    former_members: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
+
+
+class FakeNotificationsDatabase(InMemoryDatabase[NotificationsState]):
+    def __init__(self) -> None:
+        super().__init__(NotificationsState())
+
+    def unit_of_work(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+    def of(self, user_id: uuid.UUID) -> list[Notification]:
+        """The user's committed notifications, oldest first."""
+        return sorted(
+            (n for n in self.state.notifications.values() if n.user_id == user_id),
+            key=lambda n: (n.created_at, n.id),
+        )
+
+
+class FakeNotificationRepository:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _rows(self) -> dict[uuid.UUID, Notification]:
+        return self._uow.state.notifications
+
+    async def add_many(self, notifications: Sequence[Notification]) -> None:
+        for notification in notifications:
+            # The unique (event_id, user_id) index, ON CONFLICT DO NOTHING.
+            if any(
+                (n.event_id, n.user_id) == (notification.event_id, notification.user_id)
+                for n in self._rows.values()
+            ):
+                continue
+            self._rows[notification.id] = notification
+
+    async def list_for_user(
+        self, user_id: uuid.UUID, *, unread_only: bool, after: Keyset | None, limit: int
+    ) -> list[Notification]:
+        found = sorted(
+            (
+                n
+                for n in self._rows.values()
+                if n.user_id == user_id
+                and not (unread_only and n.is_read)
+                and (after is None or (n.created_at, n.id) < (after.created_at, after.id))
+            ),
+            key=lambda n: (n.created_at, n.id),
+            reverse=True,
+        )
+        return found[:limit]
+
+    async def count_unread(self, user_id: uuid.UUID) -> int:
+        return sum(n.user_id == user_id and not n.is_read for n in self._rows.values())
+
+    async def mark_read(
+        self, user_id: uuid.UUID, notification_id: uuid.UUID, at: datetime
+    ) -> Notification | None:
+        found = self._rows.get(notification_id)
+        if found is None or found.user_id != user_id:
+            return None
+        if found.read_at is None:
+            found = dataclasses.replace(found, read_at=at)
+            self._rows[notification_id] = found
+        return found
+
+    async def mark_all_read(self, user_id: uuid.UUID, at: datetime) -> int:
+        unread = [n for n in self._rows.values() if n.user_id == user_id and not n.is_read]
+        for notification in unread:
+            self._rows[notification.id] = dataclasses.replace(notification, read_at=at)
+        return len(unread)
+
+
+class FakeInbox:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def claim(self, event_id: uuid.UUID, event_type: str) -> bool:
+        inbox = self._uow.state.inbox
+        if event_id in inbox:
+            return False
+        inbox[event_id] = event_type
+        return True
+
+    async def advance(self, subject: str, sequence: int) -> bool:
+        sequences = self._uow.state.sequences
+        if sequences.get(subject, sequence) > sequence:  # equal sequences pass
+            return False
+        sequences[subject] = sequence
+        return True
+
+
+class FakeFormerMembers:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def left(self, project_id: uuid.UUID, user_id: uuid.UUID, at: datetime) -> None:
+        self._uow.state.former_members[project_id, user_id] = at
+
+    async def returned(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        self._uow.state.former_members.pop((project_id, user_id), None)
+
+    async def among(self, project_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return {u for u in user_ids if (project_id, u) in self._uow.state.former_members}
+
+
+class FakeUnitOfWork(InMemoryUnitOfWork[NotificationsState]):
+    """One transaction on a `FakeNotificationsDatabase`."""
+
+    notifications: NotificationRepository
+    inbox: Inbox
+    former_members: FormerMembers
+
+    def __init__(self, database: FakeNotificationsDatabase) -> None:
+        super().__init__(database)
+        self.notifications = FakeNotificationRepository(self)
+        self.inbox = FakeInbox(self)
+        self.former_members = FakeFormerMembers(self)
+
+
+class FakeSubscription:
+    """The notifications published for one user while it was open."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        self.user_id = user_id
+        self.received: list[Notification] = []
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[Notification]:
+        for notification in list(self.received):
+            yield notification
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeNotificationFeed:
+    """Records each `publish` call; open subscriptions receive their user's notifications."""
+
+    def __init__(self) -> None:
+        self.published: list[list[Notification]] = []
+        self.subscriptions: list[FakeSubscription] = []
+
+    def publish(self, notifications: Sequence[Notification]) -> None:
+        self.published.append(list(notifications))
+        for subscription in self.subscriptions:
+            if not subscription.closed:
+                subscription.received += [
+                    n for n in notifications if n.user_id == subscription.user_id
+                ]
+
+    def subscribe(self, user_id: uuid.UUID) -> FakeSubscription:
+        subscription = FakeSubscription(user_id)
+        self.subscriptions.append(subscription)
+        return subscription
+
+
+class Clock:
+    """The use cases' clock: starts at a fixed instant and moves only when told."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta = timedelta(seconds=1)) -> datetime:
+        self.now += by
+        return self.now
+
+
+@dataclass
+class NotificationsWorld:
+    """The real NotificationUseCases on the fakes."""
+
+    database: FakeNotificationsDatabase = field(default_factory=FakeNotificationsDatabase)
+    feed: FakeNotificationFeed = field(default_factory=FakeNotificationFeed)
+    clock: Clock = field(default_factory=Clock)
+    notifications: NotificationUseCases = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.notifications = NotificationUseCases(
+            uow=self.database.unit_of_work, feed=self.feed, clock=self.clock
+        )
+
+
+def _conforms(database: FakeNotificationsDatabase) -> None:
+    """Never called: mypy checks that each fake satisfies the Protocol it plays."""
+    uow: UnitOfWork = FakeUnitOfWork(database)
+    make_uow: Callable[[], UnitOfWork] = database.unit_of_work
+    fake = FakeUnitOfWork(database)
+    repositories: tuple[NotificationRepository, Inbox, FormerMembers] = (
+        FakeNotificationRepository(fake),
+        FakeInbox(fake),
+        FakeFormerMembers(fake),
+    )
+    feed: NotificationFeed = FakeNotificationFeed()
+    subscription: Subscription = FakeSubscription(uuid.uuid4())
+    clock: Callable[[], datetime] = Clock()
+    del uow, make_uow, repositories, feed, subscription, clock
