@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make up` and `make test` need and is missing, on Debian 12:
-# PostgreSQL 15 and RabbitMQ from apt, uv from PyPI into .tools/ (unless uv is on PATH),
+# PostgreSQL 15, RabbitMQ and Redis from apt, uv from PyPI into .tools/ (unless uv is on PATH),
 # then the locked workspace into .venv/. Idempotent and quick when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 { command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ]; } || missing+=(rabbitmq-server)
+{ command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; } || missing+=(redis-server)
 # runuser starts the servers as their own users when we are root (they refuse root).
 [ -n "$SUDO" ] || command -v runuser >/dev/null || [ -x /usr/sbin/runuser ] || missing+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)

@@ -18,6 +18,7 @@ from typing import IO
 from bugtracker_devstack.postgres import PG_USER, Postgres
 from bugtracker_devstack.processes import data_dir_for_servers, port_free, stop_group
 from bugtracker_devstack.rabbitmq import RABBIT_USER, RabbitMQ
+from bugtracker_devstack.redis import REDIS_USER, Redis
 from bugtracker_devstack.stack import (
     PROCESSES,
     REPO_ROOT,
@@ -110,7 +111,7 @@ def _check_ports(ports: dict[str, tuple[str, int]]) -> None:
 
 
 def up(data: Path) -> int:
-    data = data_dir_for_servers(data, (PG_USER, RABBIT_USER))
+    data = data_dir_for_servers(data, (PG_USER, RABBIT_USER, REDIS_USER))
     data.mkdir(parents=True, exist_ok=True)
     lock = _hold_lock(data)
     try:
@@ -132,11 +133,13 @@ def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
     pg_setting, pg_port = _port_setting("PG", 5432)
     amqp_setting, amqp_port = _port_setting("AMQP", 5672)
     dist_setting, dist_port = _port_setting("AMQP_DIST", amqp_port + 20000)
+    redis_setting, redis_port = _port_setting("REDIS", 6379)
     _check_ports(
         {
             "PostgreSQL": (pg_setting, pg_port),
             "RabbitMQ": (amqp_setting, amqp_port),
             "RabbitMQ's Erlang distribution": (dist_setting, dist_port),
+            "Redis": (redis_setting, redis_port),
             **{process.replace("_", " "): setting for process, setting in settings.items()},
         }
     )
@@ -151,6 +154,7 @@ def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
         ),
         ports=Ports(**{p: port for p, (_, port) in settings.items()}),
         keys_dir=data / "keys",
+        redis=Redis(base=data / "redis", port=redis_port),
         role_passwords={s: secrets[f"PG_PASSWORD_{s.upper()}"] for s in SERVICES},
         # Readable key=value lines in a terminal; containers and CI keep the JSON default.
         extra_env={"BUGTRACKER_LOG_FORMAT": os.environ.get("BUGTRACKER_LOG_FORMAT", "console")},
@@ -176,6 +180,9 @@ def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
         started = time.monotonic()
         _say(f"starting RabbitMQ on 127.0.0.1:{amqp_port} (data in {data / 'rabbitmq'})")
         stack.rabbitmq.launch()
+        if stack.redis is not None:
+            _say(f"starting Redis on 127.0.0.1:{stack.redis.port} (limits; kept in memory)")
+            stack.redis.start()
         _say(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'postgres'})")
         postgres_started = True  # set first: a start that fails half-way is stopped too
         stack.postgres.start()
@@ -200,7 +207,12 @@ def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
             f"  Gateway:  {stack.url('gateway')}/api/v1\n"
             f"  Swagger:  {stack.url('gateway')}/docs\n"
             f"  AMQP:     {stack.rabbitmq.url} (exchange bugtracker.events)\n"
-            f"  Metrics:  {stack.metrics_url('gateway')} and /metrics on each service\n"
+            + (
+                f"  Limits:   {stack.redis.url} (shared rate limits, login throttling)\n"
+                if stack.redis
+                else ""
+            )
+            + f"  Metrics:  {stack.metrics_url('gateway')} and /metrics on each service\n"
             f"  Admin:    {secrets['BUGTRACKER_ADMIN_EMAIL']} / "
             f"{secrets['BUGTRACKER_ADMIN_PASSWORD']}  (kept in {data / 'secrets.env'})\n"
             "  Stop with Ctrl-C or `make down`.\n"
@@ -218,6 +230,8 @@ def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
         _say("stopping…")
         for child in reversed(children):
             stop_group(child)
+        if stack.redis is not None:
+            stack.redis.stop()
         stack.rabbitmq.stop()
         if postgres_started:
             stack.postgres.stop()

@@ -1,5 +1,6 @@
-"""The whole system on one machine: infrastructure, database bootstrap, migrations and
-the five processes, wired through environment variables exactly as in production."""
+"""The whole system on one machine: infrastructure (PostgreSQL, RabbitMQ, Redis), database
+bootstrap, migrations and the five processes, wired through environment variables exactly
+as in production."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import httpx
 
 from bugtracker_devstack.postgres import Postgres
 from bugtracker_devstack.rabbitmq import RabbitMQ
+from bugtracker_devstack.redis import Redis
 
 SERVICES = ("auth", "projects", "tickets", "notifications")
 PROCESSES = (*SERVICES, "gateway")
@@ -60,6 +62,9 @@ class Stack:
     rabbitmq: RabbitMQ
     ports: Ports
     keys_dir: Path
+    # The store of the limits every replica shares (gateway rate limits, auth's login
+    # throttling; docs/adr/0035). None: each process counts on its own.
+    redis: Redis | None = None
     role_passwords: dict[str, str] = field(default_factory=dict)
     # RabbitMQ users per component (deploy/rabbitmq); a component without one uses guest.
     amqp_passwords: dict[str, str] = field(default_factory=dict)
@@ -109,6 +114,8 @@ class Stack:
             values["AUTH_URL"] = self.url("auth")
         if process in ("auth", "tickets", "gateway"):
             values["PROJECTS_URL"] = self.url("projects")
+        if process in ("auth", "gateway") and self.redis is not None:
+            values["REDIS_URL"] = self.redis.url
         if process == "gateway":
             values["METRICS_PORT"] = str(self.ports.gateway_metrics)
             values["TICKETS_URL"] = self.url("tickets")

@@ -15,6 +15,7 @@ from bugtracker_devstack.postgres import Postgres
 from bugtracker_devstack.processes import free_port
 from bugtracker_devstack.rabbitmq import RabbitMQ
 from bugtracker_devstack.rabbitmq_definitions import COMPONENTS, definitions
+from bugtracker_devstack.redis import Redis
 from bugtracker_devstack.stack import SERVICES, Ports, Stack, new_password
 
 # The suites drive the system hard from one IP as a few users (the permission matrix alone
@@ -28,7 +29,7 @@ TEST_GATEWAY_ENV = {
 
 @contextmanager
 def throwaway_stack() -> Iterator[Stack]:
-    """PostgreSQL and RabbitMQ in a temporary directory on free ports, removed after."""
+    """PostgreSQL, RabbitMQ and Redis in a temporary directory on free ports, removed after."""
     base = Path(tempfile.mkdtemp(prefix="bugtracker-test-"))
     base.chmod(0o755)
     amqp_port = free_port()
@@ -45,6 +46,7 @@ def throwaway_stack() -> Iterator[Stack]:
             **{p: free_port() for p in ("gateway", *SERVICES)}, gateway_metrics=free_port()
         ),
         keys_dir=base / "keys",
+        redis=Redis(base=base / "redis", port=free_port()),
         role_passwords={service: new_password() for service in SERVICES},
         # Every component talks to RabbitMQ as its own user, with only its own rights.
         amqp_passwords={component: new_password() for component in COMPONENTS},
@@ -52,11 +54,16 @@ def throwaway_stack() -> Iterator[Stack]:
     )
     try:
         stack.postgres.start(fast=True)
-        stack.rabbitmq.start()
+        stack.rabbitmq.launch()
+        assert stack.redis is not None  # noqa: S101 (set above)
+        stack.redis.start()
+        stack.rabbitmq.wait_ready()
         stack.rabbitmq.import_definitions(definitions(stack.amqp_passwords))
         asyncio.run(stack.bootstrap_database())
         yield stack
     finally:
+        if stack.redis is not None:
+            stack.redis.stop()
         stack.rabbitmq.stop()
         stack.postgres.stop()
         shutil.rmtree(base, ignore_errors=True)
