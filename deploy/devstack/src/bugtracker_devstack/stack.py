@@ -17,6 +17,7 @@ from typing import IO
 import asyncpg
 import httpx
 
+from bugtracker_devstack.balancer import Balancer
 from bugtracker_devstack.postgres import Postgres
 from bugtracker_devstack.rabbitmq import RabbitMQ
 from bugtracker_devstack.redis import Redis
@@ -40,6 +41,11 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def role_name(service: str) -> str:
     return f"bugtracker_{service}"
+
+
+def replica_name(process: str, replica: int) -> str:
+    """How the stack's users name one replica: "tickets" for the first, "tickets#1", ..."""
+    return process if replica == 0 else f"{process}#{replica}"
 
 
 @dataclass
@@ -69,6 +75,12 @@ class Stack:
     # RabbitMQ users per component (deploy/rabbitmq); a component without one uses guest.
     amqp_passwords: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Processes per component. With more than one, each service's replicas listen on ports
+    # of their own behind a balancer on the service's port (bugtracker_devstack.balancer:
+    # what a Kubernetes Service does), and the gateways listen side by side
+    # (`gateway_urls`), as behind a load balancer the client picks.
+    replicas: int = 1
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
     # Guards the /internal endpoints (auth's revoked sessions for the gateway, projects'
     # membership snapshot for tickets); one per run of the stack.
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -89,13 +101,32 @@ class Stack:
     def url(self, process: str) -> str:
         return f"http://127.0.0.1:{self.ports.of(process)}"
 
+    def replica_port(self, process: str, replica: int = 0) -> int:
+        """Where one replica listens: the process's own port when it runs alone."""
+        if self.replicas == 1:
+            return self.ports.of(process)
+        return self.replica_ports[process][replica]
+
+    def replica_url(self, process: str, replica: int = 0) -> str:
+        return f"http://127.0.0.1:{self.replica_port(process, replica)}"
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        return [self.replica_url("gateway", r) for r in range(self.replicas)]
+
+    def balancers(self) -> list[Balancer]:
+        """One balancer per service in front of its replicas (none for a single replica)."""
+        if self.replicas == 1:
+            return []
+        return [Balancer(self.ports.of(s), self.replica_ports[s]) for s in SERVICES]
+
     def metrics_url(self, process: str) -> str:
         """Where Prometheus scrapes a process: the gateway keeps it off its public port."""
         if process == "gateway":
             return f"http://127.0.0.1:{self.ports.gateway_metrics}/metrics"
         return f"{self.url(process)}/metrics"
 
-    def env(self, process: str) -> dict[str, str]:
+    def env(self, process: str, replica: int = 0) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.extra_env)
         prefix = f"BUGTRACKER_{process.upper()}_"
@@ -117,7 +148,7 @@ class Stack:
         if process in ("auth", "gateway") and self.redis is not None:
             values["REDIS_URL"] = self.redis.url
         if process == "gateway":
-            values["METRICS_PORT"] = str(self.ports.gateway_metrics)
+            values["METRICS_PORT"] = str(self.replica_port("gateway_metrics", replica))
             values["TICKETS_URL"] = self.url("tickets")
             values["NOTIFICATIONS_URL"] = self.url("notifications")
         env.update({prefix + key: value for key, value in values.items()})
@@ -170,7 +201,7 @@ class Stack:
         with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
             list(pool.map(self.migrate, SERVICES))
 
-    def command(self, process: str) -> list[str]:
+    def command(self, process: str, replica: int = 0) -> list[str]:
         module = f"bugtracker_{process}.main:create_app"
         return [
             sys.executable,
@@ -181,7 +212,7 @@ class Stack:
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.ports.of(process)),
+            str(self.replica_port(process, replica)),
             "--no-access-log",
             "--no-server-header",  # the gateway is public: no `server: uvicorn`
             "--timeout-graceful-shutdown",
@@ -196,10 +227,12 @@ class Stack:
             ),
         ]
 
-    def launch(self, process: str, output: IO[bytes] | int) -> subprocess.Popen[bytes]:
+    def launch(
+        self, process: str, output: IO[bytes] | int, replica: int = 0
+    ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            self.command(process),
-            env=self.env(process),
+            self.command(process, replica),
+            env=self.env(process, replica),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -231,12 +264,14 @@ def wait_until_ready(stack: Stack, processes: tuple[str, ...], timeout: float) -
     deadline = time.monotonic() + timeout
     for process in processes:
         path = "/health" if process == "gateway" else "/health/ready"
-        while True:
-            try:
-                if httpx.get(stack.url(process) + path, timeout=2).status_code == httpx.codes.OK:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{process} not ready within {timeout:.0f}s")
-            time.sleep(0.1)
+        for replica in range(stack.replicas):
+            url = stack.replica_url(process, replica) + path
+            while True:
+                try:
+                    if httpx.get(url, timeout=2).status_code == httpx.codes.OK:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{process} #{replica} not ready within {timeout:.0f}s")
+                time.sleep(0.1)

@@ -28,8 +28,9 @@ TEST_GATEWAY_ENV = {
 
 
 @contextmanager
-def throwaway_stack() -> Iterator[Stack]:
-    """PostgreSQL, RabbitMQ and Redis in a temporary directory on free ports, removed after."""
+def throwaway_stack(replicas: int = 1) -> Iterator[Stack]:
+    """PostgreSQL, RabbitMQ and Redis in a temporary directory on free ports, removed after;
+    the processes it launches run `replicas` times each (see `Stack.replicas`)."""
     base = Path(tempfile.mkdtemp(prefix="bugtracker-test-"))
     base.chmod(0o755)
     amqp_port = free_port()
@@ -51,7 +52,19 @@ def throwaway_stack() -> Iterator[Stack]:
         # Every component talks to RabbitMQ as its own user, with only its own rights.
         amqp_passwords={component: new_password() for component in COMPONENTS},
         extra_env=TEST_GATEWAY_ENV,
+        replicas=replicas,
     )
+    if replicas > 1:
+        # The gateways side by side (the first on the gateway's port), each service's
+        # replicas behind the balancer that holds the service's port.
+        stack.replica_ports = {
+            "gateway": [stack.ports.gateway, *(free_port() for _ in range(replicas - 1))],
+            "gateway_metrics": [
+                stack.ports.gateway_metrics,
+                *(free_port() for _ in range(replicas - 1)),
+            ],
+            **{service: [free_port() for _ in range(replicas)] for service in SERVICES},
+        }
     try:
         stack.postgres.start(fast=True)
         stack.rabbitmq.launch()
