@@ -15,7 +15,7 @@ PROJECT=bugtracker-check
 COMPONENTS=(gateway auth projects tickets notifications)
 # Every service outside a profile. podman-compose 1.0.3 knows no `profiles:` and would
 # create the observability profile's containers (pulling their images) unless told which.
-STACK=(postgres rabbitmq migrate-auth migrate-projects migrate-tickets migrate-notifications
+STACK=(postgres rabbitmq redis migrate-auth migrate-projects migrate-tickets migrate-notifications
   create-admin "${COMPONENTS[@]}")
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 DEADLINE_SECONDS=${CONTAINER_CHECK_DEADLINE:-240}
@@ -111,18 +111,19 @@ for c in "${COMPONENTS[@]}"; do
 done
 t_build=$(($(now) - t0))
 
-# PostgreSQL and RabbitMQ: the real images when pullable, local stand-ins otherwise.
+# PostgreSQL, RabbitMQ and Redis: the real images when pullable, local stand-ins otherwise.
 if timeout 30 podman pull -q docker.io/library/postgres:15 >/dev/null 2>&1 \
-  && timeout 30 podman pull -q docker.io/library/rabbitmq:3-management >/dev/null 2>&1; then
-  echo "  postgres:15 and rabbitmq:3-management pulled"
+  && timeout 30 podman pull -q docker.io/library/rabbitmq:3-management >/dev/null 2>&1 \
+  && timeout 30 podman pull -q docker.io/library/redis:7 >/dev/null 2>&1; then
+  echo "  postgres:15, rabbitmq:3-management and redis:7 pulled"
 else
   tc=$(now)
-  for infra in postgres:15 rabbitmq:3; do
+  for infra in postgres:15 rabbitmq:3 redis:7; do
     "${build[@]}" -f "$HERE/${infra%%:*}.Containerfile" -t "localhost/bugtracker-check-$infra" "$HERE" \
       >"$WORK/build-${infra%%:*}.log" 2>&1 || { tail -30 "$WORK/build-${infra%%:*}.log"; exit 1; }
   done
   COMPOSE+=(-f "$HERE/compose.local-infra.yml")
-  echo "  no registry: local PostgreSQL 15 and RabbitMQ stand-ins ($(($(now) - tc))s)"
+  echo "  no registry: local PostgreSQL 15, RabbitMQ and Redis stand-ins ($(($(now) - tc))s)"
 fi
 
 # podman-compose 1.0.3 ignores depends_on conditions and runs no healthchecks (and its
@@ -155,10 +156,11 @@ log "starting the stack"
 t0=$(now)
 "${COMPOSE[@]}" up --no-start --no-build "${STACK[@]}" >"$WORK/compose-up.log" 2>&1 \
   || { tail -30 "$WORK/compose-up.log"; exit 1; }
-start postgres rabbitmq
+start postgres rabbitmq redis
 wait_for postgres podman exec "$(container postgres)" pg_isready -h 127.0.0.1 -U postgres -d bugtracker
 wait_for rabbitmq podman exec "$(container rabbitmq)" rabbitmq-diagnostics -q check_port_connectivity
-echo "  postgres and rabbitmq ready after $(($(now) - t0))s"
+wait_for redis podman exec "$(container redis)" redis-cli ping
+echo "  postgres, rabbitmq and redis ready after $(($(now) - t0))s"
 one_shot migrate-auth migrate-projects migrate-tickets migrate-notifications
 one_shot create-admin
 start auth

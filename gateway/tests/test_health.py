@@ -20,6 +20,7 @@ async def test_health_is_ok_when_every_backend_is_ready(gateway: httpx.AsyncClie
             "notifications": "ok",
         },
         "revocations": "ok",
+        "rate_limits": "local",  # no store configured
     }
 
 
@@ -41,6 +42,7 @@ async def test_health_is_degraded_when_a_backend_is_not_ready_or_down(
             "notifications": "unavailable",
         },
         "revocations": "ok",
+        "rate_limits": "local",  # no store configured
     }
 
 

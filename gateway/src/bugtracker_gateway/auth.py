@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
-from bugtracker_gateway.ratelimit import RateLimiter, client_ip, rate_limited, remember_user
+from bugtracker_gateway.ratelimit import Limits, client_ip, rate_limited, remember_user
 from bugtracker_gateway.revocations import RevokedSessions
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -87,7 +87,7 @@ class AuthenticationMiddleware:
         app: ASGIApp,
         verifier: TokenVerifier,
         revoked: RevokedSessions | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limits | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -103,7 +103,7 @@ class AuthenticationMiddleware:
         except ProblemError as problem:
             headers = dict(problem.headers or {})
             if problem.status == HTTPStatus.UNAUTHORIZED and self.limiter is not None:
-                decision = self.limiter.hit("auth_failures", "ip:" + client_ip(scope))
+                decision = await self.limiter.hit("auth_failures", "ip:" + client_ip(scope))
                 if not decision.allowed:
                     await rate_limited(decision, scope["path"])(scope, receive, send)
                     return

@@ -1,6 +1,10 @@
 """The gateway's health: `/health/live` and `/health/ready` for probes (this process
 alone), `/health` for its view of every backend's readiness.
 
+`/health` also says how the rate limits are counted (`shared` by every replica, `local`
+to this one, `local (store unavailable)` while the shared store is out, or `off`): a
+store outage fails open and does not make the gateway unhealthy or unready.
+
 `/health` is public: it answers from the backends' state as last probed, and probes them
 again (every replica's `/health/ready`, which checks its database) at most every
 `health_refresh_seconds`, one round of probes at a time however many requests come in,
@@ -100,6 +104,7 @@ def health_router(
     revocations: RevocationFeed,
     *,
     refresh_seconds: float = 3.0,
+    rate_limits: Callable[[], str] = lambda: "off",
 ) -> APIRouter:
     router = APIRouter()
     backend_states = BackendStates(backends, timeout_seconds, refresh_seconds)
@@ -130,6 +135,7 @@ def health_router(
                 "status": "ok" if healthy else "degraded",
                 "backends": results,
                 "revocations": revocation_state,
+                "rate_limits": rate_limits(),
             },
             status_code=HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE,
         )

@@ -34,7 +34,7 @@ from bugtracker_gateway.health import health_router
 from bugtracker_gateway.observability import MetricsServer, RouteTemplates, gateway_route
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
 from bugtracker_gateway.proxy import PROXIED_METHODS, Proxy
-from bugtracker_gateway.ratelimit import RateLimiter, RateLimitMiddleware
+from bugtracker_gateway.ratelimit import Limits, RateLimiter, RateLimitMiddleware
 from bugtracker_gateway.revocations import RevocationFeed, RevokedSessions
 from bugtracker_gateway.security import HeaderSizeLimitMiddleware, SecurityHeadersMiddleware
 from bugtracker_gateway.settings import Settings
@@ -95,18 +95,33 @@ class OwnRoutesFirst:
         await self.proxy(scope, receive, send)
 
 
+def rate_limits(settings: Settings) -> Limits:
+    """The limits (`enabled` False when switched off): shared through the store when one
+    is set."""
+    local = RateLimiter(
+        settings.rate_limit,
+        settings.auth_rate_limit,
+        auth_failures=settings.auth_failure_rate_limit,
+    )
+    return Limits(
+        local,
+        settings.redis_url,
+        timeout_seconds=settings.redis_timeout_seconds,
+        retry_seconds=settings.redis_retry_seconds,
+        enabled=settings.rate_limit_enabled,
+    )
+
+
 def _add_token_check_and_rate_limit(
-    app: FastAPI, settings: Settings, verifier: TokenVerifier, revoked: RevokedSessions
+    app: FastAPI,
+    verifier: TokenVerifier,
+    revoked: RevokedSessions,
+    limits: Limits,
 ) -> None:
     """The rate limit (per user, so after the token check), then the token check, which
     shares the limiter for its per-IP budget of 401 answers."""
-    limiter = None
-    if settings.rate_limit_enabled:
-        limiter = RateLimiter(
-            settings.rate_limit,
-            settings.auth_rate_limit,
-            auth_failures=settings.auth_failure_rate_limit,
-        )
+    limiter = limits if limits.enabled else None
+    if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(
         AuthenticationMiddleware, verifier=verifier, revoked=revoked, limiter=limiter
@@ -143,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     revoked.subscribe(streams.revoked)
 
+    limits = rate_limits(settings)
     templates = RouteTemplates()  # the route labels of proxied paths, from the documents
     aggregator = OpenApiAggregator(
         backends,
@@ -167,14 +183,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # document is in (backends may still be starting): its paths are the route labels.
         prefetch = asyncio.create_task(aggregator.keep_warm(), name="openapi-prefetch")
         wait = settings.revocations_startup_wait_seconds
-        await asyncio.gather(feed.wait_ready(wait), aggregator.wait_merged(wait))
+        # The rate limit store is pinged once, so that /health and the log tell at once.
+        await asyncio.gather(feed.wait_ready(wait), aggregator.wait_merged(wait), limits.open())
         try:
             yield
         finally:
             prefetch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await prefetch
-            await feed.close()
+            await asyncio.gather(feed.close(), limits.close())
             await backends.close()
             metrics_server.stop()
             tracing.flush()
@@ -197,7 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # token check), token check, header size, CORS, security headers, then request id,
     # metrics and access log in one, the client address, and the tracing span outermost.
     app.add_middleware(OwnRoutesFirst, proxy=Proxy(backends, settings, streams))
-    _add_token_check_and_rate_limit(app, settings, verifier, revoked)
+    _add_token_check_and_rate_limit(app, verifier, revoked, limits)
     app.add_middleware(HeaderSizeLimitMiddleware, limit=settings.max_header_bytes)
     app.add_middleware(
         CORSMiddleware,
@@ -221,6 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.health_timeout_seconds,
             feed,
             refresh_seconds=settings.health_refresh_seconds,
+            rate_limits=lambda: limits.state,
         )
     )
     app.include_router(openapi_router(aggregator))

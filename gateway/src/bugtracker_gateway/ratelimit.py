@@ -2,11 +2,16 @@
 
 The counting is a sliding-window counter: per client, the count of the current fixed
 window plus the previous window's count, weighted by the share of the previous window
-the sliding window still covers (the algorithm and the numbers of the `limits` package's
-strategy of that name, whose notation the settings keep: "1200/minute"). The counters
-are plain integers in a dict of this process, updated in place: one event loop needs no
-lock, and nothing is scheduled per hit (docs/adr/0024). State lives in this process, so
-with several gateways each one counts on its own (docs/adr/0020). A client is the user id
+the sliding window still covers (the `limits` package's strategy of that name, whose
+notation the settings keep: "1200/minute").
+
+With a store configured (`redis_url`), every gateway replica counts in the same Redis
+through `limits`' own strategy and storage (docs/adr/0035), so a client has its budget
+once, however many replicas there are. Without one, or while the store is unreachable,
+the counters are plain integers in a dict of this process, updated in place (one event
+loop needs no lock, nothing is scheduled per hit; docs/adr/0024): each replica then
+counts on its own (docs/adr/0020); the gateway fails open to per-replica budgets rather
+than fail requests, and a single background probe brings the store back. A client is the user id
 of a valid access token (the authentication middleware, which runs first, puts it in the
 scope), or else the client's IP address (bugtracker_gateway.forwarding decides it). The
 endpoints that take a password or a refresh token have a stricter limit of their own, and
@@ -16,6 +21,9 @@ the answers 401 of the authentication middleware a per-IP budget of theirs
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 import time
 import uuid
@@ -23,7 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bugtracker_shared.problems import problem_response
-from limits import parse
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,8 +48,16 @@ CREDENTIAL_ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/auth/refresh"),
     }
 )
+logger = logging.getLogger("bugtracker.gateway.ratelimit")
+
 UNLIMITED_PREFIX = "/health"  # probes and monitoring must never be throttled
 USER_ID_SCOPE_KEY = "bugtracker.user_id"
+# The limits' state, as /health shows it.
+SHARED = "shared"
+LOCAL = "local"  # no store configured: each replica counts on its own
+LOCAL_STORE_DOWN = "local (store unavailable)"  # failed open until the store is back
+OFF = "off"  # rate limiting switched off
+STORE_ERRORS = (StorageError, RedisError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +98,7 @@ class _Counter:
 class _Policy:
     def __init__(self, name: str, notation: str) -> None:
         item = parse(notation)
+        self.item = item
         self.name = name
         self.limit = item.amount
         self.window = item.get_expiry()
@@ -114,6 +136,10 @@ class RateLimiter:
         }
         self._clock = clock
 
+    def item(self, policy: str) -> RateLimitItem:
+        """The policy's limit in `limits`' terms (the shared counter's)."""
+        return self._policies[policy].item
+
     def hit(self, policy: str, client: str) -> Decision:
         """Count one request of `client` if its budget allows it (a refused one is not
         counted), and say what is left."""
@@ -145,6 +171,124 @@ class RateLimiter:
         )
 
 
+class Limits:
+    """The rate limits the middlewares ask: counted in the shared store when one is
+    configured and answers, else by `local` (this process's counter).
+
+    A store error or timeout (`timeout_seconds` per call, connecting included) does not
+    fail the request: it is counted locally, the outage is logged once, and from then on
+    requests stay local, without touching the store, until one background probe (a PING
+    every `retry_seconds`) finds it back."""
+
+    def __init__(
+        self,
+        local: RateLimiter,
+        store_url: str = "",
+        *,
+        timeout_seconds: float = 0.1,
+        retry_seconds: float = 2.0,
+        key_prefix: str = "bugtracker-gateway",
+        enabled: bool = True,
+    ) -> None:
+        self.local = local
+        self.enabled = enabled
+        self._retry_seconds = retry_seconds
+        self._store_down = False
+        self._probe: asyncio.Task[None] | None = None
+        self._pool: ConnectionPool | None = None
+        self._storage: RedisStorage | None = None
+        self._counter: SlidingWindowCounterRateLimiter | None = None
+        if store_url and enabled:
+            self._pool = ConnectionPool.from_url(
+                store_url,
+                socket_timeout=timeout_seconds,
+                socket_connect_timeout=timeout_seconds,
+            )
+            self._storage = RedisStorage(
+                store_url if store_url.startswith("async+") else "async+" + store_url,
+                implementation="redispy",
+                key_prefix=key_prefix,
+                wrap_exceptions=True,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # passed on to redis-py
+            )
+            self._counter = SlidingWindowCounterRateLimiter(self._storage)
+
+    @property
+    def state(self) -> str:
+        if not self.enabled:
+            return OFF
+        if self._counter is None:
+            return LOCAL
+        return LOCAL_STORE_DOWN if self._store_down else SHARED
+
+    async def open(self) -> None:
+        """Check the store once at start, so /health and the log tell at once."""
+        if self._pool is not None:
+            try:
+                await self._ping()
+            except STORE_ERRORS as exc:
+                self._store_failed(exc)
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+            self._probe = None
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def hit(self, policy: str, client: str) -> Decision:
+        """Count one request of `client` if its budget allows it (a refused one is not
+        counted), and say what is left."""
+        counter = self._counter
+        if counter is None or self._store_down:
+            return self.local.hit(policy, client)
+        item = self.local.item(policy)
+        try:
+            allowed = await counter.hit(item, policy, client)
+            stats = await counter.get_window_stats(item, policy, client)
+        except STORE_ERRORS as exc:
+            self._store_failed(exc)
+            return self.local.hit(policy, client)
+        return Decision(
+            allowed=allowed,
+            policy=policy,
+            limit=item.amount,
+            window_seconds=item.get_expiry(),
+            remaining=max(0, stats.remaining),
+            reset_seconds=max(0 if allowed else 1, math.ceil(stats.reset_time - time.time())),
+        )
+
+    async def _ping(self) -> None:
+        assert self._pool is not None  # noqa: S101 (only called with a store)
+        await Redis(connection_pool=self._pool).ping()
+
+    def _store_failed(self, exc: BaseException) -> None:
+        if self._store_down:
+            return  # requests in flight when it went: logged once already
+        self._store_down = True
+        logger.warning(
+            "rate limit store unavailable (%r): counting in this replica alone until it "
+            "answers again (checked every %s s)",
+            exc,
+            self._retry_seconds,
+        )
+        self._probe = asyncio.create_task(self._wait_for_store(), name="ratelimit-store-probe")
+
+    async def _wait_for_store(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry_seconds)
+            try:
+                await self._ping()
+            except STORE_ERRORS:
+                continue
+            break
+        self._store_down = False
+        self._probe = None
+        logger.warning("rate limit store is back: the limits are shared by every replica again")
+
+
 def client_ip(scope: Scope) -> str:
     """The client address as bugtracker_gateway.forwarding left it in the scope."""
     client = scope.get("client")
@@ -168,7 +312,7 @@ def rate_limited(decision: Decision, instance: str) -> Response:
 class RateLimitMiddleware:
     """Counts the request against its client's limit; over it, 429 `rate_limited`."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, limiter: Limits) -> None:
         self.app = app
         self.limiter = limiter
 
@@ -183,7 +327,7 @@ class RateLimitMiddleware:
             user_id = scope.get(USER_ID_SCOPE_KEY)
             client = f"user:{user_id}" if user_id else "ip:" + client_ip(scope)
             policy = "default"
-        decision = self.limiter.hit(policy, client)
+        decision = await self.limiter.hit(policy, client)
         headers = decision.headers()
         if not decision.allowed:
             await rate_limited(decision, path)(scope, receive, send)

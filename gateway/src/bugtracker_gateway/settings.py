@@ -48,6 +48,15 @@ class Settings(CheckedSettings):
     auth_rate_limit: str = "30/minute"
     # Answers 401 (no or an invalid access token), per client IP; over it, 429.
     auth_failure_rate_limit: str = "60/minute"
+    # The store every replica counts in (docs/adr/0035), e.g. "redis://redis:6379/0": a
+    # client then has its budget once, however many replicas. Empty: each replica counts
+    # on its own (fine for a single gateway). Each store call may take
+    # `redis_timeout_seconds` (connecting included); when the store fails or is slow,
+    # requests are counted in this replica (fail open to per-replica budgets) until a
+    # PING, tried every `redis_retry_seconds`, answers again.
+    redis_url: str = ""
+    redis_timeout_seconds: float = 0.1
+    redis_retry_seconds: float = 2.0
     # The proxies in front of the gateway (docs/adr/0027), comma-separated addresses or
     # CIDR networks: only from these peers do X-Forwarded-For (the right-most address not
     # in this list is the client) and X-Forwarded-Proto count. Empty (the default): no
