@@ -12,11 +12,13 @@ import httpx
 import jwt
 import pytest
 from bugtracker_auth.infrastructure.keys import KeyStore
+from bugtracker_auth.infrastructure.throttle import KEY_PREFIX
 from bugtracker_auth.main import create_app
 from bugtracker_auth.settings import Settings
 from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
 from bugtracker_testkit import app_client
+from redis.asyncio import Redis
 
 PASSWORD = "plum lantern orbit quietly 47"
 INTERNAL_TOKEN = "internal-test-token"
@@ -25,13 +27,30 @@ GATEWAY_ADDRESS = "127.0.0.1"  # uvicorn --forwarded-allow-ips of auth in `make 
 AuthFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
+async def forget_throttling(redis_url: str) -> None:
+    """Delete auth's login-throttle keys from the run's Redis: each test starts with no
+    failures counted (as a fresh process did with the in-memory throttle)."""
+    client = Redis.from_url(redis_url)
+    try:
+        stale = [key async for key in client.scan_iter(match=f"{KEY_PREFIX}*", count=1000)]
+        if stale:
+            await client.delete(*stale)
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
 async def auth_settings(infra: Stack, tmp_path: Path) -> Settings:
+    """Auth as `make up` runs it: the run's database, broker and Redis (the login
+    throttle's counters, shared by replicas: docs/adr/0037)."""
     migrated(infra, "auth")
     await truncate_schema(infra, "auth")
+    assert infra.redis is not None
+    await forget_throttling(infra.redis.url)
     return Settings(
         database_url=infra.database_url("auth"),
         amqp_url=infra.rabbitmq.url,
+        redis_url=infra.redis.url,
         keys_dir=tmp_path / "keys",
         internal_token=INTERNAL_TOKEN,
     )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from bugtracker_shared.http_client import service_client
 from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.tokens import TokenVerifier
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from bugtracker_auth.application.ports import ProjectDirectory
 from bugtracker_auth.application.use_cases import AuthUseCases
@@ -16,9 +21,62 @@ from bugtracker_auth.infrastructure.keys import JwtIssuer, KeyStore, OpaqueRefre
 from bugtracker_auth.infrastructure.passwords import Argon2PasswordHasher, BundledCommonPasswords
 from bugtracker_auth.infrastructure.projects_client import HttpProjectDirectory
 from bugtracker_auth.infrastructure.tables import SCHEMA, outbox
-from bugtracker_auth.infrastructure.throttle import InMemoryLoginThrottle, ThrottlePolicy
+from bugtracker_auth.infrastructure.throttle import (
+    InMemoryLoginThrottle,
+    RedisLoginThrottle,
+    ThrottlePolicy,
+)
 from bugtracker_auth.infrastructure.uow import AuthUnitOfWork
 from bugtracker_auth.settings import Settings
+
+# What auth's connections are called in Redis's CLIENT LIST.
+REDIS_CLIENT_NAME = "bugtracker-auth-throttle"
+
+
+@dataclass
+class AuthRuntime(ServiceRuntime):
+    """The shared runtime plus the login throttle's store: a readiness check of its own
+    (no login can be served without it, ADR 0037) and closed at shutdown."""
+
+    throttle: InMemoryLoginThrottle | RedisLoginThrottle | None = None
+
+    def health_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        checks = super().health_checks()
+        if isinstance(self.throttle, RedisLoginThrottle):
+            checks["throttle_store"] = self.throttle.ping
+        return checks
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self.throttle is not None:
+                await self.throttle.close()
+
+
+def login_throttle(settings: Settings) -> InMemoryLoginThrottle | RedisLoginThrottle:
+    """In Redis when `redis_url` is set (shared by every replica), else in memory."""
+    policy = ThrottlePolicy(
+        ip_failures=settings.login_ip_failures_per_minute,
+        account_free_failures=settings.login_account_free_failures,
+        account_max_delay_seconds=settings.login_account_max_delay_seconds,
+        account_memory_seconds=settings.login_account_memory_seconds,
+        spread_addresses=settings.login_spread_addresses,
+        spread_window_seconds=settings.login_spread_window_seconds,
+        known_client_seconds=settings.login_known_client_seconds,
+    )
+    if not settings.redis_url:
+        return InMemoryLoginThrottle(policy)
+    client = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        # One immediate retry (a pooled connection Redis closed on restart), no backoff: a
+        # login waits at most about two timeouts before its 503.
+        retry=Retry(NoBackoff(), 1),
+        client_name=REDIS_CLIENT_NAME,
+    )
+    return RedisLoginThrottle(client, policy)
 
 
 def build(
@@ -30,19 +88,24 @@ def build(
     async def local_jwks() -> dict[str, Any]:
         return keys.jwks()
 
-    runtime = ServiceRuntime.create(
-        name="auth",
-        settings=settings,
-        schema=SCHEMA,
-        outbox=outbox,
-        # The keys are local: a new `kid` after a rotation is picked up at once.
-        verifier=TokenVerifier(
-            local_jwks,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            min_refetch_seconds=0.0,
+    # `create` builds the class it is called on (typed as the base).
+    runtime = cast(
+        AuthRuntime,
+        AuthRuntime.create(
+            name="auth",
+            settings=settings,
+            schema=SCHEMA,
+            outbox=outbox,
+            # The keys are local: a new `kid` after a rotation is picked up at once.
+            verifier=TokenVerifier(
+                local_jwks,
+                issuer=settings.issuer,
+                audience=settings.audience,
+                min_refetch_seconds=0.0,
+            ),
         ),
     )
+    runtime.throttle = throttle = login_throttle(settings)
     # Projects answers /internal only to the internal token: without one, auth knows of
     # no shared projects and the directory finds exact emails only.
     projects: ProjectDirectory | None = None
@@ -72,16 +135,7 @@ def build(
         session_max_lifetime=timedelta(seconds=settings.session_max_lifetime_seconds),
         access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
         common_passwords=BundledCommonPasswords(),
-        throttle=InMemoryLoginThrottle(
-            ThrottlePolicy(
-                ip_failures=settings.login_ip_failures_per_minute,
-                account_free_failures=settings.login_account_free_failures,
-                account_max_delay_seconds=settings.login_account_max_delay_seconds,
-                spread_addresses=settings.login_spread_addresses,
-                spread_window_seconds=settings.login_spread_window_seconds,
-                known_client_seconds=settings.login_known_client_seconds,
-            )
-        ),
+        throttle=throttle,
         registration_open=settings.registration_open,
         projects=projects,
     )

@@ -15,6 +15,7 @@ from bugtracker_auth.domain.errors import (
     RateLimitedError,
     RegistrationClosedError,
     SessionRevokedError,
+    ThrottleUnavailableError,
     UserNotFoundError,
     WeakPasswordError,
     WrongCurrentPasswordError,
@@ -32,6 +33,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     RegistrationClosedError: 403,
     WeakPasswordError: 422,
     RateLimitedError: 429,
+    ThrottleUnavailableError: 503,
 }
 
 

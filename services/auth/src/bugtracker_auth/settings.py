@@ -25,16 +25,24 @@ class Settings(ServiceSettings, PeerSettings):
     argon2_memory_kib: int = 19_456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
-    # Login throttling (per process, see docs/adr/0006 and 0028). The account delay is
-    # per (account, client address); the spread limit holds back clients that have not
-    # logged in to the account within `login_known_client_seconds` once that many
-    # addresses failed on it within the window.
+    # Login throttling (docs/adr/0006, 0028 and 0037). The account delay is per (account,
+    # client address), forgotten `login_account_memory_seconds` after the pair's last
+    # failure; the spread limit holds back clients that have not logged in to the account
+    # within `login_known_client_seconds` once that many addresses failed on it within the
+    # window.
     login_ip_failures_per_minute: int = 10
     login_account_free_failures: int = 5
     login_account_max_delay_seconds: float = 900.0
+    login_account_memory_seconds: float = 24 * 3600.0
     login_spread_addresses: int = 10
     login_spread_window_seconds: float = 3600.0
     login_known_client_seconds: float = 30 * 24 * 3600.0
+    # Where the throttle's counters live: a Redis URL shared by every auth replica (ADR
+    # 0037), or empty for this process's memory (a single auth process only). With Redis,
+    # a login answers 503 `throttle_unavailable` when Redis does not answer within the
+    # timeout: passwords are never checked without the counters.
+    redis_url: str = ""
+    redis_timeout_seconds: float = 0.5
     # The client address of the per-IP throttle is the one uvicorn determined: the
     # gateway's X-Forwarded-For only from the addresses of `--forwarded-allow-ips` (the
     # gateway's, in every launch of auth), else the socket peer (docs/adr/0027).

@@ -39,7 +39,11 @@ from bugtracker_auth.application.ports import (
     UserRepository,
 )
 from bugtracker_auth.application.use_cases import AuthUseCases
-from bugtracker_auth.domain.errors import EmailTakenError, RateLimitedError
+from bugtracker_auth.domain.errors import (
+    EmailTakenError,
+    RateLimitedError,
+    ThrottleUnavailableError,
+)
 from bugtracker_auth.domain.users import (
     GlobalRole,
     RefreshTokenRecord,
@@ -344,22 +348,29 @@ class FakeRefreshTokens:
 
 
 class FakeLoginThrottle:
-    """Records (what, client_ip, email) of every call; `refuse` makes `check` raise."""
+    """Records (what, client_ip, email) of every call; `refuse` makes `check` raise,
+    `unavailable` makes every call raise as an unreachable store does."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None, str]] = []
         self.refuse = False
+        self.unavailable = False
 
-    def check(self, client_ip: str | None, email: str) -> None:
-        self.calls.append(("check", client_ip, email))
+    def _call(self, what: str, client_ip: str | None, email: str) -> None:
+        if self.unavailable:
+            raise ThrottleUnavailableError
+        self.calls.append((what, client_ip, email))
+
+    async def check(self, client_ip: str | None, email: str) -> None:
+        self._call("check", client_ip, email)
         if self.refuse:
             raise RateLimitedError(30)
 
-    def failed(self, client_ip: str | None, email: str) -> None:
-        self.calls.append(("failed", client_ip, email))
+    async def failed(self, client_ip: str | None, email: str) -> None:
+        self._call("failed", client_ip, email)
 
-    def succeeded(self, client_ip: str | None, email: str) -> None:
-        self.calls.append(("succeeded", client_ip, email))
+    async def succeeded(self, client_ip: str | None, email: str) -> None:
+        self._call("succeeded", client_ip, email)
 
 
 class FakeProjectDirectory:

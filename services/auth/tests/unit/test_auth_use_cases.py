@@ -15,6 +15,7 @@ from bugtracker_auth.domain.errors import (
     RateLimitedError,
     RegistrationClosedError,
     SessionRevokedError,
+    ThrottleUnavailableError,
     UserNotFoundError,
     WeakPasswordError,
     WrongCurrentPasswordError,
@@ -197,6 +198,25 @@ async def test_a_throttled_client_is_refused_before_the_password_is_checked(
     with pytest.raises(RateLimitedError) as refused:
         await login(world, ann)  # the right password: still refused, nothing verified
     assert refused.value.headers == {"Retry-After": "30"}
+    assert world.hasher.calls == []
+    assert world.database.state.sessions == {}
+
+
+async def test_without_the_throttle_store_no_password_is_checked(world: AuthWorld) -> None:
+    # Fails closed (ADR 0037): no guess goes uncounted, the right password included.
+    ann = await world.user("ann")
+    world.hasher.calls.clear()
+    world.throttle.unavailable = True
+    with pytest.raises(ThrottleUnavailableError) as refused:
+        await login(world, ann)
+    assert refused.value.headers == {"Retry-After": "5"}
+    with pytest.raises(ThrottleUnavailableError):
+        await world.auth.change_password(
+            user_id=ann.id,
+            session_id=uuid.uuid4(),
+            current_password=PASSWORD,
+            new_password="another long password 99",
+        )
     assert world.hasher.calls == []
     assert world.database.state.sessions == {}
 

@@ -109,12 +109,15 @@ class CommonPasswords(Protocol):
 
 
 class LoginThrottle(Protocol):
-    def check(self, client_ip: str | None, email: str) -> None:
+    """Every method raises `ThrottleUnavailableError` when the counters cannot be reached:
+    no password is checked without them (ADR 0037)."""
+
+    async def check(self, client_ip: str | None, email: str) -> None:
         """Raise `RateLimitedError` when this client must wait before trying this account's
         password again (logins and password changes alike)."""
 
-    def failed(self, client_ip: str | None, email: str) -> None: ...
-    def succeeded(self, client_ip: str | None, email: str) -> None: ...
+    async def failed(self, client_ip: str | None, email: str) -> None: ...
+    async def succeeded(self, client_ip: str | None, email: str) -> None: ...
 
 
 class ProjectDirectory(Protocol):

@@ -137,17 +137,21 @@ class AuthUseCases:
         the same error, and one password verification each."""
         email = normalize_email(email)
         if self.throttle is not None:
-            self.throttle.check(client_ip, email)
+            await self.throttle.check(client_ip, email)
         # The hash is verified outside any transaction: no pooled connection waits on it.
         async with self.uow() as uow:
             found = await uow.users.get_by_email(email)
         if found is None:
             await self.hasher.burn(password)
-            self._failed(client_ip, email)
+            await self._failed(client_ip, email)
             raise InvalidCredentialsError
         if not await self.hasher.verify(found.password_hash, password) or not found.is_active:
-            self._failed(client_ip, email)
+            await self._failed(client_ip, email)
             raise InvalidCredentialsError
+        # The right password: recorded before the session is written, so a throttle store
+        # that fails now (503) leaves no session behind.
+        if self.throttle is not None:
+            await self.throttle.succeeded(client_ip, email)
         new_hash = (
             await self.hasher.hash(password)
             if self.hasher.needs_rehash(found.password_hash)
@@ -170,13 +174,11 @@ class AuthUseCases:
                 await uow.users.update_password_hash(user.id, new_hash)
             await uow.sessions.add(session, refresh_hash)
             await uow.commit()
-        if self.throttle is not None:
-            self.throttle.succeeded(client_ip, email)
         return self._issue(user, session, refresh_token, now=now)
 
-    def _failed(self, client_ip: str | None, email: str) -> None:
+    async def _failed(self, client_ip: str | None, email: str) -> None:
         if self.throttle is not None:
-            self.throttle.failed(client_ip, email)
+            await self.throttle.failed(client_ip, email)
 
     def _issue(
         self, user: User, session: Session, refresh_token: str, *, now: datetime
@@ -257,12 +259,12 @@ class AuthUseCases:
         give unlimited guesses at the password)."""
         user = await self.get_user(user_id)
         if self.throttle is not None:
-            self.throttle.check(client_ip, user.email)
+            await self.throttle.check(client_ip, user.email)
         if not await self.hasher.verify(user.password_hash, current_password):
-            self._failed(client_ip, user.email)
+            await self._failed(client_ip, user.email)
             raise WrongCurrentPasswordError
         if self.throttle is not None:
-            self.throttle.succeeded(client_ip, user.email)
+            await self.throttle.succeeded(client_ip, user.email)
         check_password(
             new_password,
             email=user.email,

@@ -1,5 +1,7 @@
 """Domain errors: plain exceptions with a stable `code`; the API edge maps them to HTTP."""
 
+from typing import ClassVar
+
 from bugtracker_shared.errors import DomainError
 
 
@@ -59,3 +61,12 @@ class RateLimitedError(AuthError):
         super().__init__("Too many failed password attempts; try again later.")
         self.retry_after_seconds = max(1, retry_after_seconds)
         self.headers = {"Retry-After": str(self.retry_after_seconds)}
+
+
+class ThrottleUnavailableError(AuthError):
+    """The store of the login throttle's counters cannot be reached: no password is
+    checked without them (throttling fails closed, ADR 0037). 503 with `Retry-After`."""
+
+    code = "throttle_unavailable"
+    message = "Passwords cannot be checked right now; try again shortly."
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
