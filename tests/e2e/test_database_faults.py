@@ -8,7 +8,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +27,10 @@ TERMINATE = (
     "WHERE usename = 'bugtracker_tickets'"
 )
 CLIENTS = 4
-KILL_EVERY_SECONDS = 0.25
-KILLING_FOR_SECONDS = 8.0
+KILL_EVERY_SECONDS = 0.25  # at the most often
+KILLING_FOR_SECONDS = 8.0  # at the least, and until KILLS_AT_LEAST kills
+KILLS_AT_LEAST = 16
+ANSWERED_BETWEEN_KILLS = 8  # creates started after a kill and answered before the next
 RECOVERY_SECONDS = 5.0
 # A kill costs the creates in flight at that moment (their transaction dies with its
 # connection), and nothing else: a create that runs wholly between two kills finds the
@@ -146,7 +148,10 @@ async def _creates_under_kills(
     api: httpx.AsyncClient, owner: Owner, key: str, superuser: asyncpg.Connection
 ) -> tuple[list[Timed], list[Kill]]:
     """`CLIENTS` clients creating tickets back to back while every tickets connection is
-    killed each `KILL_EVERY_SECONDS`, for `KILLING_FOR_SECONDS`."""
+    killed again and again. The rhythm follows the service, not the clock: the next kill
+    waits for `ANSWERED_BETWEEN_KILLS` creates started after the last one to be answered
+    (and at least `KILL_EVERY_SECONDS`), so a loaded machine, where a create takes longer,
+    still has creates between kills to measure."""
     answers: list[Timed] = []
     kills: list[Kill] = []
     stop = asyncio.Event()
@@ -159,14 +164,26 @@ async def _creates_under_kills(
             answer = await _create(api, owner, key, f"client {number}, create {sent}")
             answers.append(Timed(started, time.monotonic(), answer))
 
+    def answered_since(moment: float) -> Callable[[], Awaitable[bool]]:
+        async def enough() -> bool:
+            return sum(a.started >= moment for a in answers) >= ANSWERED_BETWEEN_KILLS
+
+        return enough
+
     async def killer() -> None:
-        deadline = time.monotonic() + KILLING_FOR_SECONDS
+        until = time.monotonic() + KILLING_FOR_SECONDS
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < until or len(kills) < KILLS_AT_LEAST:
                 started = time.monotonic()
                 killed = await superuser.fetchval(TERMINATE)
                 kills.append(Kill(started, time.monotonic(), killed))
-                await asyncio.sleep(KILL_EVERY_SECONDS)  # the rhythm of the kills
+                await asyncio.sleep(KILL_EVERY_SECONDS)
+                last = kills[-1].ended
+                await eventually(
+                    answered_since(last),
+                    within=30,
+                    what=f"{ANSWERED_BETWEEN_KILLS} creates answered after a kill",
+                )
         finally:
             stop.set()
 
