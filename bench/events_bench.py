@@ -37,6 +37,7 @@ import random
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -45,6 +46,7 @@ from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, throwaway_stack
 from bugtracker_notifications.main import EVENTS_QUEUE, create_app
 from bugtracker_notifications.settings import Settings
+from bugtracker_shared.event_schemas import TicketAssigned
 from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.messaging import Broker
 from bugtracker_shared.outbox import OutboxRelay, OutboxSettings, OutboxWriter, outbox_table
@@ -52,6 +54,8 @@ from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 SCHEMA = "bench_outbox"
+
+BENCH_TIME = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 def assignment(assignee: uuid.UUID) -> CloudEvent:
@@ -61,23 +65,25 @@ def assignment(assignee: uuid.UUID) -> CloudEvent:
         service="tickets",
         subject=ticket,
         sequence=2,
-        data={
-            "id": str(ticket),
-            "key": "BENCH-1",
-            "project_id": str(uuid.uuid4()),
-            "title": "Benchmark",
-            "type": "bug",
-            "priority": "high",
-            "status": "open",
-            "resolution": None,
-            "reporter_id": str(uuid.uuid4()),
-            "assignee_id": str(assignee),
-            "labels": [],
-            "due_date": None,
-            "version": 2,
-            "updated_at": "2026-11-27T10:00:00+00:00",
-            "changes": {"assignee_id": {"from": None, "to": str(assignee)}},
-        },
+        data=TicketAssigned(
+            id=ticket,
+            key="BENCH-1",
+            project_id=uuid.uuid4(),
+            title="Benchmark",
+            type="bug",
+            priority="high",
+            status="open",
+            resolution=None,
+            reporter_id=uuid.uuid4(),
+            assignee_id=assignee,
+            labels=[],
+            due_date=None,
+            version=2,
+            created_at=BENCH_TIME,
+            updated_at=BENCH_TIME,
+            deleted=False,
+            changes={"assignee_id": {"from": None, "to": str(assignee)}},
+        ),
         actor_id=uuid.uuid4(),
         correlation_id=None,
     )
@@ -304,6 +310,9 @@ async def run(stack: Stack, args: argparse.Namespace) -> list[tuple[str, str]]:
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30):
         await app.state.runtime.broker.wait_connected()
+        # Streams opened before the feed listens are closed when it does (docs/adr/0036).
+        while not app.state.runtime.feed.listening:  # noqa: ASYNC110 (a poll of a property)
+            await asyncio.sleep(0.05)
         rows = await measure_latency(engine, broker, app.state.use_cases, latency_events)
     # The relay alone (its queue bound, the consumer stopped), then the consumer alone.
     rows += await measure_publish_ceiling(broker, throughput_events)

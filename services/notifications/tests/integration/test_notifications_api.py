@@ -231,4 +231,9 @@ async def test_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "consumers": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "consumers": "ok",
+        "notification_feed": "ok",  # listening (docs/adr/0036)
+    }

@@ -5,8 +5,10 @@ event ids and each subject's last sequence) and who left which project. A
 `FakeUnitOfWork` works on a private copy of it taken when its block is entered; `commit`
 makes the copy the database's state, and leaving the block without it discards every
 change (`bugtracker_testkit.in_memory`, the core every service's fakes share).
-`FakeNotificationFeed` records what the use cases publish to the live streams, and hands
-out `FakeSubscription`s; `Clock` is a clock the test moves.
+`FakeNotificationFeed` hands out `FakeSubscription`s and records what reaches the live
+streams: as in PostgreSQL (a NOTIFY sent by `add_many` is delivered on commit), each
+`add_many` batch of a unit of work that commits, and nothing of one that rolls back;
+`Clock` is a clock the test moves.
 
 `NotificationsWorld` wires the real `NotificationUseCases` to them (the `world` fixture of
 `tests/unit/conftest.py`). `_conforms` assigns each fake to its Protocol, so `mypy` (the
@@ -43,11 +45,15 @@ class NotificationsState:
     inbox: dict[uuid.UUID, str] = field(default_factory=dict)  # event id -> type
     sequences: dict[str, int] = field(default_factory=dict)  # subject -> last applied
     former_members: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
+    # The transaction's `add_many` batches (what was inserted), announced on commit.
+    announced: list[list[Notification]] = field(default_factory=list)
 
 
 class FakeNotificationsDatabase(InMemoryDatabase[NotificationsState]):
     def __init__(self) -> None:
         super().__init__(NotificationsState())
+        # Told of each committed transaction's announced batches (the feed's listener).
+        self.listeners: list[Callable[[list[Notification]], None]] = []
 
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
@@ -69,6 +75,7 @@ class FakeNotificationRepository:
         return self._uow.state.notifications
 
     async def add_many(self, notifications: Sequence[Notification]) -> None:
+        inserted: list[Notification] = []
         for notification in notifications:
             # The unique (event_id, user_id) index, ON CONFLICT DO NOTHING.
             if any(
@@ -77,6 +84,9 @@ class FakeNotificationRepository:
             ):
                 continue
             self._rows[notification.id] = notification
+            inserted.append(notification)
+        # pg_notify of each inserted row, in the transaction.
+        self._uow.state.announced.append(inserted)
 
     async def list_for_user(
         self, user_id: uuid.UUID, *, unread_only: bool, after: Keyset | None, limit: int
@@ -157,9 +167,18 @@ class FakeUnitOfWork(InMemoryUnitOfWork[NotificationsState]):
 
     def __init__(self, database: FakeNotificationsDatabase) -> None:
         super().__init__(database)
+        self._listeners = database.listeners
         self.notifications = FakeNotificationRepository(self)
         self.inbox = FakeInbox(self)
         self.former_members = FakeFormerMembers(self)
+
+    async def commit(self) -> None:
+        announced, self.state.announced = self.state.announced, []
+        await super().commit()
+        # PostgreSQL delivers a transaction's NOTIFYs when, and only if, it commits.
+        for batch in announced:
+            for listener in self._listeners:
+                listener(batch)
 
 
 class FakeSubscription:
@@ -179,13 +198,15 @@ class FakeSubscription:
 
 
 class FakeNotificationFeed:
-    """Records each `publish` call; open subscriptions receive their user's notifications."""
+    """Records each committed batch (`published`); open subscriptions receive their
+    user's notifications."""
 
     def __init__(self) -> None:
         self.published: list[list[Notification]] = []
         self.subscriptions: list[FakeSubscription] = []
 
-    def publish(self, notifications: Sequence[Notification]) -> None:
+    def deliver(self, notifications: Sequence[Notification]) -> None:
+        """What the listener hears of one committed `add_many`."""
         self.published.append(list(notifications))
         for subscription in self.subscriptions:
             if not subscription.closed:
@@ -223,6 +244,7 @@ class NotificationsWorld:
     notifications: NotificationUseCases = field(init=False)
 
     def __post_init__(self) -> None:
+        self.database.listeners.append(self.feed.deliver)
         self.notifications = NotificationUseCases(
             uow=self.database.unit_of_work, feed=self.feed, clock=self.clock
         )

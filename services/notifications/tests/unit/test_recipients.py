@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from bugtracker_notifications.domain.errors import MalformedEventError
 from bugtracker_notifications.domain.notifications import (
+    SUMMARY_MAX_CHARS,
     EventFacts,
     NotificationDraft,
     event_facts,
@@ -219,6 +220,19 @@ def test_the_added_member_is_told() -> None:
     ]
     self_added = EventFacts(event.id, event.name, ANN, event.data)
     assert plan_notifications(self_added) == []
+
+
+def test_a_summary_is_bounded_whatever_the_event_holds() -> None:
+    """The live feed sends each notification whole in one NOTIFY (8000 bytes at most)."""
+    huge = "\x01" * 5000
+    moved = ticket_event("ticket.status_changed", changes={"status": {"from": huge, "to": huge}})
+    data = {"project_id": str(PROJECT), "project_key": huge, "user_id": str(ANN), "role": huge}
+    added = facts("project.member_added", ACTOR, data)
+    for event in (moved, added):
+        summaries = [draft.summary for draft in plan_notifications(event)]
+        assert summaries
+        assert all(len(summary) == SUMMARY_MAX_CHARS for summary in summaries)
+        assert all(summary.endswith("…") for summary in summaries)
 
 
 @pytest.mark.parametrize("watchers", ["nope", ["not-a-uuid"]])

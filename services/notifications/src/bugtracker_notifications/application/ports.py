@@ -23,7 +23,9 @@ class Keyset:
 
 class NotificationRepository(Protocol):
     async def add_many(self, notifications: Sequence[Notification]) -> None:
-        """Insert; a notification for an (event, user) that exists already is skipped."""
+        """Insert; a notification for an (event, user) that exists already is skipped.
+        Those inserted reach the `NotificationFeed` of every replica if, and once, the
+        unit of work commits (never when it rolls back)."""
         ...
 
     async def list_for_user(
@@ -63,9 +65,11 @@ class Subscription(Protocol):
 
 
 class NotificationFeed(Protocol):
-    """Pushes committed notifications to the users' open streams."""
+    """The users' open streams on this replica: each receives the notifications of its
+    user that any replica's unit of work adds (`NotificationRepository.add_many`) and
+    commits while it is open. A stream the feed cannot keep complete (its user fell
+    behind, or the feed lost its source) is closed: the client lists what it missed."""
 
-    def publish(self, notifications: Sequence[Notification]) -> None: ...
     def subscribe(self, user_id: uuid.UUID) -> Subscription: ...
 
 

@@ -102,9 +102,9 @@ class NotificationUseCases:
                 )
                 for draft in drafts
             ]
+            # Reach the open streams (of every replica) once committed.
             await uow.notifications.add_many(created)
             await uow.commit()
-        self.feed.publish(created)
 
     @staticmethod
     async def _for_members(

@@ -21,6 +21,11 @@ from pydantic import BaseModel, ValidationError
 from bugtracker_notifications.domain.errors import MalformedEventError
 
 TITLE_MAX_CHARS = 200
+# A summary is cut to this length whatever the event holds (a status or a project key is
+# not bounded by the event contract): the live feed sends each notification whole as a
+# PostgreSQL NOTIFY payload, limited to 8000 bytes (docs/adr/0036). 600 characters are at
+# most 3600 bytes of JSON (a control character is escaped to 6 bytes).
+SUMMARY_MAX_CHARS = 600
 
 D = TypeVar("D", bound=BaseModel)
 
@@ -101,7 +106,7 @@ class _TicketRef:
         return NotificationDraft(
             user_id=user_id,
             type=type_,
-            summary=summary,
+            summary=_shorten(summary, SUMMARY_MAX_CHARS),
             project_id=self.project_id,
             ticket_id=self.id,
             ticket_key=self.key,
@@ -159,7 +164,9 @@ def _project_member_added(data: ProjectMemberAdded) -> list[NotificationDraft]:
         NotificationDraft(
             user_id=data.user_id,
             type="project.member_added",
-            summary=f"You were added to {data.project_key} as {data.role}",
+            summary=_shorten(
+                f"You were added to {data.project_key} as {data.role}", SUMMARY_MAX_CHARS
+            ),
             project_id=data.project_id,
         )
     ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -7,7 +8,7 @@ from typing import Any, cast
 
 from bugtracker_shared.inbox import advance_sequence, claim_event
 from bugtracker_shared.rows import Columns
-from sqlalchemy import Table, delete, func, select, tuple_, update
+from sqlalchemy import Table, Text, delete, func, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,19 +23,55 @@ _t = notifications
 NOTIFICATIONS = Columns(Notification, notifications)
 _notification = NOTIFICATIONS.from_row
 
+# The PostgreSQL channel on which each committed notification is announced
+# (infrastructure/feed.py listens on it; docs/adr/0036). Channels are database-wide.
+CHANNEL = "bugtracker_notifications_created"
+
+
+def notification_of_payload(payload: str) -> Notification:
+    """The notification a NOTIFY payload announces: its row as `row_to_json` wrote it."""
+    row = json.loads(payload)
+
+    def optional_uuid(name: str) -> uuid.UUID | None:
+        value = row[name]
+        return uuid.UUID(value) if value is not None else None
+
+    return Notification(
+        id=uuid.UUID(row["id"]),
+        user_id=uuid.UUID(row["user_id"]),
+        type=row["type"],
+        event_id=uuid.UUID(row["event_id"]),
+        actor_id=optional_uuid("actor_id"),
+        project_id=optional_uuid("project_id"),
+        ticket_id=optional_uuid("ticket_id"),
+        ticket_key=row["ticket_key"],
+        summary=row["summary"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        read_at=datetime.fromisoformat(row["read_at"]) if row["read_at"] is not None else None,
+    )
+
 
 class SqlNotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     async def add_many(self, items: Sequence[Notification]) -> None:
+        """Insert, and announce each inserted row on `CHANNEL` in the same statement: the
+        NOTIFY is part of the unit of work's transaction, delivered to every listening
+        replica when it commits and never when it rolls back. The payload is the row as
+        JSON; a summary is at most SUMMARY_MAX_CHARS characters (the domain cuts it), so
+        it stays far below PostgreSQL's 8000-byte payload limit (docs/adr/0036)."""
         if not items:
             return
-        await self._session.execute(
+        added = (
             insert(_t)
             .values([NOTIFICATIONS.values(n) for n in items])
             .on_conflict_do_nothing(index_elements=[_t.c.event_id, _t.c.user_id])
+            .returning(*_t.c)
+            .cte("added")
         )
+        payload = func.row_to_json(literal_column(added.name)).cast(Text)
+        await self._session.execute(select(func.pg_notify(CHANNEL, payload)).select_from(added))
 
     async def list_for_user(
         self, user_id: uuid.UUID, *, unread_only: bool, after: Keyset | None, limit: int
