@@ -1,11 +1,14 @@
 """Fixtures for the whole repository (one pytest run from the root).
 
-The run starts its own PostgreSQL and RabbitMQ as child processes, in a temporary
-directory on free ports, and stops them at the end; it never touches `.data/`.
+The run starts its own PostgreSQL, RabbitMQ and Redis as child processes, in a temporary
+directory on free ports, and stops them at the end; it never touches `.data/`. The e2e
+system runs every process twice (`BUGTRACKER_TEST_REPLICAS`, default 2): what holds with
+one replica must hold with several.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from fastapi import FastAPI
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Stack]:
-    with throwaway_stack() as stack:
+    with throwaway_stack(replicas=int(os.environ.get("BUGTRACKER_TEST_REPLICAS", "2"))) as stack:
         yield stack
 
 

@@ -14,7 +14,13 @@ import asyncpg
 import httpx
 import pytest
 from bugtracker_devstack.processes import stop_group
-from bugtracker_devstack.stack import PROCESSES, SERVICES, Stack, wait_until_ready
+from bugtracker_devstack.stack import (
+    PROCESSES,
+    SERVICES,
+    Stack,
+    replica_name,
+    wait_until_ready,
+)
 from bugtracker_devstack.testing import migrated
 from bugtracker_testkit import JWT_PATTERN
 
@@ -28,26 +34,43 @@ class System:
     logs: Path
     admin_email: str = ADMIN_EMAIL
     admin_password: str = ADMIN_PASSWORD
-    # The running processes by name; a test that stops one puts its replacement here.
+    # The running processes: replica 0 by its name ("tickets"), the others as
+    # "tickets#1", ...; a test that stops one puts its replacement here.
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Every gateway (one per replica), for clients that spread their requests.
+    gateway_urls: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="session")
 def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The five processes, each `infra.replicas` times (two in `make test`): the services'
+    replicas behind balancers on the services' ports, the gateways side by side."""
     logs = tmp_path_factory.mktemp("e2e-logs")
     for service in SERVICES:
         migrated(infra, service)
     infra.create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     children: dict[str, subprocess.Popen[bytes]] = {}
+    balancers = infra.balancers()
     try:
+        for balancer in balancers:
+            balancer.start()
         for process in PROCESSES:
-            log = (logs / f"{process}.log").open("wb")
-            children[process] = infra.launch(process, log)
-        wait_until_ready(infra, PROCESSES, timeout=60)
-        yield System(gateway_url=infra.url("gateway"), logs=logs, processes=children)
+            for replica in range(infra.replicas):
+                name = replica_name(process, replica)
+                log = (logs / f"{name}.log").open("wb")
+                children[name] = infra.launch(process, log, replica)
+        wait_until_ready(infra, PROCESSES, timeout=90)
+        yield System(
+            gateway_url=infra.url("gateway"),
+            logs=logs,
+            processes=children,
+            gateway_urls=infra.gateway_urls,
+        )
     finally:
         for child in reversed(children.values()):
             stop_group(child)
+        for balancer in balancers:
+            balancer.stop()
     # After the whole e2e run: no process logged a token or a known secret (test_logs.py
     # checks the passwords and refresh tokens it makes itself, too).
     text = "\n".join(path.read_text(errors="replace") for path in logs.glob("*.log"))

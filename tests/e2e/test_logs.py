@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from bugtracker_devstack.stack import PROCESSES, Stack
+from bugtracker_devstack.stack import Stack
 from bugtracker_testkit import JWT_PATTERN, register, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -21,11 +21,16 @@ WRONG_PASSWORD = "this is not the password 1234"
 
 
 def _log_text(logs: Path) -> str:
-    return "\n".join((logs / f"{process}.log").read_text(errors="replace") for process in PROCESSES)
+    return "\n".join(path.read_text(errors="replace") for path in sorted(logs.glob("*.log")))
 
 
 def _records(logs: Path, process: str) -> list[dict[str, Any]]:
-    lines = (logs / f"{process}.log").read_text(errors="replace").splitlines()
+    # Every replica's log: "tickets.log", "tickets#1.log", ...
+    lines = [
+        line
+        for path in sorted(logs.glob(f"{process}*.log"))
+        for line in path.read_text(errors="replace").splitlines()
+    ]
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
