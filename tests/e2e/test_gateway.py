@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from bugtracker_devstack.processes import stop_group
-from bugtracker_devstack.stack import wait_until_ready
+from bugtracker_devstack.stack import replica_name, wait_until_ready
 from bugtracker_gateway.openapi import HTTP_METHODS
 
 pytestmark = pytest.mark.e2e
@@ -34,15 +34,19 @@ def test_a_stopped_backend_is_a_fast_503_and_served_again_once_restarted(
 ) -> None:
     assert api.get("/api/v1/notifications", headers=admin).status_code == 200
 
-    stop_group(system.processes["notifications"])
+    # Every replica of the service (the balancer in front of them then refuses too).
+    replicas = [replica_name("notifications", r) for r in range(infra.replicas)]
+    for name in replicas:
+        stop_group(system.processes[name])
     try:
         started = time.monotonic()
         down = api.get("/api/v1/notifications", headers=admin)
         elapsed = time.monotonic() - started
         other = api.get("/api/v1/projects", headers=admin)
     finally:
-        log = (system.logs / "notifications.restarted.log").open("wb")
-        system.processes["notifications"] = infra.launch("notifications", log)
+        for replica, name in enumerate(replicas):
+            log = (system.logs / f"{name}.restarted.log").open("wb")
+            system.processes[name] = infra.launch("notifications", log, replica)
     wait_until_ready(infra, ("notifications",), timeout=RESTART_DEADLINE_SECONDS)
 
     assert down.status_code == 503, down.text

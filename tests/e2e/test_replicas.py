@@ -133,6 +133,22 @@ def test_the_gateways_count_one_rate_limit_budget(system: Any) -> None:
     assert counts == [counts[0] - n for n in range(len(counts))], counts
 
 
+def test_a_logout_reaches_every_gateway_within_a_second(system: Any) -> None:
+    # Each gateway consumes revocations from a queue of its own: a queue they shared would
+    # give each of them half of the events (and the token would live on at the other).
+    with httpx.Client(base_url=system.gateway_urls[0], timeout=15) as first:
+        _, who = register_and_login(first, "leaver")
+        assert first.post("/api/v1/auth/logout", headers=who).status_code == 204
+    for url in system.gateway_urls:
+        with httpx.Client(base_url=url, timeout=15) as client:
+            refused = wait_until(
+                lambda c=client: c.get("/api/v1/users/me", headers=who).status_code,  # type: ignore[misc]
+                lambda status: status == 401,
+                within=1.0,
+            )
+        assert refused == 401
+
+
 def test_auths_replicas_share_one_login_throttle(infra: Stack, api: httpx.Client) -> None:
     # Straight to each auth replica: five failures spread over both are the free ones of
     # this (account, client) pair, so the sixth try waits, whichever replica it reaches.

@@ -1,6 +1,7 @@
 """The test stack's balancer (bugtracker_devstack.balancer) in front of two real HTTP
-servers: connections alternate between the replicas, a stopped replica is skipped, and an
-answer longer than one read arrives whole."""
+servers: connections alternate between the replicas, a stopped replica is skipped, an
+answer longer than one read arrives whole, and with every replica down the connection is
+refused until one is back."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import uvicorn
 from bugtracker_devstack.balancer import Balancer
 from bugtracker_devstack.processes import free_port
+from bugtracker_testkit import wait_until
 from fastapi import FastAPI
 
 pytestmark = pytest.mark.integration
@@ -20,7 +22,7 @@ BIG = "x" * 300_000  # several reads of the balancer's 64 KiB buffer
 
 
 class Replica:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, port: int | None = None) -> None:
         app = FastAPI()
 
         @app.get("/who")
@@ -31,7 +33,7 @@ class Replica:
         async def big() -> dict[str, str]:
             return {"body": BIG}
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
@@ -76,8 +78,27 @@ def test_connections_alternate_and_a_stopped_replica_is_skipped(
         assert {_who(balancer.port) for _ in range(4)} == {"a"}
         with httpx.Client(base_url=f"http://127.0.0.1:{balancer.port}", timeout=5) as client:
             assert client.get("/big").json()["body"] == BIG
+        replicas[0].stop()
+        wait_until(lambda: _refused(balancer.port), bool, within=5)
+        back = Replica("a again", port=replicas[0].port)
+        back.start()
+        try:
+            assert wait_until(lambda: _refused(balancer.port), lambda r: not r, within=5) is False
+            assert _who(balancer.port) == "a again"
+        finally:
+            back.stop()
     finally:
         balancer.stop()
+
+
+def _refused(port: int) -> bool:
+    try:
+        _who(port)
+    except httpx.ConnectError:
+        return True
+    except httpx.TransportError:  # accepted just before the balancer stopped listening
+        return False
+    return False
 
 
 def test_every_replica_down_refuses_the_connection() -> None:

@@ -35,7 +35,11 @@ from bugtracker_gateway.observability import MetricsServer, RouteTemplates, gate
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
 from bugtracker_gateway.proxy import PROXIED_METHODS, Proxy
 from bugtracker_gateway.ratelimit import Limits, RateLimiter, RateLimitMiddleware
-from bugtracker_gateway.revocations import RevocationFeed, RevokedSessions
+from bugtracker_gateway.revocations import (
+    RevocationFeed,
+    RevokedSessions,
+    own_revocation_queue,
+)
 from bugtracker_gateway.security import HeaderSizeLimitMiddleware, SecurityHeadersMiddleware
 from bugtracker_gateway.settings import Settings
 from bugtracker_gateway.streams import Streams
@@ -145,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         revoked,
         backends,
         amqp_url=settings.amqp_url,
-        queue=settings.revocation_queue,
+        queue=settings.revocation_queue or own_revocation_queue(),
         internal_token=settings.internal_token,
         timeout_seconds=settings.backend_timeout_seconds,
         queue_expires_seconds=settings.revocation_queue_expires_seconds,

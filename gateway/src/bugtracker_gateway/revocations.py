@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import socket
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable
@@ -27,6 +29,14 @@ from bugtracker_shared.messaging import Broker
 from bugtracker_gateway.backends import Backends
 
 logger = logging.getLogger("bugtracker.gateway.revocations")
+
+
+def own_revocation_queue() -> str:
+    """A revocation queue name for this process alone: every gateway replica must get
+    every revocation, so each needs a queue of its own (a queue it shared would hand each
+    event to one of them). The broker deletes it once unused (`x-expires`)."""
+    return f"gateway.revocations.{socket.gethostname()}.{secrets.token_hex(4)}"
+
 
 REVOCATION_EVENTS = ("auth.session_revoked", "user.deactivated")
 SEED_PATH = "/internal/revoked-sessions"

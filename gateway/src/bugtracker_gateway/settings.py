@@ -69,9 +69,11 @@ class Settings(CheckedSettings):
     openapi_refresh_seconds: float = 30.0
     # Revocations (docs/adr/0007): the broker the revocation events come from (empty: no
     # consumer, the list is only seeded at start), this gateway's own queue (each replica
-    # needs its own name), and the shared secret for auth's /internal endpoints.
+    # needs its own name: two gateways on one queue would each get half of the events;
+    # empty, the default, names one for this process: `gateway.revocations.<host>.<random>`),
+    # and the shared secret for auth's /internal endpoints.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    revocation_queue: str = "gateway.revocations"
+    revocation_queue: str = ""
     # RabbitMQ deletes a revocation queue (and its dead-letter queue) nobody has consumed
     # or declared for this long (`x-expires`): the queue of a replica that is gone.
     revocation_queue_expires_seconds: int = 1800

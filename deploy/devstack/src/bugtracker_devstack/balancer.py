@@ -4,7 +4,10 @@ process keeps one URL per service however many replicas serve it.
 
 Connection-level, like a Service: each accepted connection goes to the next replica, and
 a replica that refuses the connection (stopped, restarting) is skipped for the next one.
-It runs its own event loop in a daemon thread and listens on 127.0.0.1 only."""
+Like a Service without ready endpoints, it stops listening while no replica accepts
+connections (probed every `PROBE_SECONDS`), so a caller then sees a refused connection, not
+one that is accepted and dropped. It runs its own event loop in a daemon thread and
+listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import itertools
 import threading
 from collections.abc import Sequence
 
+PROBE_SECONDS = 0.1
+
 
 class Balancer:
     def __init__(self, port: int, backends: Sequence[int]) -> None:
@@ -22,6 +27,7 @@ class Balancer:
         self._next = itertools.cycle(range(len(self.backends)))
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"balancer-{port}", daemon=True
         )
@@ -29,7 +35,11 @@ class Balancer:
 
     def start(self) -> None:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+
+    async def _start(self) -> None:
+        await self._follow_replicas()
+        self._watch = asyncio.create_task(self._watch_replicas())
 
     def stop(self) -> None:
         async def close() -> None:
@@ -47,8 +57,19 @@ class Balancer:
             self._thread.join(timeout=10)
             self._loop.close()
 
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+    async def _watch_replicas(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_SECONDS)
+            await self._follow_replicas()
+
+    async def _follow_replicas(self) -> None:
+        """Listen while a replica accepts connections, and only then."""
+        up = any([await _accepts(port) for port in self.backends])
+        if up and self._server is None:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        elif not up and self._server is not None:
+            self._server.close()
+            self._server = None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         for _ in self.backends:
@@ -85,3 +106,12 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
         await sink.drain()
     if sink.can_write_eof():
         sink.write_eof()
+
+
+async def _accepts(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True

@@ -19,14 +19,18 @@ from bugtracker_devstack.redis import Redis
 from bugtracker_devstack.stack import SERVICES, Ports, Stack, new_password
 
 # The suites drive the system hard from one IP as a few users (the permission matrix alone
-# makes about a thousand requests): production rate limits would throttle them. The
-# gateway's own tests check the limits with tiny values instead.
-TEST_GATEWAY_ENV = {
+# makes about a thousand requests): production limits would throttle them. The gateway's
+# and auth's own tests check the limits with tiny values instead.
+TEST_ENV = {
     "BUGTRACKER_GATEWAY_RATE_LIMIT": "100000/minute",
     "BUGTRACKER_GATEWAY_AUTH_RATE_LIMIT": "100000/minute",
     # The 401s of many tests (wrong and expired tokens on purpose), all from 127.0.0.1 and
     # counted across the gateways in the run's Redis.
     "BUGTRACKER_GATEWAY_AUTH_FAILURE_RATE_LIMIT": "100000/minute",
+    # The failed logins of many tests, all from 127.0.0.1 and counted across the auth
+    # replicas in Redis: ten a minute would hold back every other test's login. The limits
+    # per account and client still hold (tests/e2e/test_replicas.py relies on them).
+    "BUGTRACKER_AUTH_LOGIN_IP_FAILURES_PER_MINUTE": "100000",
 }
 
 
@@ -54,7 +58,7 @@ def throwaway_stack(replicas: int = 1) -> Iterator[Stack]:
         role_passwords={service: new_password() for service in SERVICES},
         # Every component talks to RabbitMQ as its own user, with only its own rights.
         amqp_passwords={component: new_password() for component in COMPONENTS},
-        extra_env=TEST_GATEWAY_ENV,
+        extra_env=TEST_ENV,
         replicas=replicas,
     )
     if replicas > 1:
