@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -16,10 +17,34 @@ from pathlib import Path
 IS_ROOT = os.geteuid() == 0
 
 
+_given: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free to listen on, below the kernel's ephemeral range and not given before
+    in this process. A port the kernel picks for `bind(0)` comes from the ephemeral range,
+    where the run's own outgoing connections (to PostgreSQL, RabbitMQ, Redis, the
+    services) take their local ports too: a server started minutes later on such a port
+    found it taken (seen with the e2e system's second gateway)."""
+    high = _ephemeral_start() - 1
+    while True:
+        port = random.randint(20000, high)  # noqa: S311 (a port, not a secret)
+        if port in _given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
