@@ -311,7 +311,7 @@ async def run(stack: Stack, args: argparse.Namespace) -> list[tuple[str, str]]:
     async with LifespanManager(app, startup_timeout=30):
         await app.state.runtime.broker.wait_connected()
         # Streams opened before the feed listens are closed when it does (docs/adr/0036).
-        while not app.state.runtime.feed.listening:  # noqa: ASYNC110 (a poll of a property)
+        while not app.state.use_cases.feed.listening:  # noqa: ASYNC110 (a poll of a property)
             await asyncio.sleep(0.05)
         rows = await measure_latency(engine, broker, app.state.use_cases, latency_events)
     # The relay alone (its queue bound, the consumer stopped), then the consumer alone.

@@ -41,6 +41,11 @@ class ServiceRuntime:
     # Start-up jobs run in the background once the runtime starts (e.g. seeding a view),
     # cancelled at shutdown if still running.
     jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # A service's own readiness checks besides the database, broker and consumers (e.g.
+    # auth's throttle store, notifications' feed listener), and what to close at shutdown
+    # after the shared resources.
+    readiness: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -95,15 +100,19 @@ class ServiceRuntime:
         self._tasks = [asyncio.create_task(job()) for job in self.jobs]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.relay is not None:
-            await self.relay.stop()
-        await self.broker.close()
-        for client in self.http_clients:
-            await client.aclose()
-        await self.engine.dispose()
+        try:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.relay is not None:
+                await self.relay.stop()
+            await self.broker.close()
+            for client in self.http_clients:
+                await client.aclose()
+            await self.engine.dispose()
+        finally:
+            for close in self.closers:
+                await close()
 
     def health_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
         async def database() -> None:
@@ -117,4 +126,4 @@ class ServiceRuntime:
             # A consumer holding a delivery unsettled for long has stopped making progress.
             self.broker.check_consumers()
 
-        return {"database": database, "broker": broker, "consumers": consumers}
+        return {"database": database, "broker": broker, "consumers": consumers} | self.readiness

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from bugtracker_shared.http_client import service_client
@@ -31,27 +29,6 @@ from bugtracker_auth.settings import Settings
 
 # What auth's connections are called in Redis's CLIENT LIST.
 REDIS_CLIENT_NAME = "bugtracker-auth-throttle"
-
-
-@dataclass
-class AuthRuntime(ServiceRuntime):
-    """The shared runtime plus the login throttle's store: a readiness check of its own
-    (no login can be served without it, ADR 0037) and closed at shutdown."""
-
-    throttle: InMemoryLoginThrottle | RedisLoginThrottle | None = None
-
-    def health_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
-        checks = super().health_checks()
-        if isinstance(self.throttle, RedisLoginThrottle):
-            checks["throttle_store"] = self.throttle.ping
-        return checks
-
-    async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            if self.throttle is not None:
-                await self.throttle.close()
 
 
 def login_throttle(settings: Settings) -> InMemoryLoginThrottle | RedisLoginThrottle:
@@ -88,24 +65,24 @@ def build(
     async def local_jwks() -> dict[str, Any]:
         return keys.jwks()
 
-    # `create` builds the class it is called on (typed as the base).
-    runtime = cast(
-        AuthRuntime,
-        AuthRuntime.create(
-            name="auth",
-            settings=settings,
-            schema=SCHEMA,
-            outbox=outbox,
-            # The keys are local: a new `kid` after a rotation is picked up at once.
-            verifier=TokenVerifier(
-                local_jwks,
-                issuer=settings.issuer,
-                audience=settings.audience,
-                min_refetch_seconds=0.0,
-            ),
+    runtime = ServiceRuntime.create(
+        name="auth",
+        settings=settings,
+        schema=SCHEMA,
+        outbox=outbox,
+        # The keys are local: a new `kid` after a rotation is picked up at once.
+        verifier=TokenVerifier(
+            local_jwks,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            min_refetch_seconds=0.0,
         ),
     )
-    runtime.throttle = throttle = login_throttle(settings)
+    throttle = login_throttle(settings)
+    runtime.closers.append(throttle.close)
+    if isinstance(throttle, RedisLoginThrottle):
+        # No login can be served without its store (ADR 0037): auth is not ready then.
+        runtime.readiness["throttle_store"] = throttle.ping
     # Projects answers /internal only to the internal token: without one, auth knows of
     # no shared projects and the directory finds exact emails only.
     projects: ProjectDirectory | None = None

@@ -18,7 +18,6 @@ import pytest
 from bugtracker_devstack.stack import Stack
 from bugtracker_notifications.application.ports import Subscription
 from bugtracker_notifications.application.use_cases import NotificationUseCases
-from bugtracker_notifications.bootstrap import NotificationsRuntime
 from bugtracker_notifications.domain.notifications import SUMMARY_MAX_CHARS, Notification
 from bugtracker_notifications.infrastructure.feed import (
     FeedNotListeningError,
@@ -29,6 +28,7 @@ from bugtracker_notifications.infrastructure.uow import NotificationsUnitOfWork
 from bugtracker_notifications.main import create_app
 from bugtracker_notifications.settings import Settings
 from bugtracker_shared.events import CloudEvent
+from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_testkit import app_client, eventually
 from fastapi import FastAPI
 
@@ -40,15 +40,15 @@ Assigned = Callable[..., CloudEvent]
 DELIVERED_WITHIN = 10.0
 
 
-def runtime_of(app: FastAPI) -> NotificationsRuntime:
+def runtime_of(app: FastAPI) -> ServiceRuntime:
     runtime = app.state.runtime
-    assert isinstance(runtime, NotificationsRuntime)
+    assert isinstance(runtime, ServiceRuntime)
     return runtime
 
 
 def feed_of(app: FastAPI) -> ListeningFeed:
-    feed = runtime_of(app).feed
-    assert feed is not None
+    feed = use_cases_of(app).feed
+    assert isinstance(feed, ListeningFeed)
     return feed
 
 
