@@ -92,3 +92,14 @@ class InMemoryOutbox(Generic[T]):
 
     async def add(self, event: CloudEvent) -> None:
         self._uow.state.outbox.append(event)
+
+
+class InMemoryOutboxDatabase(InMemoryDatabase[T]):
+    """A database whose state has an outbox: the events committed so far, for tests."""
+
+    @property
+    def events(self) -> list[CloudEvent]:
+        return list(self.state.outbox)
+
+    def event_names(self) -> list[str]:
+        return [event.name for event in self.state.outbox]

@@ -56,7 +56,11 @@ from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.pagination import Listing, decode_time_id_cursor, time_id_key
 from bugtracker_shared.ports import EventSink
 from bugtracker_shared.problems import UpstreamUnavailableError
-from bugtracker_testkit.in_memory import InMemoryDatabase, InMemoryOutbox, InMemoryUnitOfWork
+from bugtracker_testkit.in_memory import (
+    InMemoryOutbox,
+    InMemoryOutboxDatabase,
+    InMemoryUnitOfWork,
+)
 
 PASSWORD = "plum lantern orbit quietly 47"
 REFRESH_TTL = timedelta(days=14)
@@ -80,21 +84,14 @@ class AuthState:
     outbox: list[CloudEvent] = field(default_factory=list)
 
 
-class FakeAuthDatabase(InMemoryDatabase[AuthState]):
+class FakeAuthDatabase(InMemoryOutboxDatabase[AuthState]):
     def __init__(self) -> None:
         super().__init__(AuthState())
 
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
 
-    # What the tests read: committed state only.
-
-    @property
-    def events(self) -> list[CloudEvent]:
-        return list(self.state.outbox)
-
-    def event_names(self) -> list[str]:
-        return [event.name for event in self.state.outbox]
+    # What the tests read: committed state only (and `events`, `event_names`).
 
     def user(self, user_id: uuid.UUID) -> User:
         return copy.deepcopy(self.state.users[user_id])

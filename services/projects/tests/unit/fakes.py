@@ -34,7 +34,11 @@ from bugtracker_projects.domain.projects import Caller, Member, Project
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.ports import EventSink
-from bugtracker_testkit.in_memory import InMemoryDatabase, InMemoryOutbox, InMemoryUnitOfWork
+from bugtracker_testkit.in_memory import (
+    InMemoryOutbox,
+    InMemoryOutboxDatabase,
+    InMemoryUnitOfWork,
+)
 
 
 @dataclass
@@ -44,19 +48,12 @@ class ProjectsState:
     outbox: list[CloudEvent] = field(default_factory=list)
 
 
-class FakeProjectsDatabase(InMemoryDatabase[ProjectsState]):
+class FakeProjectsDatabase(InMemoryOutboxDatabase[ProjectsState]):
     def __init__(self) -> None:
         super().__init__(ProjectsState())
 
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
-
-    @property
-    def events(self) -> list[CloudEvent]:
-        return list(self.state.outbox)
-
-    def event_names(self) -> list[str]:
-        return [event.name for event in self.state.outbox]
 
     def project(self, project_id: uuid.UUID) -> Project:
         return copy.deepcopy(self.state.projects[project_id])

@@ -30,7 +30,11 @@ from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.permissions import ProjectRole, permissions_for
 from bugtracker_shared.ports import EventSink
 from bugtracker_shared.tokens import Principal
-from bugtracker_testkit.in_memory import InMemoryDatabase, InMemoryOutbox, InMemoryUnitOfWork
+from bugtracker_testkit.in_memory import (
+    InMemoryOutbox,
+    InMemoryOutboxDatabase,
+    InMemoryUnitOfWork,
+)
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.ports import (
     CommentRepository,
@@ -77,7 +81,7 @@ class TicketsState:
     outbox: list[CloudEvent] = field(default_factory=list)
 
 
-class FakeTicketsDatabase(InMemoryDatabase[TicketsState]):
+class FakeTicketsDatabase(InMemoryOutboxDatabase[TicketsState]):
     """The committed state, and how many transactions committed or rolled back."""
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
@@ -92,14 +96,7 @@ class FakeTicketsDatabase(InMemoryDatabase[TicketsState]):
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
 
-    # What the tests read: committed state only.
-
-    @property
-    def events(self) -> list[CloudEvent]:
-        return list(self.state.outbox)
-
-    def event_names(self) -> list[str]:
-        return [event.name for event in self.state.outbox]
+    # What the tests read: committed state only (and `events`, `event_names`).
 
     def ticket(self, ticket_id: uuid.UUID) -> Ticket:
         return copy.deepcopy(self.state.tickets[ticket_id])
