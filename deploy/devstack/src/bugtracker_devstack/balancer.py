@@ -31,7 +31,6 @@ class Balancer:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"balancer-{port}", daemon=True
         )
-        self.connections = [0] * len(self.backends)  # accepted, per backend (for tests)
 
     def start(self) -> None:
         self._thread.start()
@@ -78,7 +77,6 @@ class Balancer:
                 streams = await asyncio.open_connection("127.0.0.1", self.backends[index])
             except OSError:
                 continue  # this replica is down: the next one
-            self.connections[index] += 1
             return streams
         return None
 
