@@ -275,10 +275,13 @@ async def test_two_relays_at_once_publish_each_event_exactly_once_in_order(
         for relay in relays:
             relay.start()
 
-        async def all_sent() -> bool:
-            return not await outbox.unsent()
+        async def all_sent_and_counted() -> bool:
+            # The rows are marked sent in the database a moment before the relay that
+            # sent them counts them (its commit returns): wait for both.
+            counted = sum(r.published for r in relays) >= len(events)
+            return counted and not await outbox.unsent()
 
-        await eventually(all_sent, within=60, what="every row sent")
+        await eventually(all_sent_and_counted, within=60, what="every row sent and counted")
     finally:
         for relay in relays:
             await relay.stop()
@@ -314,10 +317,10 @@ async def test_commits_that_come_together_go_out_in_one_batch(
                 await session.commit()
             relay.wake()
 
-        async def all_sent() -> bool:
-            return not await outbox.unsent()
+        async def all_sent_and_counted() -> bool:
+            return relay.published >= len(events) and not await outbox.unsent()
 
-        await eventually(all_sent, within=10, what="the five events")
+        await eventually(all_sent_and_counted, within=10, what="the five events")
     finally:
         await relay.stop()
     assert (relay.batches, relay.published) == (1, 5)

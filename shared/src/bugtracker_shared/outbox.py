@@ -302,8 +302,10 @@ class OutboxRelay:
             await self._publish(rows)
             await self._mark_sent(driver, [row["position"] for row in rows])
             await session.commit()
-        self.published += len(rows)
-        self.batches += 1
+            # Counted as soon as the commit returns, not after the session closes: a
+            # stop() that cancels the task while it closes must not lose the count.
+            self.published += len(rows)
+            self.batches += 1
         return len(rows)
 
     async def _mark_sent(self, driver: asyncpg.Connection, positions: list[int]) -> None:
