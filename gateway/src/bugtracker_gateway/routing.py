@@ -33,11 +33,13 @@ class PrefixRoute:
 
 ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/projects/*/tickets", "tickets"),
+    PrefixRoute("/api/v1/projects/*/milestones", "tickets"),
     PrefixRoute("/api/v1/auth", "auth"),
     PrefixRoute("/api/v1/users", "auth"),
     PrefixRoute("/.well-known/jwks.json", "auth"),
     PrefixRoute("/api/v1/projects", "projects"),
     PrefixRoute("/api/v1/tickets", "tickets"),
+    PrefixRoute("/api/v1/milestones", "tickets"),
     PrefixRoute("/api/v1/notifications", "notifications"),
 )
 

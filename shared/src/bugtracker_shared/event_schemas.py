@@ -156,6 +156,10 @@ class TicketData(_Data):
     assignee_id: uuid.UUID | None
     labels: list[str]
     due_date: date | None
+    milestone_id: uuid.UUID | None = Field(
+        default=None, description="The milestone it is planned for."
+    )
+    parent_id: uuid.UUID | None = Field(default=None, description="Its parent ticket.")
     version: int
     created_at: Instant
     updated_at: Instant
@@ -173,8 +177,18 @@ class TicketUpdated(TicketData):
     changes: Changes
 
 
+class Bulk(_Data):
+    """The bulk change an event is part of: one request, `size` tickets changed alike."""
+
+    id: uuid.UUID
+    size: int
+
+
 class TicketAssigned(TicketData):
     changes: Changes = Field(description="`assignee_id` from the previous to the new one")
+    bulk: Bulk | None = Field(
+        default=None, description="Set when the assignment is part of a bulk change."
+    )
 
 
 class TicketStatusChanged(TicketData):
@@ -196,6 +210,70 @@ class TicketDeleted(TicketData):
     changes: Changes = Field(description="`deleted` from false to true")
 
 
+class RelatedTicket(_Data):
+    id: uuid.UUID
+    key: str
+    project_id: uuid.UUID
+
+
+class Relation(_Data):
+    """A relation seen from the event's ticket: its type from this side and the other."""
+
+    id: uuid.UUID
+    type: str = Field(description="blocks, blocked_by, duplicates, duplicated_by or relates_to")
+    ticket: RelatedTicket
+
+
+class TicketRelated(TicketData):
+    relation: Relation
+
+
+class TicketUnrelated(TicketData):
+    relation: Relation
+
+
+class TicketUnblocked(TicketData):
+    """The ticket's last unfinished blocker was finished."""
+
+    blocker: RelatedTicket = Field(description="The blocker whose finishing unblocked it.")
+
+
+# -- milestones (service tickets) ------------------------------------------------------
+
+
+class Progress(_Data):
+    total: int
+    done: int
+
+
+class MilestoneData(_Data):
+    """The milestone after the change."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    description: str
+    due_date: date | None
+    state: str = Field(description="open or closed")
+    progress: Progress
+    version: int
+    created_at: Instant
+    updated_at: Instant
+    deleted: bool
+
+
+class MilestoneCreated(MilestoneData):
+    pass
+
+
+class MilestoneUpdated(MilestoneData):
+    changes: Changes
+
+
+class MilestoneDeleted(MilestoneData):
+    pass
+
+
 # Routing key (event name) -> the model of its `data`, in the order of docs/api.md.
 EVENT_DATA: dict[str, type[BaseModel]] = {
     "user.registered": UserRegistered,
@@ -214,10 +292,17 @@ EVENT_DATA: dict[str, type[BaseModel]] = {
     "ticket.status_changed": TicketStatusChanged,
     "ticket.commented": TicketCommented,
     "ticket.deleted": TicketDeleted,
+    "ticket.related": TicketRelated,
+    "ticket.unrelated": TicketUnrelated,
+    "ticket.unblocked": TicketUnblocked,
+    "milestone.created": MilestoneCreated,
+    "milestone.updated": MilestoneUpdated,
+    "milestone.deleted": MilestoneDeleted,
 }
 
 EVENT_SOURCES: dict[str, str] = {"user": "auth", "auth": "auth", "project": "projects"} | {
-    "ticket": "tickets"
+    "ticket": "tickets",
+    "milestone": "tickets",
 }
 
 

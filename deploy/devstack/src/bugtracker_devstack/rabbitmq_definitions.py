@@ -82,7 +82,7 @@ COMPONENTS = (*PUBLISHERS, *CONSUMERS, "ops")
 TOPICS: dict[str, dict[str, str]] = {
     "auth": {"write": r"^(user|auth)\.[a-z0-9_]+$", "read": "^$"},
     "projects": {"write": r"^project\.[a-z0-9_]+$", "read": "^$"},
-    "tickets": {"write": r"^ticket\.[a-z0-9_]+$", "read": r"^project\.[a-z0-9_]+$"},
+    "tickets": {"write": r"^(ticket|milestone)\.[a-z0-9_]+$", "read": r"^project\.[a-z0-9_]+$"},
     "notifications": {"write": "^$", "read": r"^(ticket|project)\.[a-z0-9_]+$"},
     "gateway": {"write": "^$", "read": r"^(auth\.session_revoked|user\.deactivated)$"},
 }

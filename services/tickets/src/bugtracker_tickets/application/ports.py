@@ -11,6 +11,13 @@ from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.ports import EventSink, Transaction
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.domain.planning import (
+    Milestone,
+    MilestoneState,
+    RelatedTicket,
+    Relation,
+    TicketRef,
+)
 from bugtracker_tickets.domain.tickets import (
     Comment,
     HistoryEntry,
@@ -61,6 +68,12 @@ class TicketQuery:
     text: str | None = None
     due_before: date | None = None
     updated_since: datetime | None = None
+    milestone_id: uuid.UUID | None = None
+    no_milestone: bool = False
+    parent_id: uuid.UUID | None = None
+    no_parent: bool = False
+    blocked: bool = False
+    """Only tickets with at least one unfinished (live, not done) blocker."""
     sort: str = "-updated_at"
     """One of created_at, updated_at, priority, due_date (descending with `-`), or
     `rank` (full-text relevance, only with `text`)."""
@@ -115,6 +128,112 @@ class TicketRepository(Protocol):
         """Up to `limit` live tickets of the project assigned to the user, locked."""
         ...
 
+    async def get_many(self, ticket_ids: list[uuid.UUID]) -> list[Ticket]:
+        """The tickets with these ids (deleted ones included), locked, in id order (the
+        order every multi-ticket write locks in, so two of them cannot deadlock)."""
+        ...
+
+    async def lock_hierarchy(self, project_id: uuid.UUID) -> None:
+        """Serialize changes of `parent_id` in the project until the transaction ends
+        (two concurrent moves could otherwise make a cycle that neither sees)."""
+        ...
+
+    async def ancestors(self, ticket_id: uuid.UUID, *, limit: int) -> list[uuid.UUID]:
+        """The ticket's parent, its parent's parent... nearest first, at most `limit`."""
+        ...
+
+    async def subtree_height(self, ticket_id: uuid.UUID, *, limit: int) -> int:
+        """Levels of the ticket's live subtree, the ticket itself counting 1 (counted up to
+        `limit` + 1 at most)."""
+        ...
+
+    async def unfinished_children(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
+        """Live children not in a done-category status."""
+        ...
+
+    async def in_milestone(self, milestone_id: uuid.UUID, *, limit: int) -> list[Ticket]:
+        """Up to `limit` tickets (deleted ones included) that name the milestone, locked,
+        skipping rows another transaction holds."""
+        ...
+
+
+class MilestoneRepository(Protocol):
+    async def add(self, milestone: Milestone) -> None:
+        """Raises MilestoneExistsError when a live milestone of the project has the name."""
+        ...
+
+    async def get(self, milestone_id: uuid.UUID, *, for_update: bool = False) -> Milestone | None:
+        """Deleted ones included."""
+        ...
+
+    async def update(self, milestone: Milestone) -> None:
+        """Raises MilestoneExistsError as `add`; the counts are the database's."""
+        ...
+
+    async def list(
+        self,
+        project_id: uuid.UUID,
+        *,
+        states: tuple[MilestoneState, ...],
+        after: list[Any] | None,
+        limit: int,
+    ) -> tuple[list[Milestone], list[Any] | None]:
+        """Live milestones by due date (none last), name, id; the keyset of the next page."""
+        ...
+
+    async def deleted_with_tickets(self, *, limit: int) -> list[uuid.UUID]:
+        """Deleted milestones (oldest deletion first) some ticket still names."""
+        ...
+
+    async def purge_cleared(self) -> int:
+        """Remove deleted milestones no ticket names any more; how many."""
+        ...
+
+
+class RelationRepository(Protocol):
+    async def add(self, relation: Relation) -> bool:
+        """False (and nothing written) when the same relation exists."""
+        ...
+
+    async def get(self, relation_id: uuid.UUID) -> Relation | None: ...
+    async def remove(self, relation_id: uuid.UUID) -> None: ...
+    async def lock_graph(self) -> None:
+        """Serialize `blocks` insertions until the transaction ends (two concurrent ones
+        could otherwise close a cycle that neither sees)."""
+        ...
+
+    async def exists_between(self, a: uuid.UUID, b: uuid.UUID) -> list[Relation]:
+        """Every relation between the two tickets, either direction."""
+        ...
+
+    async def blocks_path(
+        self, start: uuid.UUID, goal: uuid.UUID, *, max_depth: int
+    ) -> bool | None:
+        """Whether `start` blocks `goal` through a chain of `blocks` relations of at most
+        `max_depth` steps; None when chains from `start` go deeper than that (unknown)."""
+        ...
+
+    async def of_ticket(
+        self,
+        ticket_id: uuid.UUID,
+        *,
+        project_ids: tuple[uuid.UUID, ...] | None,
+        after: list[Any] | None,
+        limit: int,
+    ) -> tuple[list[RelatedTicket], list[Any] | None]:
+        """The ticket's relations seen from it, to live tickets of `project_ids` (None:
+        any project), oldest first; the keyset of the next page."""
+        ...
+
+    async def unfinished_blockers(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
+        """Live tickets that block it and are not in a done-category status."""
+        ...
+
+    async def unblocked_by(self, blocker_id: uuid.UUID) -> list[Ticket]:
+        """Live unfinished tickets that `blocker_id` blocks and that have no other
+        unfinished blocker (called once the blocker is finished, in its transaction)."""
+        ...
+
 
 class CommentRepository(Protocol):
     async def add(self, comment: Comment) -> None: ...
@@ -162,6 +281,8 @@ class IdempotencyStore(Protocol):
 
 class UnitOfWork(Transaction, Protocol):
     tickets: TicketRepository
+    milestones: MilestoneRepository
+    relations: RelationRepository
     comments: CommentRepository
     history: HistoryRepository
     watchers: WatcherRepository

@@ -45,3 +45,64 @@ class CommentNotFoundError(TicketsError):
 
 class IdempotencyKeyReusedError(TicketsError):
     code = "idempotency_key_reused"
+
+
+# -- planning (docs/adr/0039) ----------------------------------------------------------
+
+
+class MilestoneNotFoundError(TicketsError):
+    code = "not_found"
+    message = "No such milestone."
+
+
+class MilestoneExistsError(TicketsError):
+    code = "milestone_exists"
+    message = "The project has a milestone with this name."
+
+
+class InvalidMilestoneError(TicketsError):
+    code = "invalid_milestone"
+    message = "The milestone must be an existing milestone of the ticket's project."
+
+
+class InvalidParentError(TicketsError):
+    code = "invalid_parent"
+
+
+class RelationNotFoundError(TicketsError):
+    code = "not_found"
+    message = "No such relation."
+
+
+class RelationExistsError(TicketsError):
+    code = "relation_exists"
+    message = "These tickets are related like this already."
+
+
+class RelationCycleError(TicketsError):
+    code = "relation_cycle"
+    message = "This relation would make the tickets block each other in a cycle."
+
+
+class InvalidRelationError(TicketsError):
+    code = "invalid_relation"
+
+
+class UnfinishedDependenciesError(TicketsError):
+    """A ticket cannot be finished before its blockers and children are."""
+
+    code = "unfinished_dependencies"
+
+    def __init__(self, blockers: list[dict[str, str]], children: list[dict[str, str]]) -> None:
+        super().__init__("The ticket has unfinished blockers or children; finish them first.")
+        self.extra = {"blockers": blockers, "children": children}
+
+
+class BulkRejectedError(TicketsError):
+    """A bulk change that some ticket cannot take: nothing changed."""
+
+    code = "bulk_rejected"
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("Some tickets cannot take this change; nothing was changed.")
+        self.extra = {"errors": errors}

@@ -47,6 +47,16 @@ class Status(StrEnum):
     DONE = "done"
     CLOSED = "closed"
 
+    @property
+    def is_done(self) -> bool:
+        """A done-category status: the ticket counts as finished for milestone progress
+        and for the tickets it blocks or is a child of (the milestone progress trigger of
+        migration 0005 names the same statuses)."""
+        return self in DONE_STATUSES
+
+
+DONE_STATUSES: Final = frozenset({Status.DONE, Status.CLOSED})
+
 
 @dataclass
 class Ticket:
@@ -71,6 +81,10 @@ class Ticket:
     # The description as safe HTML, rendered when it was written; None for a ticket
     # stored before HTML was (docs/adr/0025).
     description_html: str | None = None
+    # Planning (docs/adr/0039): the milestone it is planned for and its parent ticket,
+    # each of the same project.
+    milestone_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
 
     def touch(self, now: datetime) -> None:
         self.updated_at = now
@@ -92,6 +106,8 @@ class Ticket:
             "assignee_id": self.assignee_id,
             "labels": list(self.labels),
             "due_date": self.due_date,
+            "milestone_id": self.milestone_id,
+            "parent_id": self.parent_id,
             "version": self.version,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -101,7 +117,16 @@ class Ticket:
 
 
 # Fields a PATCH may change, in the order history lists them.
-EDITABLE_FIELDS = ("title", "description", "type", "priority", "labels", "due_date")
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "type",
+    "priority",
+    "labels",
+    "due_date",
+    "milestone_id",
+    "parent_id",
+)
 
 
 class Keep(Enum):
@@ -124,6 +149,8 @@ class TicketPatch:
     priority: Priority | Keep = KEEP
     labels: tuple[str, ...] | Keep = KEEP
     due_date: date | Keep | None = KEEP
+    milestone_id: uuid.UUID | Keep | None = KEEP
+    parent_id: uuid.UUID | Keep | None = KEEP
 
     def apply_to(self, ticket: Ticket) -> dict[str, tuple[Any, Any]]:
         """Sets the ticket's fields this patch gives; returns (old, new) of each field
@@ -141,6 +168,10 @@ class TicketPatch:
             ticket.labels = list(self.labels)
         if not isinstance(self.due_date, Keep):
             ticket.due_date = self.due_date
+        if not isinstance(self.milestone_id, Keep):
+            ticket.milestone_id = self.milestone_id
+        if not isinstance(self.parent_id, Keep):
+            ticket.parent_id = self.parent_id
         after = {name: getattr(ticket, name) for name in EDITABLE_FIELDS}
         return {name: (before[name], after[name]) for name in before if before[name] != after[name]}
 

@@ -49,6 +49,9 @@ tickets = Table(
     Column("labels", ARRAY(String(50)), nullable=False),
     Column("due_date", Date),
     *tracked("deleted_at"),
+    # Planning (docs/adr/0039): each of the ticket's own project.
+    Column("milestone_id", Uuid, ForeignKey("tickets.milestones.id")),
+    Column("parent_id", Uuid, ForeignKey("tickets.tickets.id")),
     # Sort keys that an index can serve: priorities by rank, open-ended due dates last.
     Column(
         "priority_rank",
@@ -88,7 +91,70 @@ tickets = Table(
     Index("ix_tickets_assignee_updated", "assignee_id", "updated_at", "id", postgresql_where=LIVE),
     Index("ix_tickets_reporter_updated", "reporter_id", "updated_at", "id", postgresql_where=LIVE),
     Index("ix_tickets_search", "search", postgresql_using="gin"),
+    # A milestone's tickets (the `milestone=` filter, clearing a deleted milestone) and a
+    # ticket's children (the `parent=` filter, GET .../children, the hierarchy checks).
+    Index(
+        "ix_tickets_milestone_updated", "milestone_id", "updated_at", "id", postgresql_where=LIVE
+    ),
+    Index("ix_tickets_parent_number", "parent_id", "number", postgresql_where=LIVE),
     Index("ix_tickets_labels", "labels", postgresql_using="gin"),
+)
+
+# Milestones of a project (docs/adr/0039). `total` and `done` are kept by a trigger on
+# tickets (migration 0005) in the transaction that changes a ticket, so progress is read
+# from one row. A deleted milestone keeps its row (deleted_at) until no ticket names it.
+milestones = Table(
+    "milestones",
+    metadata,
+    uuid_key(),
+    Column("project_id", Uuid, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("due_date", Date),
+    Column("state", String(8), nullable=False),
+    *tracked("deleted_at"),
+    Column("total", Integer, nullable=False, server_default=text("0")),
+    Column("done", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "due_sort",
+        Date,
+        Computed("COALESCE(due_date, 'infinity'::date)", persisted=True),
+        nullable=False,
+    ),
+    # Names are unique per project among live milestones, whatever their case.
+    Index(
+        "ux_milestones_project_name",
+        "project_id",
+        text("lower(name)"),
+        unique=True,
+        postgresql_where=LIVE,
+    ),
+    # The list: a project's milestones in a state, by due date then name.
+    Index(
+        "ix_milestones_project_list",
+        "project_id",
+        "state",
+        "due_sort",
+        "name",
+        "id",
+        postgresql_where=LIVE,
+    ),
+    Index("ix_milestones_deleted", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
+)
+
+# Relations between tickets, stored once: `source` blocks / duplicates / relates_to
+# `target` (a relates_to with the smaller id as source). Read from both sides.
+relations = Table(
+    "relations",
+    metadata,
+    uuid_key(),
+    Column("source_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("target_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(16), nullable=False),
+    moment("created_at"),
+    Column("created_by", Uuid, nullable=False),
+    UniqueConstraint("source_id", "target_id", "type"),
+    Index("ix_relations_target", "target_id", "type", "source_id"),
 )
 
 # One row per project: the last ticket number handed out. Incremented in the creating

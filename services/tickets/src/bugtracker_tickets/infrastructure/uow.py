@@ -6,9 +6,13 @@ from bugtracker_tickets.application.ports import (
     CommentRepository,
     HistoryRepository,
     IdempotencyStore,
+    MilestoneRepository,
+    RelationRepository,
     TicketRepository,
     WatcherRepository,
 )
+from bugtracker_tickets.infrastructure.milestone_repository import SqlMilestoneRepository
+from bugtracker_tickets.infrastructure.relation_repository import SqlRelationRepository
 from bugtracker_tickets.infrastructure.repositories import (
     SqlCommentRepository,
     SqlHistoryRepository,
@@ -22,6 +26,8 @@ from bugtracker_tickets.infrastructure.tables import outbox
 class TicketsUnitOfWork(OutboxUnitOfWork):
     outbox_table = outbox
     tickets: TicketRepository
+    milestones: MilestoneRepository
+    relations: RelationRepository
     comments: CommentRepository
     history: HistoryRepository
     watchers: WatcherRepository
@@ -29,6 +35,8 @@ class TicketsUnitOfWork(OutboxUnitOfWork):
 
     def _bind_repositories(self) -> None:
         self.tickets = SqlTicketRepository(self.session)
+        self.milestones = SqlMilestoneRepository(self.session)
+        self.relations = SqlRelationRepository(self.session)
         self.comments = SqlCommentRepository(self.session)
         self.history = SqlHistoryRepository(self.session)
         self.watchers = SqlWatcherRepository(self.session)
