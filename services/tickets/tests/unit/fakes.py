@@ -42,8 +42,10 @@ from bugtracker_tickets.application.ports import (
     IdempotencyClaim,
     IdempotencyStore,
     MemberInfo,
+    MilestoneRepository,
     Page,
     ProjectDirectory,
+    RelationRepository,
     TicketQuery,
     TicketReads,
     TicketRepository,
@@ -58,6 +60,9 @@ from bugtracker_tickets.domain.tickets import (
     Ticket,
     ticket_key,
 )
+
+from services.tickets.tests.unit.fake_milestones import FakeMilestoneRepository
+from services.tickets.tests.unit.fake_relations import FakeRelationRepository
 
 IDEMPOTENCY_TTL = timedelta(hours=24)  # as SqlIdempotencyStore
 
@@ -292,6 +297,8 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
     database: FakeTicketsDatabase
     # Typed with the ports, as TicketsUnitOfWork is (Protocol attributes are invariant).
     tickets: TicketRepository
+    milestones: MilestoneRepository
+    relations: RelationRepository
     comments: CommentRepository
     history: HistoryRepository
     watchers: WatcherRepository
@@ -302,6 +309,8 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
         super().__init__(database)
         self.database = database
         self.tickets = FakeTicketRepository(self)
+        self.milestones = FakeMilestoneRepository(self)
+        self.relations = FakeRelationRepository(self)
         self.comments = FakeCommentRepository(self)
         self.history = FakeHistoryRepository(self)
         self.watchers = FakeWatcherRepository(self)

@@ -1,0 +1,10 @@
+"""The MilestoneRepository port on PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class SqlMilestoneRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
