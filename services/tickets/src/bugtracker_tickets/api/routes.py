@@ -87,6 +87,16 @@ class Filters:
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None
     due_before: date | None = None
     updated_since: datetime | None = None
+    milestone: Annotated[
+        Literal["none"] | uuid.UUID | None, Query(description="a milestone id, or none")
+    ] = None
+    parent: Annotated[
+        Literal["none"] | uuid.UUID | None, Query(description="a parent ticket id, or none")
+    ] = None
+    is_: Annotated[
+        Literal["blocked"] | None,
+        Query(alias="is", description="blocked: with an unfinished blocker"),
+    ] = None
     sort: Annotated[
         SortParam | None,
         Query(
@@ -109,6 +119,9 @@ class Filters:
             q=self.q,
             due_before=self.due_before,
             updated_since=self.updated_since,
+            milestone=self.milestone,
+            parent=self.parent,
+            blocked=self.is_ == "blocked",
             sort=self.sort,
             limit=self.limit,
             cursor=self.cursor,
@@ -147,6 +160,8 @@ async def create_ticket(
             labels=tuple(body.labels),
             due_date=body.due_date,
             assignee_id=body.assignee_id,
+            milestone_id=body.milestone_id,
+            parent_id=body.parent_id,
         ),
         Idempotency.of(idempotency_key, body.model_dump(mode="json")),
     )
@@ -275,6 +290,18 @@ async def restore_ticket(
     ticket_ref: str, principal: CurrentPrincipal, cases: UseCases, response: Response
 ) -> TicketResponse:
     return versioned(response, TicketResponse.of(await cases.restore_ticket(principal, ticket_ref)))
+
+
+@router.get("/tickets/{ticket_ref}/children")
+async def list_children(
+    ticket_ref: str,
+    principal: CurrentPrincipal,
+    cases: UseCases,
+    paging: Paging,
+) -> TicketPage:
+    """The ticket's sub-tickets, oldest first."""
+    page = await cases.children(principal, ticket_ref, limit=paging.limit, cursor=paging.cursor)
+    return paging.answer(TicketPage, Listing(page.items, page.next_cursor), TicketResponse.of)
 
 
 @router.get("/tickets/{ticket_ref}/history")

@@ -42,10 +42,17 @@ class CreateTicketRequest(StrictModel):
     labels: Annotated[list[Label], Field(default_factory=list, max_length=20)]
     due_date: date | None = None
     assignee_id: uuid.UUID | None = None
+    milestone_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
+
+
+# The fields a PATCH may clear with null.
+_NULLABLE = frozenset({"due_date", "milestone_id", "parent_id"})
 
 
 class UpdateTicketRequest(StrictModel):
-    """Only the fields present change; `due_date: null` clears the due date."""
+    """Only the fields present change; null clears `due_date`, `milestone_id` or
+    `parent_id`."""
 
     title: Title | None = None
     description: Annotated[str | None, Field(max_length=50_000)] = None
@@ -53,10 +60,12 @@ class UpdateTicketRequest(StrictModel):
     priority: Priority | None = None
     labels: Annotated[list[Label] | None, Field(max_length=20)] = None
     due_date: date | None = None
+    milestone_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
-    def no_nulls_but_due_date(self) -> UpdateTicketRequest:
-        for name in self.model_fields_set - {"due_date"}:
+    def no_nulls_but_clearable(self) -> UpdateTicketRequest:
+        for name in self.model_fields_set - _NULLABLE:
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -70,8 +79,13 @@ class UpdateTicketRequest(StrictModel):
             type=KEEP if self.type is None else self.type,
             priority=KEEP if self.priority is None else self.priority,
             labels=KEEP if self.labels is None else tuple(self.labels),
-            due_date=self.due_date if "due_date" in self.model_fields_set else KEEP,
+            due_date=self._given("due_date", self.due_date),
+            milestone_id=self._given("milestone_id", self.milestone_id),
+            parent_id=self._given("parent_id", self.parent_id),
         )
+
+    def _given(self, name: str, value: Any) -> Any:
+        return value if name in self.model_fields_set else KEEP
 
 
 class AssignRequest(StrictModel):
@@ -157,6 +171,8 @@ class TicketResponse(ResponseModel):
     assignee_id: uuid.UUID | None
     labels: list[str]
     due_date: date | None
+    milestone_id: uuid.UUID | None
+    parent_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
     version: int

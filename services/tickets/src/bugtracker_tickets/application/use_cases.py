@@ -28,6 +28,12 @@ from bugtracker_tickets.application.comment_writing import (
     store_comment,
 )
 from bugtracker_tickets.application.markdown import to_html
+from bugtracker_tickets.application.planning_rules import (
+    announce_unblocked,
+    check_can_finish,
+    check_milestone,
+    check_parent,
+)
 from bugtracker_tickets.application.ports import (
     IdempotencyClaim,
     ProjectDirectory,
@@ -79,6 +85,8 @@ class NewTicket:
     labels: tuple[str, ...] = ()
     due_date: date | None = None
     assignee_id: uuid.UUID | None = None
+    milestone_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,9 @@ class ListRequest:
     q: str | None = None
     due_before: date | None = None
     updated_since: datetime | None = None
+    milestone: Literal["none"] | uuid.UUID | None = None
+    parent: Literal["none"] | uuid.UUID | None = None
+    blocked: bool = False
     sort: str | None = None
     limit: int = 20
     cursor: str | None = None
@@ -244,6 +255,8 @@ class TicketUseCases:
                     if replayed is None:
                         raise TicketNotFoundError("No such ticket.")
                     return Created(replayed, replayed=True)
+            await check_milestone(uow, access.project_id, new.milestone_id)
+            await check_parent(uow, None, access.project_id, new.parent_id)
             draft = Ticket(
                 id=ticket_id,
                 project_id=access.project_id,
@@ -259,6 +272,8 @@ class TicketUseCases:
                 assignee_id=new.assignee_id,
                 labels=list(new.labels),
                 due_date=new.due_date,
+                milestone_id=new.milestone_id,
+                parent_id=new.parent_id,
                 created_at=now,
                 updated_at=now,
             )
@@ -313,6 +328,11 @@ class TicketUseCases:
             text=request.q,
             due_before=request.due_before,
             updated_since=request.updated_since,
+            milestone_id=request.milestone if isinstance(request.milestone, uuid.UUID) else None,
+            no_milestone=request.milestone == "none",
+            parent_id=request.parent if isinstance(request.parent, uuid.UUID) else None,
+            no_parent=request.parent == "none",
+            blocked=request.blocked,
             sort=sort,
         )
         if not project_ids:
@@ -352,6 +372,10 @@ class TicketUseCases:
             }
             if not changes:
                 return ticket
+            if "milestone_id" in changes:
+                await check_milestone(uow, ticket.project_id, ticket.milestone_id)
+            if "parent_id" in changes:
+                await check_parent(uow, ticket.id, ticket.project_id, ticket.parent_id)
             if "description" in changes:
                 ticket.description_html = description_html
             await self._save(uow, ticket, principal, changes, "ticket.updated")
@@ -451,6 +475,8 @@ class TicketUseCases:
             new_resolution = plan_transition(
                 access, principal.user_id, ticket.reporter_id, ticket.status, to, resolution
             )
+            await check_can_finish(uow, ticket, to)
+            before = ticket.status
             changes: dict[str, dict[str, Any]] = {
                 "status": {"from": ticket.status.value, "to": to.value}
             }
@@ -463,6 +489,7 @@ class TicketUseCases:
             ticket.status = to
             ticket.resolution = new_resolution.value if new_resolution else None
             await self._save(uow, ticket, principal, changes, "ticket.status_changed")
+            await announce_unblocked(uow, ticket, before, principal)
             if comment:
                 note = new_comment(ticket, principal, comment, comment_html, mentions)
                 await store_comment(uow, ticket, principal, note)
@@ -502,6 +529,19 @@ class TicketUseCases:
             await self._save(uow, ticket, principal, changes, "ticket.updated")
             await uow.commit()
         return ticket
+
+    async def children(
+        self, principal: Principal, ticket_ref: str, *, limit: int, cursor: str | None
+    ) -> TicketList:
+        """The ticket's live children, oldest first."""
+        ticket, _ = await self.visible_ticket(principal, ticket_ref)
+        query = TicketQuery(
+            project_ids=(ticket.project_id,), parent_id=ticket.id, sort="created_at"
+        )
+        after = decode_cursor(cursor, 2) if cursor else None
+        page = await self.reads.search(query, after=after, limit=limit, with_total=False)
+        next_cursor = encode_cursor(page.next_after) if page.next_after else None
+        return TicketList(page.tickets, next_cursor, None)
 
     async def history(
         self, principal: Principal, ticket_ref: str, *, limit: int, cursor: str | None

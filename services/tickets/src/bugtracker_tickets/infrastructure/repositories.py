@@ -28,7 +28,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bugtracker_tickets.application.ports import IdempotencyClaim, Page, TicketQuery
+from bugtracker_tickets.domain.planning import TicketRef
 from bugtracker_tickets.domain.tickets import (
+    DONE_STATUSES,
     Comment,
     HistoryEntry,
     Priority,
@@ -40,6 +42,7 @@ from bugtracker_tickets.infrastructure.tables import (
     comments,
     history,
     idempotency_keys,
+    relations,
     tickets,
     watchers,
 )
@@ -167,7 +170,38 @@ def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElemen
         where.append(t.due_date < query.due_before)
     if query.updated_since is not None:
         where.append(t.updated_at >= query.updated_since)
+    return where + _planning_filters(query)
+
+
+def _planning_filters(query: TicketQuery) -> list[ColumnElement[bool]]:
+    """`milestone=`, `parent=` and `is=blocked` (docs/adr/0039)."""
+    t = tickets.c
+    where: list[ColumnElement[bool]] = []
+    if query.no_milestone:
+        where.append(t.milestone_id.is_(None))
+    elif query.milestone_id is not None:
+        where.append(t.milestone_id == query.milestone_id)
+    if query.no_parent:
+        where.append(t.parent_id.is_(None))
+    elif query.parent_id is not None:
+        where.append(t.parent_id == query.parent_id)
+    if query.blocked:
+        where.append(t.id.in_(_BLOCKED))
     return where
+
+
+# Tickets with an unfinished blocker: the targets of `blocks` relations whose source is
+# live and not done (few next to all tickets; the planner joins them to the list).
+_blocker = tickets.alias("blocker")
+_BLOCKED = (
+    select(relations.c.target_id)
+    .join(_blocker, _blocker.c.id == relations.c.source_id)
+    .where(
+        relations.c.type == "blocks",
+        _blocker.c.deleted_at.is_(None),
+        _blocker.c.status.not_in([s.value for s in DONE_STATUSES]),
+    )
+)
 
 
 def _create_statement() -> str:
@@ -217,6 +251,42 @@ SELECT number FROM t
 
 
 _CREATE = _create_statement()
+
+
+# The first key of the transaction-scoped advisory lock that serializes hierarchy changes
+# in one project (the second is the project id's hash).
+_HIERARCHY_LOCK = 0x7E1
+# A ticket's ancestors, nearest first, bounded (a cycle cannot exist, but the bound keeps
+# the walk finite whatever the data).
+_ANCESTORS = """
+WITH RECURSIVE up(id, parent_id, depth) AS (
+    SELECT t.id, t.parent_id, 0 FROM tickets.tickets t WHERE t.id = $1
+    UNION ALL
+    SELECT p.id, p.parent_id, up.depth + 1
+    FROM up JOIN tickets.tickets p ON p.id = up.parent_id
+    WHERE up.depth < $2
+)
+SELECT id FROM up WHERE depth > 0 ORDER BY depth
+"""
+# Levels of a ticket's live subtree (the ticket is level 1), counted up to a bound.
+_SUBTREE_HEIGHT = """
+WITH RECURSIVE down(id, depth) AS (
+    SELECT $1::uuid, 1
+    UNION ALL
+    SELECT c.id, down.depth + 1
+    FROM down JOIN tickets.tickets c ON c.parent_id = down.id AND c.deleted_at IS NULL
+    WHERE down.depth < $2
+)
+SELECT max(depth) FROM down
+"""
+# A ticket as relations, dependencies and children list it.
+_REF_COLUMNS = (
+    tickets.c.id,
+    tickets.c.key,
+    tickets.c.title,
+    tickets.c.status,
+    tickets.c.project_id,
+)
 
 
 class SqlTicketRepository:
@@ -282,6 +352,55 @@ class SqlTicketRepository:
         await self._session.execute(
             update(tickets).where(tickets.c.id == ticket.id).values(_TICKET_CHANGES.values(ticket))
         )
+
+    async def get_many(self, ticket_ids: list[uuid.UUID]) -> list[Ticket]:
+        query = (
+            select(*TICKET_COLUMNS)
+            .where(tickets.c.id.in_(ticket_ids))
+            .order_by(tickets.c.id)
+            .with_for_update()
+        )
+        rows = (await self._session.execute(query)).mappings().all()
+        return [ticket_from_row(row) for row in rows]
+
+    async def lock_hierarchy(self, project_id: uuid.UUID) -> None:
+        await self._session.execute(
+            select(func.pg_advisory_xact_lock(_HIERARCHY_LOCK, func.hashtext(str(project_id))))
+        )
+
+    async def ancestors(self, ticket_id: uuid.UUID, *, limit: int) -> list[uuid.UUID]:
+        driver = await session_driver(self._session)
+        rows = await driver.fetch(_ANCESTORS, ticket_id, limit)
+        return [row["id"] for row in rows]
+
+    async def subtree_height(self, ticket_id: uuid.UUID, *, limit: int) -> int:
+        driver = await session_driver(self._session)
+        return int(await driver.fetchval(_SUBTREE_HEIGHT, ticket_id, limit + 1))
+
+    async def unfinished_children(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
+        query = (
+            select(*_REF_COLUMNS)
+            .where(
+                tickets.c.parent_id == ticket_id,
+                tickets.c.deleted_at.is_(None),
+                tickets.c.status.not_in([s.value for s in DONE_STATUSES]),
+            )
+            .order_by(tickets.c.number)
+            .limit(limit)
+        )
+        rows = (await self._session.execute(query)).mappings().all()
+        return [TicketRef(**row) for row in rows]
+
+    async def in_milestone(self, milestone_id: uuid.UUID, *, limit: int) -> list[Ticket]:
+        query = (
+            select(*TICKET_COLUMNS)
+            .where(tickets.c.milestone_id == milestone_id)
+            .order_by(tickets.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await self._session.execute(query)).mappings().all()
+        return [ticket_from_row(row) for row in rows]
 
 
 class TicketSearch:
