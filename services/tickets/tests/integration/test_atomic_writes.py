@@ -47,6 +47,8 @@ TABLES = (
     "history",
     "watchers",
     "idempotency_keys",
+    "milestones",
+    "relations",
     "outbox",
 )
 
@@ -91,7 +93,7 @@ async def test_a_fault_anywhere_in_a_create_leaves_nothing_of_it(
 @dataclass
 class Scene:
     """Project ATOM: ATOM-1 reported by DEV (who watches it and has commented on it;
-    OTHER does not watch it), and ATOM-2, deleted."""
+    OTHER does not watch it), ATOM-2, deleted, and ATOM-3."""
 
     api: Any
     comment: str
@@ -204,6 +206,29 @@ WRITES: dict[str, Write[Scene]] = {
         ("ticket.updated",),
         CHANGE_FAULTS,
     ),
+    # A bulk change writes every ticket, then each one's history entries, watcher and
+    # events, in one transaction.
+    "bulk change": Write(
+        lambda s: s.call(
+            DEV,
+            "POST",
+            "/projects/ATOM/tickets/bulk",
+            json={
+                "tickets": ["ATOM-1", "ATOM-3"],
+                "set": {"assignee_id": str(OTHER), "status": "in_progress"},
+            },
+        ),
+        200,
+        ("ticket.assigned", "ticket.status_changed") * 2,
+        {
+            "after the ticket updates": fault_on("INSERT", "tickets.history"),
+            "after the history entries": fault_on("INSERT", "tickets.watchers"),
+            "after the first event": fault_on(
+                "INSERT", "tickets.outbox", when=routing_key_is("ticket.status_changed")
+            ),
+            "at the commit": COMMIT,
+        },
+    ),
     # (Un)watching is one statement (a watch on the unit of work's driver connection).
     "watch": Write(
         lambda s: s.call(OTHER, "PUT", f"{T1}/watchers/me"),
@@ -222,7 +247,7 @@ WRITES: dict[str, Write[Scene]] = {
 
 async def _scene(api: Any) -> Scene:
     api.projects.add("ATOM", ROLES)
-    for _ in range(2):
+    for _ in range(3):
         created = await api.create(DEV, "ATOM")
         assert created.status_code == 201, created.text
     scene = Scene(api, comment="")

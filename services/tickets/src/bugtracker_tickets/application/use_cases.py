@@ -187,11 +187,11 @@ class TicketUseCases:
 
     # -- access --------------------------------------------------------------------------
 
-    async def _access(self, principal: Principal, project_ref: str) -> ProjectAccess:
+    async def project_access(self, principal: Principal, project_ref: str) -> ProjectAccess:
         ref = project_ref_of(project_ref)
         return visible(await self.projects.access(ref, principal))
 
-    async def _check_assignee(
+    async def check_assignee(
         self, principal: Principal, access: ProjectAccess, assignee_id: uuid.UUID | None
     ) -> None:
         if assignee_id is not None and not await self.projects.is_member(
@@ -211,7 +211,7 @@ class TicketUseCases:
         ticket, access = found
         if access is None:
             try:
-                access = await self._access(principal, str(ticket.project_id))
+                access = await self.project_access(principal, str(ticket.project_id))
             except ProjectNotFoundError as exc:
                 raise TicketNotFoundError("No such ticket.") from exc
         return ticket, access
@@ -238,10 +238,10 @@ class TicketUseCases:
         new: NewTicket,
         idempotency: Idempotency | None = None,
     ) -> Created:
-        access = await self._access(principal, project_ref)
+        access = await self.project_access(principal, project_ref)
         access.require(Permission.TICKET_CREATE)
         access.require_writable()
-        await self._check_assignee(principal, access, new.assignee_id)
+        await self.check_assignee(principal, access, new.assignee_id)
         description_html = await to_html(new.description)
         now = datetime.now(UTC)
         async with self.uow() as uow:
@@ -304,7 +304,7 @@ class TicketUseCases:
         caller may read."""
         if project_ref is not None:
             project_ids: tuple[uuid.UUID, ...] = (
-                (await self._access(principal, project_ref)).project_id,
+                (await self.project_access(principal, project_ref)).project_id,
             )
         else:
             project_ids = tuple(await self.projects.visible_projects(principal))
@@ -408,7 +408,7 @@ class TicketUseCases:
         found, access = await self.visible_ticket(principal, ticket_ref)
         access.require(Permission.TICKET_ASSIGN)
         access.require_writable()
-        await self._check_assignee(principal, access, assignee_id)
+        await self.check_assignee(principal, access, assignee_id)
         async with self.uow() as uow:
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
@@ -513,7 +513,7 @@ class TicketUseCases:
         if found is None:
             raise TicketNotFoundError("No such ticket.")
         try:
-            access = await self._access(principal, str(found.project_id))
+            access = await self.project_access(principal, str(found.project_id))
         except ProjectNotFoundError as exc:
             raise TicketNotFoundError("No such ticket.") from exc
         access.require(Permission.TICKET_DELETE)

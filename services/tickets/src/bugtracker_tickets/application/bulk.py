@@ -1,0 +1,250 @@
+"""Bulk changes: one change to up to 100 tickets of a project, all or nothing
+(docs/adr/0039).
+
+Every ticket is checked before anything is written; when any ticket cannot take the
+change, nothing changes and the answer lists each ticket's error. Otherwise each ticket
+gets exactly what a single change would give it (one version bump, a history entry per
+field, its events), in the order the request lists the tickets, in one transaction. The
+tickets are locked in id order (as every multi-ticket write locks them), so two bulk
+changes over the same tickets wait for each other instead of deadlocking.
+
+The rule that a ticket cannot be finished before its blockers and children is checked
+after every ticket of the request is written, inside the transaction: closing an epic
+and its children in one request works whatever order they are listed in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bugtracker_shared.permissions import Permission
+from bugtracker_shared.tokens import Principal
+
+from bugtracker_tickets.application.planning_rules import (
+    announce_unblocked,
+    check_can_finish,
+    check_milestone,
+)
+from bugtracker_tickets.application.ports import UnitOfWork
+from bugtracker_tickets.application.ticket_events import record
+from bugtracker_tickets.application.use_cases import TicketUseCases, parse_ticket_ref
+from bugtracker_tickets.domain.errors import BulkRejectedError, TicketsError
+from bugtracker_tickets.domain.tickets import (
+    KEEP,
+    HistoryEntry,
+    Keep,
+    Priority,
+    ProjectAccess,
+    Status,
+    Ticket,
+    as_json,
+)
+from bugtracker_tickets.domain.workflow import Resolution, plan_transition
+
+MAX_BULK_TICKETS = 100
+MAX_LABELS = 20
+
+# Which event tells of which field's change, in the order a ticket's events are written.
+_EVENT_OF = {
+    "status": "ticket.status_changed",
+    "resolution": "ticket.status_changed",
+    "assignee_id": "ticket.assigned",
+    "priority": "ticket.updated",
+    "labels": "ticket.updated",
+    "milestone_id": "ticket.updated",
+}
+_EVENT_ORDER = ("ticket.updated", "ticket.assigned", "ticket.status_changed")
+
+
+@dataclass(frozen=True)
+class BulkChange:
+    """What a bulk request sets on every ticket; `KEEP` and empty tuples change nothing."""
+
+    status: Status | None = None
+    resolution: Resolution | None = None
+    priority: Priority | None = None
+    assignee_id: uuid.UUID | Keep | None = KEEP
+    milestone_id: uuid.UUID | Keep | None = KEEP
+    labels_add: tuple[str, ...] = ()
+    labels_remove: tuple[str, ...] = ()
+
+    def apply_to(
+        self, ticket: Ticket, access: ProjectAccess, caller: uuid.UUID
+    ) -> dict[str, dict[str, Any]]:
+        """Set the change on `ticket` (workflow and label rules checked, raising the
+        ticket's error); the field changes as history and events record them."""
+        before = {name: as_json(getattr(ticket, name)) for name in _EVENT_OF}
+        if self.status is not None and self.status is not ticket.status:
+            resolution = plan_transition(
+                access, caller, ticket.reporter_id, ticket.status, self.status, self.resolution
+            )
+            ticket.status = self.status
+            ticket.resolution = resolution.value if resolution else None
+        if self.priority is not None:
+            ticket.priority = self.priority
+        if not isinstance(self.assignee_id, Keep):
+            ticket.assignee_id = self.assignee_id
+        if not isinstance(self.milestone_id, Keep):
+            ticket.milestone_id = self.milestone_id
+        if self.labels_add or self.labels_remove:
+            kept = [label for label in ticket.labels if label not in self.labels_remove]
+            labels = kept + [label for label in self.labels_add if label not in kept]
+            if len(labels) > MAX_LABELS:
+                raise TooManyLabelsError(f"A ticket has at most {MAX_LABELS} labels.")
+            ticket.labels = labels
+        after = {name: as_json(getattr(ticket, name)) for name in _EVENT_OF}
+        return {
+            name: {"from": before[name], "to": after[name]}
+            for name in _EVENT_OF
+            if before[name] != after[name]
+        }
+
+
+class TooManyLabelsError(TicketsError):
+    code = "too_many_labels"
+
+
+@dataclass(frozen=True)
+class _Planned:
+    ticket: Ticket
+    changes: dict[str, dict[str, Any]]
+    status_before: Status
+
+
+def _error(ref: str, error: TicketsError) -> dict[str, str]:
+    return {"ticket": ref, "code": error.code, "detail": str(error)}
+
+
+def _not_found(ref: str) -> dict[str, str]:
+    return {"ticket": ref, "code": "not_found", "detail": "No such ticket in this project."}
+
+
+@dataclass
+class BulkUseCases:
+    uow: Callable[[], UnitOfWork]
+    tickets: TicketUseCases
+
+    async def bulk_change(
+        self, principal: Principal, project_ref: str, refs: list[str], change: BulkChange
+    ) -> list[Ticket]:
+        """Apply `change` to every ticket named in `refs` (ids or keys) or to none; the
+        tickets after the change, in the order of `refs`."""
+        access = await self.tickets.project_access(principal, project_ref)
+        access.require(Permission.TICKET_EDIT_ANY)
+        access.require_writable()
+        if not isinstance(change.assignee_id, Keep):
+            await self.tickets.check_assignee(principal, access, change.assignee_id)
+        bulk_id = uuid.uuid4()
+        async with self.uow() as uow:
+            if not isinstance(change.milestone_id, Keep):
+                await check_milestone(uow, access.project_id, change.milestone_id)
+            found = await self._load(uow, access, refs)
+            planned, errors = self._plan(found, refs, change, access, principal)
+            if errors:
+                raise BulkRejectedError(errors)
+            changed = [plan for plan in planned if plan.changes]
+            now = datetime.now(UTC)
+            for plan in changed:
+                plan.ticket.touch(now)
+                await uow.tickets.update(plan.ticket)
+            # With every ticket written: the dependencies as they are after the change.
+            for ref, plan in zip(refs, planned, strict=True):
+                if "status" not in plan.changes:
+                    continue
+                try:
+                    await check_can_finish(uow, plan.ticket, plan.ticket.status)
+                except TicketsError as exc:
+                    errors.append(_error(ref, exc))
+            if errors:
+                raise BulkRejectedError(errors)
+            for plan in changed:
+                await self._record(uow, plan, principal, now, bulk_id, len(changed))
+            await uow.commit()
+        return [plan.ticket for plan in planned]
+
+    @staticmethod
+    async def _load(uow: UnitOfWork, access: ProjectAccess, refs: list[str]) -> dict[str, Ticket]:
+        """The live tickets of the project named in `refs`, locked, by the ref that named
+        them."""
+        ids: dict[str, uuid.UUID] = {}
+        for ref in refs:
+            parsed = parse_ticket_ref(ref)
+            if isinstance(parsed, uuid.UUID):
+                ids[ref] = parsed
+            elif isinstance(parsed, str):
+                keyed = await uow.tickets.get_by_key(parsed)
+                if keyed is not None:
+                    ids[ref] = keyed.id
+        locked = {t.id: t for t in await uow.tickets.get_many(sorted(set(ids.values())))}
+        return {
+            ref: locked[ticket_id]
+            for ref, ticket_id in ids.items()
+            if ticket_id in locked
+            and locked[ticket_id].deleted_at is None
+            and locked[ticket_id].project_id == access.project_id
+        }
+
+    @staticmethod
+    def _plan(
+        found: dict[str, Ticket],
+        refs: list[str],
+        change: BulkChange,
+        access: ProjectAccess,
+        principal: Principal,
+    ) -> tuple[list[_Planned], list[dict[str, str]]]:
+        planned: list[_Planned] = []
+        errors: list[dict[str, str]] = []
+        seen: set[uuid.UUID] = set()
+        for ref in refs:
+            ticket = found.get(ref)
+            if ticket is None:
+                errors.append(_not_found(ref))
+                continue
+            if ticket.id in seen:
+                errors.append(
+                    {"ticket": ref, "code": "duplicate", "detail": "The ticket is listed twice."}
+                )
+                continue
+            seen.add(ticket.id)
+            status_before = ticket.status
+            try:
+                changes = change.apply_to(ticket, access, principal.user_id)
+            except TicketsError as exc:
+                errors.append(_error(ref, exc))
+                continue
+            planned.append(_Planned(ticket, changes, status_before))
+        return planned, errors
+
+    @staticmethod
+    async def _record(
+        uow: UnitOfWork,
+        plan: _Planned,
+        principal: Principal,
+        now: datetime,
+        bulk_id: uuid.UUID,
+        size: int,
+    ) -> None:
+        """The ticket's history and events, as the single changes write them."""
+        ticket, changes = plan.ticket, plan.changes
+        await uow.history.add(
+            [
+                HistoryEntry(ticket.id, now, principal.user_id, name, c["from"], c["to"])
+                for name, c in changes.items()
+            ]
+        )
+        if "assignee_id" in changes and ticket.assignee_id is not None:
+            await uow.watchers.add(ticket.id, ticket.assignee_id, now)
+        watchers = await uow.watchers.list(ticket.id)
+        for event in _EVENT_ORDER:
+            own = {name: c for name, c in changes.items() if _EVENT_OF[name] == event}
+            if not own:
+                continue
+            extra: dict[str, Any] = {"changes": own}
+            if event == "ticket.assigned":
+                extra["bulk"] = {"id": bulk_id, "size": size}
+            await record(uow, event, ticket, principal, watchers=watchers, **extra)
+        await announce_unblocked(uow, ticket, plan.status_before, principal)
