@@ -35,6 +35,7 @@ from bugtracker_testkit.in_memory import (
     InMemoryOutboxDatabase,
     InMemoryUnitOfWork,
 )
+from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.ports import (
     CommentRepository,
@@ -53,6 +54,7 @@ from bugtracker_tickets.application.ports import (
     WatcherRepository,
 )
 from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.domain.planning import Milestone, Relation, RelationType, TicketRef
 from bugtracker_tickets.domain.tickets import (
     Comment,
     HistoryEntry,
@@ -78,6 +80,8 @@ class TicketsState:
     """Everything the tickets schema holds, as plain Python values."""
 
     tickets: dict[uuid.UUID, Ticket] = field(default_factory=dict)
+    relations: dict[uuid.UUID, Relation] = field(default_factory=dict)
+    milestones: dict[uuid.UUID, Milestone] = field(default_factory=dict)
     counters: dict[uuid.UUID, int] = field(default_factory=dict)
     comments: dict[uuid.UUID, Comment] = field(default_factory=dict)
     history: list[HistoryEntry] = field(default_factory=list)
@@ -176,6 +180,55 @@ class FakeTicketRepository:
             key=lambda t: t.id,
         )
         return copy.deepcopy(found[:limit])
+
+    async def get_many(self, ticket_ids: list[uuid.UUID]) -> list[Ticket]:
+        wanted = set(ticket_ids)
+        found = [t for t in self._state.tickets.values() if t.id in wanted]
+        return copy.deepcopy(sorted(found, key=lambda t: t.id))
+
+    async def lock_hierarchy(self, project_id: uuid.UUID) -> None:
+        return None  # one transaction at a time here
+
+    async def ancestors(self, ticket_id: uuid.UUID, *, limit: int) -> list[uuid.UUID]:
+        found: list[uuid.UUID] = []
+        ticket = self._state.tickets.get(ticket_id)
+        while ticket is not None and ticket.parent_id is not None and len(found) < limit:
+            found.append(ticket.parent_id)
+            ticket = self._state.tickets.get(ticket.parent_id)
+        return found
+
+    async def subtree_height(self, ticket_id: uuid.UUID, *, limit: int) -> int:
+        level, height = [ticket_id], 0
+        while level and height <= limit:
+            height += 1
+            level = [
+                t.id
+                for t in self._state.tickets.values()
+                if t.parent_id in level and t.deleted_at is None
+            ]
+        return height
+
+    async def unfinished_children(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
+        found = sorted(
+            (
+                t
+                for t in self._state.tickets.values()
+                if t.parent_id == ticket_id and t.deleted_at is None and not t.status.is_done
+            ),
+            key=lambda t: t.number,
+        )
+        return [_ref(t) for t in found[:limit]]
+
+    async def in_milestone(self, milestone_id: uuid.UUID, *, limit: int) -> list[Ticket]:
+        found = sorted(
+            (t for t in self._state.tickets.values() if t.milestone_id == milestone_id),
+            key=lambda t: t.id,
+        )
+        return copy.deepcopy(found[:limit])
+
+
+def _ref(ticket: Ticket) -> TicketRef:
+    return TicketRef(ticket.id, ticket.key, ticket.title, ticket.status.value, ticket.project_id)
 
 
 class FakeCommentRepository:
@@ -433,7 +486,26 @@ class FakeTicketReads:
                 and (not text or text in f"{t.title} {t.description}".lower())
                 and (query.due_before is None or (t.due_date or date.max) < query.due_before)
                 and (query.updated_since is None or t.updated_at >= query.updated_since)
+                and planned(t)
             )
+
+        def planned(t: Ticket) -> bool:
+            return (
+                (not query.no_milestone or t.milestone_id is None)
+                and (query.milestone_id is None or t.milestone_id == query.milestone_id)
+                and (not query.no_parent or t.parent_id is None)
+                and (query.parent_id is None or t.parent_id == query.parent_id)
+                and (not query.blocked or t.id in blocked)
+            )
+
+        state = self.database.state
+        blocked = {
+            r.target_id
+            for r in state.relations.values()
+            if r.type is RelationType.BLOCKS
+            and state.tickets[r.source_id].deleted_at is None
+            and not state.tickets[r.source_id].status.is_done
+        }
 
         sort = "-updated_at" if query.sort == "rank" else query.sort
         name, descending = sort.lstrip("-"), sort.startswith("-")
@@ -477,6 +549,7 @@ class TicketsWorld:
     projects: FakeProjectDirectory = field(default_factory=FakeProjectDirectory)
     tickets: TicketUseCases = field(init=False)
     comments: CommentUseCases = field(init=False)
+    bulk: BulkUseCases = field(init=False)
 
     def __post_init__(self) -> None:
         self.tickets = TicketUseCases(
@@ -485,6 +558,7 @@ class TicketsWorld:
             reads=FakeTicketReads(self.database),
         )
         self.comments = CommentUseCases(uow=self.database.unit_of_work, tickets=self.tickets)
+        self.bulk = BulkUseCases(uow=self.database.unit_of_work, tickets=self.tickets)
 
     @staticmethod
     def user(*, admin: bool = False) -> Principal:
