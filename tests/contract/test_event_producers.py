@@ -30,7 +30,9 @@ from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.messaging import accepted_event
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.tokens import Principal
+from bugtracker_tickets.application.milestones import milestone_event
 from bugtracker_tickets.application.ticket_events import ticket_event
+from bugtracker_tickets.domain.planning import Milestone, MilestoneState
 from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
 
 NOW = datetime.now(UTC)
@@ -80,6 +82,8 @@ def tickets_events() -> list[CloudEvent]:
     assignee = {"assignee_id": {"from": None, "to": str(ticket.assignee_id)}}
     comment = CommentData(id=uuid.uuid4(), author_id=ACTOR, body="@Ada look", mentions=[ACTOR])
     deleted = Ticket(**{**ticket.__dict__, "deleted_at": NOW, "resolution": "fixed"})
+    other = {"id": uuid.uuid4(), "key": "OPS-3", "project_id": uuid.uuid4()}
+    relation = {"id": uuid.uuid4(), "type": "blocked_by", "ticket": other}
     return [
         ticket_event("ticket.created", ticket, principal, watchers),
         ticket_event("ticket.assigned", ticket, principal, watchers, changes=assignee),
@@ -105,6 +109,45 @@ def tickets_events() -> list[CloudEvent]:
             watchers,
             changes={"deleted": {"from": False, "to": True}},
         ),
+        ticket_event(
+            "ticket.assigned",
+            ticket,
+            principal,
+            watchers,
+            changes=assignee,
+            bulk={"id": uuid.uuid4(), "size": 12},
+        ),
+        *(
+            ticket_event(name, ticket, principal, watchers, relation=relation)
+            for name in ("ticket.related", "ticket.unrelated")
+        ),
+        ticket_event("ticket.unblocked", ticket, principal, watchers, blocker=other),
+        *milestone_events(principal, ticket.project_id),
+    ]
+
+
+def milestone_events(principal: Principal, project_id: uuid.UUID) -> list[CloudEvent]:
+    milestone = Milestone(
+        id=uuid.uuid4(),
+        project_id=project_id,
+        name="1.0",
+        description="",
+        due_date=date(2030, 1, 1),
+        state=MilestoneState.OPEN,
+        created_at=NOW,
+        updated_at=NOW,
+        total=3,
+        done=1,
+    )
+    return [
+        milestone_event("milestone.created", milestone, principal),
+        milestone_event(
+            "milestone.updated",
+            milestone,
+            principal,
+            changes={"state": {"from": "open", "to": "closed"}},
+        ),
+        milestone_event("milestone.deleted", milestone, principal),
     ]
 
 
