@@ -155,6 +155,13 @@ def upgrade() -> None:
         postgresql_where=LIVE,
     )
     op.create_index(
+        "ix_tickets_milestone_any",
+        "tickets",
+        ["milestone_id"],
+        schema="tickets",
+        postgresql_where=sa.text("milestone_id IS NOT NULL"),
+    )
+    op.create_index(
         "ix_tickets_parent_number",
         "tickets",
         ["parent_id", "number"],
@@ -193,6 +200,7 @@ def downgrade() -> None:
     op.drop_index("ix_relations_target", table_name="relations", schema="tickets")
     op.drop_table("relations", schema="tickets")
     op.drop_index("ix_tickets_parent_number", table_name="tickets", schema="tickets")
+    op.drop_index("ix_tickets_milestone_any", table_name="tickets", schema="tickets")
     op.drop_index("ix_tickets_milestone_updated", table_name="tickets", schema="tickets")
     op.drop_constraint("tickets_parent_id_fkey", "tickets", schema="tickets")
     op.drop_constraint("tickets_milestone_id_fkey", "tickets", schema="tickets")

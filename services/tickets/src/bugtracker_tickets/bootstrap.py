@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import httpx
 from bugtracker_shared.http_client import service_client
 from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
+from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
+from bugtracker_tickets.application.milestones import MilestoneUseCases
 from bugtracker_tickets.application.ports import ProjectDirectory
+from bugtracker_tickets.application.relations import RelationUseCases
 from bugtracker_tickets.application.use_cases import TicketUseCases
 from bugtracker_tickets.infrastructure.html_backfill import backfill_html
 from bugtracker_tickets.infrastructure.membership_view import (
@@ -24,12 +29,23 @@ from bugtracker_tickets.infrastructure.uow import TicketsUnitOfWork
 from bugtracker_tickets.settings import Settings
 
 
+@dataclass(frozen=True)
+class UseCases:
+    """Every use-case object of the service, as the routes find them on `app.state`."""
+
+    tickets: TicketUseCases
+    comments: CommentUseCases
+    relations: RelationUseCases
+    milestones: MilestoneUseCases
+    bulk: BulkUseCases
+
+
 def build(
     settings: Settings,
     *,
     projects_transport: httpx.AsyncBaseTransport | None = None,
     jwks_fetcher: JwksFetcher | None = None,
-) -> tuple[ServiceRuntime, TicketUseCases, CommentUseCases]:
+) -> tuple[ServiceRuntime, UseCases]:
     projects = service_client(
         settings.projects_url,
         timeout_seconds=settings.http_timeout_seconds,
@@ -72,4 +88,13 @@ def build(
     )
     if view is not None:
         view.on_member_removed = use_cases.member_left
-    return runtime, use_cases, CommentUseCases(uow=uow, tickets=use_cases)
+    milestone_cases = MilestoneUseCases(uow=uow, projects=directory)
+    # Clears the tickets of deleted milestones after the DELETE's first batch.
+    runtime.jobs.append(milestone_cases.keep_clearing)
+    return runtime, UseCases(
+        tickets=use_cases,
+        comments=CommentUseCases(uow=uow, tickets=use_cases),
+        relations=RelationUseCases(uow=uow, tickets=use_cases),
+        milestones=milestone_cases,
+        bulk=BulkUseCases(uow=uow, tickets=use_cases),
+    )

@@ -6,18 +6,29 @@ from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
+from bugtracker_tickets.api import bulk_routes, milestone_routes, relation_routes
 from bugtracker_tickets.api.routes import ANSWERS, VERSIONED, router
 from bugtracker_tickets.bootstrap import build
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
+    BulkRejectedError,
     CommentNotFoundError,
     ForbiddenError,
     IdempotencyKeyReusedError,
+    InvalidMilestoneError,
+    InvalidParentError,
+    InvalidRelationError,
     InvalidTransitionError,
+    MilestoneExistsError,
+    MilestoneNotFoundError,
     ProjectArchivedError,
     ProjectNotFoundError,
+    RelationCycleError,
+    RelationExistsError,
+    RelationNotFoundError,
     ResolutionRequiredError,
     TicketNotFoundError,
+    UnfinishedDependenciesError,
 )
 from bugtracker_tickets.settings import Settings
 
@@ -31,6 +42,16 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     InvalidTransitionError: 409,
     ResolutionRequiredError: 422,
     IdempotencyKeyReusedError: 422,
+    InvalidMilestoneError: 422,
+    InvalidParentError: 422,
+    UnfinishedDependenciesError: 409,
+    BulkRejectedError: 422,
+    RelationNotFoundError: 404,
+    RelationExistsError: 409,
+    RelationCycleError: 409,
+    InvalidRelationError: 422,
+    MilestoneNotFoundError: 404,
+    MilestoneExistsError: 409,
 }
 
 
@@ -43,19 +64,22 @@ def create_app(
     settings = settings or Settings()
 
     def wire(app: FastAPI) -> ServiceRuntime:
-        runtime, use_cases, comment_cases = build(
+        runtime, cases = build(
             settings, projects_transport=projects_transport, jwks_fetcher=jwks_fetcher
         )
-        app.state.use_cases = use_cases
-        app.state.comment_cases = comment_cases
+        app.state.use_cases = cases.tickets
+        app.state.comment_cases = cases.comments
+        app.state.relation_cases = cases.relations
+        app.state.milestone_cases = cases.milestones
+        app.state.bulk_cases = cases.bulk
         return runtime
 
     return service_app(
         name="tickets",
         wire=wire,
-        routers=[router],
+        routers=[router, relation_routes.router, milestone_routes.router, bulk_routes.router],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
-        answers=ANSWERS,
-        versioned=VERSIONED,
+        answers=ANSWERS | relation_routes.ANSWERS | milestone_routes.ANSWERS | bulk_routes.ANSWERS,
+        versioned=(*VERSIONED, *milestone_routes.VERSIONED),
     )

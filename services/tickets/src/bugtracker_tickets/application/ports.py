@@ -170,6 +170,15 @@ class MilestoneRepository(Protocol):
         """Raises MilestoneExistsError as `add`; the counts are the database's."""
         ...
 
+    async def deleted_with_tickets(self, *, limit: int) -> list[uuid.UUID]:
+        """Deleted milestones (oldest deletion first) some ticket still names."""
+        ...
+
+    async def purge_cleared(self) -> int:
+        """Remove deleted milestones no ticket names any more; how many."""
+        ...
+
+    # Last: below it, `list` in annotations would name this method, not the builtin.
     async def list(
         self,
         project_id: uuid.UUID,
@@ -179,14 +188,6 @@ class MilestoneRepository(Protocol):
         limit: int,
     ) -> tuple[list[Milestone], list[Any] | None]:
         """Live milestones by due date (none last), name, id; the keyset of the next page."""
-        ...
-
-    async def deleted_with_tickets(self, *, limit: int) -> list[uuid.UUID]:
-        """Deleted milestones (oldest deletion first) some ticket still names."""
-        ...
-
-    async def purge_cleared(self) -> int:
-        """Remove deleted milestones no ticket names any more; how many."""
         ...
 
 

@@ -97,6 +97,13 @@ tickets = Table(
         "ix_tickets_milestone_updated", "milestone_id", "updated_at", "id", postgresql_where=LIVE
     ),
     Index("ix_tickets_parent_number", "parent_id", "number", postgresql_where=LIVE),
+    # Every ticket naming a milestone, deleted ones too: clearing a deleted milestone and
+    # the foreign key's check when its row is purged.
+    Index(
+        "ix_tickets_milestone_any",
+        "milestone_id",
+        postgresql_where=text("milestone_id IS NOT NULL"),
+    ),
     Index("ix_tickets_labels", "labels", postgresql_using="gin"),
 )
 
