@@ -161,8 +161,10 @@ class BulkUseCases:
                     errors.append(_error(ref, exc))
             if errors:
                 raise BulkRejectedError(errors)
+            # The bulk as each assignment event tells it: how many tickets it assigned.
+            assigned = sum("assignee_id" in plan.changes for plan in changed)
             for plan in changed:
-                await self._record(uow, plan, principal, now, bulk_id, len(changed))
+                await self._record(uow, plan, principal, now, bulk_id, assigned)
             await uow.commit()
         return [plan.ticket for plan in planned]
 

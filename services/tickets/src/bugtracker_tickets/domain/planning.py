@@ -12,7 +12,7 @@ from typing import Any, Final
 # A ticket hierarchy is at most this many levels deep (a root and four levels below it).
 MAX_HIERARCHY_DEPTH: Final = 5
 # How far a `blocks` chain is followed when a new relation is checked for a cycle: a
-# chain longer than this is refused (422 dependency_chain_too_long) rather than walked.
+# chain longer than this is refused (422 invalid_relation) rather than walked.
 MAX_BLOCKS_DEPTH: Final = 100
 # At most this many unfinished dependencies are listed in a 409 unfinished_dependencies.
 MAX_LISTED_DEPENDENCIES: Final = 20
