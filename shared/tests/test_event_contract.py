@@ -36,6 +36,12 @@ API_MD_EVENTS = [
     "ticket.status_changed",
     "ticket.commented",
     "ticket.deleted",
+    "ticket.related",
+    "ticket.unrelated",
+    "ticket.unblocked",
+    "milestone.created",
+    "milestone.updated",
+    "milestone.deleted",
 ]
 
 
@@ -90,6 +96,24 @@ def test_a_commented_event_needs_its_comment() -> None:
         validate_data("ticket.commented", _ticket())
     comment = {"id": str(uuid.uuid4()), "author_id": str(uuid.uuid4()), "body": "x", "mentions": []}
     validate_data("ticket.commented", _ticket(comment=comment))
+
+
+def test_an_assignment_may_belong_to_a_bulk_change() -> None:
+    changes = {"assignee_id": {"from": None, "to": str(uuid.uuid4())}}
+    assert validate_data("ticket.assigned", _ticket(changes=changes)).model_dump()["bulk"] is None
+    bulk = {"id": str(uuid.uuid4()), "size": 12}
+    model = validate_data("ticket.assigned", _ticket(changes=changes, bulk=bulk))
+    assert model.model_dump(mode="json")["bulk"] == bulk
+    with pytest.raises(ValidationError):
+        validate_data("ticket.assigned", _ticket(changes=changes, bulk={"id": "nope", "size": 1}))
+
+
+def test_an_unblocked_event_names_its_blocker() -> None:
+    with pytest.raises(ValidationError):
+        validate_data("ticket.unblocked", _ticket())
+    blocker = {"id": str(uuid.uuid4()), "key": "BUG-3", "project_id": str(uuid.uuid4())}
+    model = validate_data("ticket.unblocked", _ticket(blocker=blocker))
+    assert model.model_dump(mode="json")["blocker"] == blocker
 
 
 NOW = datetime.now(UTC)

@@ -14,7 +14,7 @@ from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
 from bugtracker_notifications.main import create_app
 from bugtracker_notifications.settings import Settings
-from bugtracker_shared.event_schemas import TicketAssigned
+from bugtracker_shared.event_schemas import Bulk, TicketAssigned
 from bugtracker_shared.events import CONTENT_TYPE, CloudEvent, new_event
 from bugtracker_shared.messaging import declare_exchange
 from bugtracker_testkit import app_client, eventually
@@ -148,8 +148,10 @@ def ticket_assigned(
     title: str = "Crash on save",
     ticket_id: uuid.UUID | None = None,
     project_id: uuid.UUID | None = None,
+    bulk: Bulk | None = None,
 ) -> CloudEvent:
-    """A `ticket.assigned` event shaped as the tickets service publishes it."""
+    """A `ticket.assigned` event shaped as the tickets service publishes it (with
+    `bulk`, one of the events of a bulk change)."""
     ticket_id = ticket_id or uuid.uuid4()
     return new_event(
         "ticket.assigned",
@@ -180,6 +182,7 @@ def ticket_assigned(
                     "to": str(assignee_id) if assignee_id else None,
                 }
             },
+            bulk=bulk,
         ),
         actor_id=actor_id,
         correlation_id="test-correlation-id",

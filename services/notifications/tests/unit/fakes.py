@@ -77,9 +77,14 @@ class FakeNotificationRepository:
     async def add_many(self, notifications: Sequence[Notification]) -> None:
         inserted: list[Notification] = []
         for notification in notifications:
-            # The unique (event_id, user_id) index, ON CONFLICT DO NOTHING.
+            # The unique (event_id, user_id) index and the partial one on (user_id,
+            # group_key) where group_key is set, ON CONFLICT DO NOTHING.
             if any(
                 (n.event_id, n.user_id) == (notification.event_id, notification.user_id)
+                or (
+                    notification.group_key is not None
+                    and (n.user_id, n.group_key) == (notification.user_id, notification.group_key)
+                )
                 for n in self._rows.values()
             ):
                 continue

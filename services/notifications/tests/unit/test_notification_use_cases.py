@@ -212,6 +212,64 @@ async def test_a_comment_tells_mentioned_users_first_and_never_the_author(
     assert world.database.of(BOB) == []
 
 
+# -- bulk changes and unblocked tickets ----------------------------------------------------
+
+
+def bulk_assigned(
+    assignee: uuid.UUID, bulk: uuid.UUID, *, size: int = 5, **fields: Any
+) -> CloudEvent:
+    return assigned(assignee, bulk={"id": str(bulk), "size": size}, **fields)
+
+
+async def test_a_bulk_change_notifies_each_assignee_once_with_its_first_event(
+    world: NotificationsWorld,
+) -> None:
+    bulk, other_bulk = uuid.uuid4(), uuid.uuid4()
+    first = bulk_assigned(ANN, bulk, key="BUG-3")
+    rest = [bulk_assigned(ANN, bulk, key=f"BUG-{n}") for n in range(4, 8)]
+    await deliver(world, first, *rest, bulk_assigned(ANN, other_bulk, size=2))
+    await deliver(world, bulk_assigned(CAROL, bulk), first)  # another assignee; a redelivery
+    grouped = world.database.of(ANN)
+    assert [(n.group_key, n.summary) for n in grouped] == [
+        (bulk, "You were assigned 5 tickets in a bulk change, e.g. BUG-3: Crash on save"),
+        (other_bulk, "You were assigned 2 tickets in a bulk change, e.g. BUG-7: Crash on save"),
+    ]
+    assert (grouped[0].event_id, str(grouped[0].ticket_id)) == (first.id, first.subject)
+    assert [n.group_key for n in world.database.of(CAROL)] == [bulk]
+    # Every event is applied (claimed), and only what was inserted reaches the streams.
+    assert {e.id for e in [first, *rest]} <= set(world.database.state.inbox)
+    assert [len(batch) for batch in world.feed.published] == [1, 0, 0, 0, 0, 1, 1]
+
+
+async def test_a_bulk_notification_read_is_not_made_again_by_a_late_event_of_the_bulk(
+    world: NotificationsWorld,
+) -> None:
+    bulk = uuid.uuid4()
+    await deliver(world, bulk_assigned(ANN, bulk))
+    await world.notifications.mark_all_read(ANN)
+    await deliver(world, bulk_assigned(ANN, bulk))
+    assert await world.notifications.unread_count(ANN) == 0
+    assert len(world.database.of(ANN)) == 1
+
+
+async def test_plain_assignments_still_notify_once_per_event(world: NotificationsWorld) -> None:
+    await deliver(world, assigned(ANN), assigned(ANN), bulk_assigned(ANN, uuid.uuid4()))
+    assert [n.group_key is None for n in world.database.of(ANN)] == [True, True, False]
+
+
+async def test_an_unblocked_ticket_notifies_its_assignee(world: NotificationsWorld) -> None:
+    blocker = {"id": str(uuid.uuid4()), "key": "BUG-3", "project_id": str(PROJECT)}
+    event = ticket_event("ticket.unblocked", blocker=blocker, watchers=[str(CAROL)])
+    await deliver(world, event, event)
+    (notification,) = world.database.of(ANN)
+    assert (notification.type, notification.summary, notification.event_id) == (
+        "ticket.unblocked",
+        "BUG-7 is unblocked: Crash on save (BUG-3 was finished)",
+        event.id,
+    )
+    assert world.database.of(BOB) == world.database.of(CAROL) == []
+
+
 # -- who left the project hears nothing more of it ---------------------------------------
 
 

@@ -124,9 +124,96 @@ def test_the_consumer_binds_exactly_the_events_that_have_rules() -> None:
         "ticket.assigned",
         "ticket.status_changed",
         "ticket.commented",
+        "ticket.unblocked",
         "project.member_added",
         "project.member_removed",  # notifies nobody; marks the user as gone (ADR 0030)
     ]
+
+
+@pytest.mark.parametrize(
+    "name", ["ticket.related", "ticket.unrelated", "milestone.created", "milestone.updated"]
+)
+def test_planning_events_other_than_unblocked_are_not_consumed(name: str) -> None:
+    """The consumer binds only the keys of RULES: these are never delivered to it."""
+    assert name not in handled_events()
+
+
+BULK = uuid.UUID("00000000-0000-0000-0000-0000000000f1")
+
+
+def bulk_assigned(assignee: uuid.UUID | None, *, size: int = 12, **data: Any) -> EventFacts:
+    return assigned(assignee, bulk={"id": str(BULK), "size": size}, **data)
+
+
+def test_a_bulk_assignment_tells_of_the_whole_change_grouped_by_the_bulk() -> None:
+    assert plan_notifications(bulk_assigned(ANN)) == [
+        NotificationDraft(
+            user_id=ANN,
+            type="ticket.assigned",
+            summary="You were assigned 12 tickets in a bulk change, e.g. BUG-1: Crash on save",
+            project_id=PROJECT,
+            ticket_id=TICKET,
+            ticket_key="BUG-1",
+            group_key=BULK,
+        )
+    ]
+
+
+def test_a_bulk_of_one_reads_as_a_plain_assignment() -> None:
+    [draft] = plan_notifications(bulk_assigned(ANN, size=1))
+    assert (draft.summary, draft.group_key) == ("You were assigned BUG-1: Crash on save", BULK)
+
+
+def test_a_plain_assignment_belongs_to_no_group() -> None:
+    [draft] = plan_notifications(assigned(ANN))
+    assert draft.group_key is None
+
+
+def test_a_bulk_assignment_tells_neither_the_actor_nor_anybody_on_unassign() -> None:
+    assert plan_notifications(bulk_assigned(ACTOR)) == []
+    assert plan_notifications(bulk_assigned(None)) == []
+
+
+@pytest.mark.parametrize("bulk", [{"id": "nope", "size": 2}, {"id": str(BULK)}, "x"])
+def test_a_malformed_bulk_is_an_error(bulk: object) -> None:
+    with pytest.raises(MalformedEventError):
+        plan_notifications(assigned(ANN, bulk=bulk))
+
+
+BLOCKER = {"id": "00000000-0000-0000-0000-0000000000c3", "key": "BUG-3", "project_id": str(PROJECT)}
+
+
+def unblocked(*, actor: uuid.UUID | None = ACTOR, **data: Any) -> EventFacts:
+    return facts("ticket.unblocked", actor, ticket_data(blocker=BLOCKER, key="BUG-7") | data)
+
+
+def test_an_unblocked_ticket_tells_its_assignee_only() -> None:
+    assert plan_notifications(unblocked()) == [
+        NotificationDraft(
+            user_id=ASSIGNEE,
+            type="ticket.unblocked",
+            summary="BUG-7 is unblocked: Crash on save (BUG-3 was finished)",
+            project_id=PROJECT,
+            ticket_id=TICKET,
+            ticket_key="BUG-7",
+        )
+    ]
+
+
+def test_an_unblocked_ticket_tells_nobody_when_unassigned_or_the_assignee_acted() -> None:
+    assert plan_notifications(unblocked(assignee_id=None)) == []
+    assert plan_notifications(unblocked(actor=ASSIGNEE)) == []
+
+
+def test_an_unblocked_ticket_without_its_actor_still_tells_the_assignee() -> None:
+    assert recipients(plan_notifications(unblocked(actor=None))) == [(ASSIGNEE, "ticket.unblocked")]
+
+
+@pytest.mark.parametrize("blocker", [None, {"id": "nope", "key": "BUG-3"}, {"key": "BUG-3"}])
+def test_an_unblocked_event_without_a_valid_blocker_is_malformed(blocker: object) -> None:
+    data = ticket_data(blocker=blocker) if blocker is not None else ticket_data()
+    with pytest.raises(MalformedEventError):
+        plan_notifications(facts("ticket.unblocked", ACTOR, data))
 
 
 def ticket_event(name: str, *, actor: uuid.UUID | None = ACTOR, **data: Any) -> EventFacts:
@@ -228,7 +315,9 @@ def test_a_summary_is_bounded_whatever_the_event_holds() -> None:
     moved = ticket_event("ticket.status_changed", changes={"status": {"from": huge, "to": huge}})
     data = {"project_id": str(PROJECT), "project_key": huge, "user_id": str(ANN), "role": huge}
     added = facts("project.member_added", ACTOR, data)
-    for event in (moved, added):
+    unblocked_by_huge = unblocked(key=huge, blocker=BLOCKER | {"key": huge})
+    bulk = bulk_assigned(ANN, key=huge, size=10**100)
+    for event in (moved, added, unblocked_by_huge, bulk):
         summaries = [draft.summary for draft in plan_notifications(event)]
         assert summaries
         assert all(len(summary) == SUMMARY_MAX_CHARS for summary in summaries)

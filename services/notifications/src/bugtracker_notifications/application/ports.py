@@ -23,9 +23,11 @@ class Keyset:
 
 class NotificationRepository(Protocol):
     async def add_many(self, notifications: Sequence[Notification]) -> None:
-        """Insert; a notification for an (event, user) that exists already is skipped.
-        Those inserted reach the `NotificationFeed` of every replica if, and once, the
-        unit of work commits (never when it rolls back)."""
+        """Insert; a notification for an (event, user), or for a (user, group_key) with a
+        group_key, that exists already (committed, or being inserted by a concurrent unit
+        of work that then commits) is skipped. Those inserted reach the `NotificationFeed`
+        of every replica if, and once, the unit of work commits (never when it rolls
+        back)."""
         ...
 
     async def list_for_user(

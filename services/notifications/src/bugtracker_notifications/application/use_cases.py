@@ -99,10 +99,13 @@ class NotificationUseCases:
                     ticket_key=draft.ticket_key,
                     summary=draft.summary,
                     created_at=now,
+                    group_key=draft.group_key,
                 )
                 for draft in drafts
             ]
-            # Reach the open streams (of every replica) once committed.
+            # Reach the open streams (of every replica) once committed. A user who has a
+            # notification of the draft's group (another event of the same bulk change,
+            # handled first, by any replica) gets none: the insert skips it.
             await uow.notifications.add_many(created)
             await uow.commit()
 

@@ -15,6 +15,7 @@ from bugtracker_shared.event_schemas import (
     TicketCommented,
     TicketData,
     TicketStatusChanged,
+    TicketUnblocked,
 )
 from pydantic import BaseModel, ValidationError
 
@@ -44,7 +45,11 @@ class EventFacts:
 
 @dataclass(frozen=True, slots=True)
 class NotificationDraft:
-    """One user to notify about one event, and what to tell them."""
+    """One user to notify about one event, and what to tell them.
+
+    `group_key` names a change that spans several events (a bulk change's id): a user gets
+    at most one notification per group, the one of the first of its events handled; the
+    others of the group notify them of nothing (the database enforces it)."""
 
     user_id: uuid.UUID
     type: str
@@ -52,6 +57,7 @@ class NotificationDraft:
     project_id: uuid.UUID | None = None
     ticket_id: uuid.UUID | None = None
     ticket_key: str | None = None
+    group_key: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,8 @@ class Notification:
     summary: str
     created_at: datetime
     read_at: datetime | None = None
+    # The group it stands for as a whole (NotificationDraft.group_key); None for most.
+    group_key: uuid.UUID | None = None
 
     @property
     def is_read(self) -> bool:
@@ -102,7 +110,14 @@ class _TicketRef:
             title=_shorten(data.title, TITLE_MAX_CHARS),
         )
 
-    def draft(self, user_id: uuid.UUID, type_: str, summary: str) -> NotificationDraft:
+    def draft(
+        self,
+        user_id: uuid.UUID,
+        type_: str,
+        summary: str,
+        *,
+        group_key: uuid.UUID | None = None,
+    ) -> NotificationDraft:
         return NotificationDraft(
             user_id=user_id,
             type=type_,
@@ -110,6 +125,7 @@ class _TicketRef:
             project_id=self.project_id,
             ticket_id=self.id,
             ticket_key=self.key,
+            group_key=group_key,
         )
 
 
@@ -117,8 +133,28 @@ def _ticket_assigned(data: TicketAssigned) -> list[NotificationDraft]:
     if data.assignee_id is None:  # unassigned: nobody to tell
         return []
     ticket = _TicketRef.of(data)
-    summary = f"You were assigned {ticket.key}: {ticket.title}"
-    return [ticket.draft(data.assignee_id, "ticket.assigned", summary)]
+    if data.bulk is None:
+        summary = f"You were assigned {ticket.key}: {ticket.title}"
+        return [ticket.draft(data.assignee_id, "ticket.assigned", summary)]
+    # One event per ticket of a bulk change, one notification per assignee and bulk: the
+    # first of its events handled tells of the whole change (the others add nothing).
+    summary = (
+        f"You were assigned {data.bulk.size} tickets in a bulk change, "
+        f"e.g. {ticket.key}: {ticket.title}"
+        if data.bulk.size > 1
+        else f"You were assigned {ticket.key}: {ticket.title}"
+    )
+    return [ticket.draft(data.assignee_id, "ticket.assigned", summary, group_key=data.bulk.id)]
+
+
+def _ticket_unblocked(data: TicketUnblocked) -> list[NotificationDraft]:
+    """The assignee can start: the ticket's last unfinished blocker was finished."""
+    if data.assignee_id is None:  # nobody works on it yet: nobody to tell
+        return []
+    ticket = _TicketRef.of(data)
+    blocker = _shorten(data.blocker.key, TITLE_MAX_CHARS)
+    summary = f"{ticket.key} is unblocked: {ticket.title} ({blocker} was finished)"
+    return [ticket.draft(data.assignee_id, "ticket.unblocked", summary)]
 
 
 def _ticket_audience(data: TicketData) -> list[uuid.UUID]:
@@ -195,11 +231,12 @@ class Rule(Generic[D]):
 # One rule per event name, with the model of its `data`; the consumer binds exactly these
 # routing keys. A rule lists the most specific reason first (a mention before a plain
 # comment): the first draft for a user wins, because a user gets at most one notification
-# per event.
+# per event (and one per group: see NotificationDraft.group_key).
 RULES: Mapping[str, Rule[Any]] = {
     "ticket.assigned": Rule(TicketAssigned, _ticket_assigned),
     "ticket.status_changed": Rule(TicketStatusChanged, _ticket_status_changed),
     "ticket.commented": Rule(TicketCommented, _ticket_commented),
+    "ticket.unblocked": Rule(TicketUnblocked, _ticket_unblocked),
     "project.member_added": Rule(ProjectMemberAdded, _project_member_added),
     # Notifies nobody; the consumer notes who left, so they hear nothing more of the
     # project (docs/adr/0030).

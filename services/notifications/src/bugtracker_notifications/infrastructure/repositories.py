@@ -48,6 +48,7 @@ def notification_of_payload(payload: str) -> Notification:
         summary=row["summary"],
         created_at=datetime.fromisoformat(row["created_at"]),
         read_at=datetime.fromisoformat(row["read_at"]) if row["read_at"] is not None else None,
+        group_key=optional_uuid("group_key"),
     )
 
 
@@ -60,13 +61,19 @@ class SqlNotificationRepository:
         NOTIFY is part of the unit of work's transaction, delivered to every listening
         replica when it commits and never when it rolls back. The payload is the row as
         JSON; a summary is at most SUMMARY_MAX_CHARS characters (the domain cuts it), so
-        it stays far below PostgreSQL's 8000-byte payload limit (docs/adr/0036)."""
+        it stays far below PostgreSQL's 8000-byte payload limit (docs/adr/0036).
+
+        ON CONFLICT DO NOTHING without a target skips a row that would break either
+        unique index: (event_id, user_id), an event handled again, and the partial one
+        on (user_id, group_key), another event of the same bulk change handled first. A
+        concurrent transaction inserting the same key makes this one wait for its
+        outcome, so two replicas never both insert."""
         if not items:
             return
         added = (
             insert(_t)
             .values([NOTIFICATIONS.values(n) for n in items])
-            .on_conflict_do_nothing(index_elements=[_t.c.event_id, _t.c.user_id])
+            .on_conflict_do_nothing()
             .returning(*_t.c)
             .cte("added")
         )

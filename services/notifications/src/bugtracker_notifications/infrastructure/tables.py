@@ -30,8 +30,21 @@ notifications = Table(
     Column("summary", Text, nullable=False),
     moment("created_at"),
     moment("read_at", nullable=True),
+    # The change that spans several events it stands for (a bulk change's id); NULL for
+    # a notification of one event.
+    Column("group_key", Uuid),
     # A redelivered or replayed event cannot notify the same user twice.
     UniqueConstraint("event_id", "user_id", name="uq_notifications_event_id_user_id"),
+)
+
+# Nor can the events of one bulk change, whichever replica handles them in which order:
+# the first one inserted wins, the others' inserts do nothing (repositories.add_many).
+Index(
+    "uq_notifications_user_id_group_key",
+    notifications.c.user_id,
+    notifications.c.group_key,
+    unique=True,
+    postgresql_where=notifications.c.group_key.is_not(None),
 )
 
 # The list, newest first, with the keyset (created_at, id) as the sort order.
