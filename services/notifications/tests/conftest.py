@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ import aio_pika
 import httpx
 import jwt
 import pytest
+from asgi_lifespan import LifespanManager
 from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import migrated, truncate_schema
 from bugtracker_notifications.main import create_app
@@ -107,6 +109,27 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
         await eventually(ready, what="the service to be ready")
         yield client
+
+
+@pytest.fixture
+def second_replica(
+    infra: Stack, keys: TestKeys
+) -> Callable[[], AbstractAsyncContextManager[FastAPI]]:
+    """Another replica of the service on the same database and queue, started and
+    consuming inside the block."""
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[FastAPI]:
+        second = create_app(notifications_settings(infra), http_transport=keys.transport())
+        async with LifespanManager(second, startup_timeout=30):
+
+            async def consuming() -> bool:
+                return bool(second.state.runtime.broker.is_ready)
+
+            await eventually(consuming, what="the second replica to consume")
+            yield second
+
+    return run
 
 
 Publish = Callable[[CloudEvent], Awaitable[None]]

@@ -14,20 +14,13 @@ from bugtracker_notifications.domain.errors import MalformedEventError
 from bugtracker_shared.events import CloudEvent, raw_event
 from fastapi import FastAPI
 
+from services.notifications.tests.integration.helpers import notifications_of
+
 pytestmark = pytest.mark.integration
 
 Poll = Callable[..., Awaitable[Any]]
 Publish = Callable[[CloudEvent], Awaitable[None]]
 Assigned = Callable[..., CloudEvent]
-
-
-async def notifications_of(
-    client: httpx.AsyncClient, headers: dict[str, str]
-) -> list[dict[str, Any]]:
-    response = await client.get("/api/v1/notifications", params={"limit": 100}, headers=headers)
-    assert response.status_code == 200
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def test_an_assignment_published_on_the_broker_notifies_the_new_assignee(

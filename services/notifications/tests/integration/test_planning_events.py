@@ -7,34 +7,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from bugtracker_devstack.stack import Stack
-from bugtracker_notifications.main import create_app
-from bugtracker_notifications.settings import Settings
 from bugtracker_shared.event_schemas import Bulk, RelatedTicket, TicketUnblocked
 from bugtracker_shared.events import CloudEvent, new_event
 from fastapi import FastAPI
+
+from services.notifications.tests.integration.helpers import notifications_of
 
 pytestmark = pytest.mark.integration
 
 Poll = Callable[..., Awaitable[Any]]
 Publish = Callable[[CloudEvent], Awaitable[None]]
 Assigned = Callable[..., CloudEvent]
-
-
-async def notifications_of(
-    client: httpx.AsyncClient, headers: dict[str, str]
-) -> list[dict[str, Any]]:
-    response = await client.get("/api/v1/notifications", params={"limit": 100}, headers=headers)
-    assert response.status_code == 200
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def all_handled(
@@ -225,8 +215,7 @@ async def test_events_of_one_bulk_handled_at_once_race_to_a_single_notification(
 
 
 async def test_two_replicas_notify_each_assignee_once_per_bulk(
-    infra: Stack,
-    keys: Any,
+    second_replica: Callable[[], AbstractAsyncContextManager[Any]],
     client: httpx.AsyncClient,
     publish: Publish,
     assigned: Assigned,
@@ -236,17 +225,7 @@ async def test_two_replicas_notify_each_assignee_once_per_bulk(
     """Two replicas on the queue, every event of three bulk changes delivered twice: the
     replicas race for the events of one bulk (and for each event), one notification per
     assignee and bulk comes out."""
-    settings = Settings(
-        database_url=infra.database_url("notifications"),
-        amqp_url=infra.amqp_url("notifications"),
-        jwks_url="http://auth.test/.well-known/jwks.json",
-    )
-    second = create_app(settings, http_transport=keys.transport())
-    async with LifespanManager(second, startup_timeout=30):
-        await poll(
-            lambda: asyncio.sleep(0, second.state.runtime.broker.is_ready),
-            what="the second replica to consume",
-        )
+    async with second_replica():
         assignees = [uuid.uuid4() for _ in range(3)]
         bulks = [Bulk(id=uuid.uuid4(), size=10) for _ in range(3)]
         events = [

@@ -12,16 +12,15 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from bugtracker_devstack.processes import free_port, stop_group
 from bugtracker_devstack.stack import REPO_ROOT, Stack
-from bugtracker_notifications.main import EVENTS_QUEUE, create_app
-from bugtracker_notifications.settings import Settings
+from bugtracker_notifications.main import EVENTS_QUEUE
 from bugtracker_shared import dlq
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.messaging import DELIVERY_LIMIT, Broker
@@ -113,8 +112,7 @@ async def test_a_poison_message_is_dead_lettered_after_the_delivery_limit_withou
 
 
 async def test_two_replicas_on_one_queue_notify_each_user_once(
-    infra: Stack,
-    keys: Any,
+    second_replica: Callable[[], AbstractAsyncContextManager[Any]],
     app: Any,
     client: httpx.AsyncClient,
     publish: Publish,
@@ -122,17 +120,7 @@ async def test_two_replicas_on_one_queue_notify_each_user_once(
     poll: Poll,
     superuser_db: asyncpg.Connection,
 ) -> None:
-    settings = Settings(
-        database_url=infra.database_url("notifications"),
-        amqp_url=infra.amqp_url("notifications"),
-        jwks_url="http://auth.test/.well-known/jwks.json",
-    )
-    second = create_app(settings, http_transport=keys.transport())
-    async with LifespanManager(second, startup_timeout=30):
-        await poll(
-            lambda: asyncio.sleep(0, second.state.runtime.broker.is_ready),
-            what="the second replica to consume",
-        )
+    async with second_replica():
         assignee = uuid.uuid4()
         events = [assigned(actor_id=uuid.uuid4(), assignee_id=assignee) for _ in range(60)]
         for event in events:
