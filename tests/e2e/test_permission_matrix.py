@@ -1,4 +1,5 @@
-"""Every (role x endpoint) pair of projects and tickets, through the gateway.
+"""Every (role x endpoint) pair of projects, tickets and planning (milestones, relations,
+children, bulk changes), through the gateway.
 
 Each case states who is allowed; everyone else gets the denied status: 403 for a member
 whose role is too low, 404 for a non-member (who must not learn the project exists).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -46,6 +47,8 @@ class World:
     key: str
     ticket_id: str
     target_id: str  # a viewer the member-management endpoints act on
+    # What a case's `prepare` made in the world (a milestone, tickets, a relation), by name.
+    made: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +126,54 @@ def delete_first(cast: Cast, world: World) -> None:
     )
     assert response.status_code == 204
     cast.settle(world)
+
+
+def maintainers_ticket(cast: Cast, world: World, name: str) -> str:
+    """A ticket of the world that a maintainer filed (so a reporter may not edit it as
+    their own), made once per world and name; its id."""
+    if name not in world.made:
+        ticket = cast.client.post(
+            f"/api/v1/projects/{world.key}/tickets",
+            json={"title": name},
+            headers=cast.headers["maintainer"],
+        )
+        assert ticket.status_code == 201, ticket.text
+        world.made[name] = ticket.json()["id"]
+    return world.made[name]
+
+
+def milestone_first(cast: Cast, world: World) -> None:
+    """A milestone in the world (once: the shared world's read cases share it)."""
+    if "milestone" not in world.made:
+        milestone = cast.client.post(
+            f"/api/v1/projects/{world.key}/milestones",
+            json={"name": "1.0", "due_date": "2027-03-01"},
+            headers=cast.headers["maintainer"],
+        )
+        assert milestone.status_code == 201, milestone.text
+        world.made["milestone"] = milestone.json()["id"]
+
+
+def two_tickets_first(cast: Cast, world: World) -> None:
+    maintainers_ticket(cast, world, "a")
+    maintainers_ticket(cast, world, "b")
+
+
+def relation_first(cast: Cast, world: World) -> None:
+    """A relation between two tickets of a maintainer's: `a` blocks `b`."""
+    two_tickets_first(cast, world)
+    related = cast.client.post(
+        f"/api/v1/tickets/{world.made['a']}/relations",
+        json={"type": "blocks", "ticket_id": world.made["b"]},
+        headers=cast.headers["maintainer"],
+    )
+    assert related.status_code == 201, related.text
+    world.made["relation"] = related.json()["id"]
+
+
+def milestone_and_ticket_first(cast: Cast, world: World) -> None:
+    milestone_first(cast, world)
+    maintainers_ticket(cast, world, "a")
 
 
 CASES = (
@@ -250,6 +301,102 @@ CASES = (
             headers=h,
         ),
     ),
+    # milestones
+    Case(
+        "list milestones",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/milestones", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "create milestone",
+        at_least("maintainer"),
+        201,
+        lambda c, w, h: c.client.post(
+            f"/api/v1/projects/{w.key}/milestones", json={"name": "2.0"}, headers=h
+        ),
+    ),
+    Case(
+        "get milestone",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/milestones/{w.made['milestone']}", headers=h),
+        prepare=milestone_first,
+        read_only=True,
+    ),
+    Case(
+        "update milestone",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.patch(
+            f"/api/v1/milestones/{w.made['milestone']}", json={"state": "closed"}, headers=h
+        ),
+        prepare=milestone_first,
+    ),
+    Case(
+        "delete milestone",
+        at_least("maintainer"),
+        204,
+        lambda c, w, h: c.client.delete(f"/api/v1/milestones/{w.made['milestone']}", headers=h),
+        prepare=milestone_first,
+    ),
+    Case(
+        "set a ticket's milestone",
+        at_least("developer"),
+        200,
+        lambda c, w, h: c.client.patch(
+            f"/api/v1/tickets/{w.made['a']}",
+            json={"milestone_id": w.made["milestone"]},
+            headers=h,
+        ),
+        prepare=milestone_and_ticket_first,
+    ),
+    # relations, children, bulk
+    Case(
+        "list relations",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/tickets/{w.ticket_id}/relations", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "add relation",
+        at_least("developer"),
+        201,
+        lambda c, w, h: c.client.post(
+            f"/api/v1/tickets/{w.made['a']}/relations",
+            json={"type": "blocked_by", "ticket_id": w.made["b"]},
+            headers=h,
+        ),
+        prepare=two_tickets_first,
+    ),
+    Case(
+        "delete relation",
+        at_least("developer"),
+        204,
+        lambda c, w, h: c.client.delete(
+            f"/api/v1/tickets/{w.made['b']}/relations/{w.made['relation']}", headers=h
+        ),
+        prepare=relation_first,
+    ),
+    Case(
+        "children",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/tickets/{w.ticket_id}/children", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "bulk change",
+        at_least("developer"),
+        200,
+        lambda c, w, h: c.client.post(
+            f"/api/v1/projects/{w.key}/tickets/bulk",
+            json={"tickets": [f"{w.key}-1"], "set": {"priority": "high"}},
+            headers=h,
+        ),
+    ),
 )
 
 
@@ -303,6 +450,57 @@ def test_a_demoted_member_loses_rights(cast: Cast) -> None:
     )
     cast.settle(world)
     assert cast.client.put(assign, json=body, headers=developer).status_code == 403
+
+
+def test_a_reporter_relates_and_plans_only_the_tickets_they_reported(cast: Cast) -> None:
+    """The one right the matrix cannot show: a reporter edits their own tickets (the
+    world's ticket is the reporter's), relations and milestone included, and no others."""
+    world = new_world(cast)
+    reporter = cast.headers["reporter"]
+    own = world.ticket_id
+    theirs = maintainers_ticket(cast, world, "a")
+    milestone_first(cast, world)
+
+    added = cast.client.post(
+        f"/api/v1/tickets/{own}/relations",
+        json={"type": "blocks", "ticket_id": theirs},
+        headers=reporter,
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["type"] == "blocks"
+    assert added.json()["ticket"]["id"] == theirs
+    relation_id = added.json()["id"]
+    seen = cast.client.get(f"/api/v1/tickets/{theirs}/relations", headers=reporter)
+    assert [(r["id"], r["type"]) for r in seen.json()["items"]] == [(relation_id, "blocked_by")]
+
+    # From the other side, the same relation is someone else's ticket's: not theirs to edit.
+    for response in (
+        cast.client.post(
+            f"/api/v1/tickets/{theirs}/relations",
+            json={"type": "relates_to", "ticket_id": own},
+            headers=reporter,
+        ),
+        cast.client.delete(f"/api/v1/tickets/{theirs}/relations/{relation_id}", headers=reporter),
+        cast.client.patch(
+            f"/api/v1/tickets/{theirs}",
+            json={"milestone_id": world.made["milestone"]},
+            headers=reporter,
+        ),
+    ):
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+    planned = cast.client.patch(
+        f"/api/v1/tickets/{own}", json={"milestone_id": world.made["milestone"]}, headers=reporter
+    )
+    assert planned.status_code == 200, planned.text
+    assert planned.json()["milestone_id"] == world.made["milestone"]
+    removed = cast.client.delete(f"/api/v1/tickets/{own}/relations/{relation_id}", headers=reporter)
+    assert removed.status_code == 204, removed.text
+    assert cast.client.get(f"/api/v1/tickets/{own}/relations", headers=reporter).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 def test_an_archived_project_refuses_ticket_writes(cast: Cast) -> None:
