@@ -426,14 +426,15 @@ async def test_unfinished_blockers_and_unblocked_by_in_postgresql(
     assert (await repo.unfinished_blockers(ids["BUG-3"], limit=1))[0].status == "open"
     assert await unblocked("BUG-1") == ["BUG-4"]  # BUG-3 is still blocked by BUG-2
 
+    await session.rollback()  # a new transaction, without the locks unblocked_by took
     await set_status(superuser_db, b, "closed")
-    await session.rollback()  # a new transaction sees the change
     assert await blockers("BUG-3") == ["BUG-1"]
     assert await unblocked("BUG-1") == ["BUG-3", "BUG-4"]
     (ticket,) = [t for t in await repo.unblocked_by(ids["BUG-1"]) if t.key == "BUG-3"]
     assert (ticket.id, ticket.title) == (ids["BUG-3"], c["title"])
 
     # A finished or deleted blocked ticket is not announced; a deleted blocker does not block.
+    await session.rollback()  # unblocked_by locked what it found: let the writes below in
     await set_status(superuser_db, d, "done")
     await superuser_db.execute(
         "UPDATE tickets.tickets SET deleted_at = now() WHERE id = $1", ids["BUG-1"]
