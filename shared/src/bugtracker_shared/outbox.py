@@ -107,6 +107,12 @@ class OutboxWriter:
         driver = await session_driver(self._session)
         await driver.execute(self._insert, *outbox_row(event))
 
+    async def add_many(self, events: Sequence[CloudEvent]) -> None:
+        # One pipelined statement for many events (asyncpg's executemany), in order.
+        if events:
+            driver = await session_driver(self._session)
+            await driver.executemany(self._insert, [outbox_row(event) for event in events])
+
 
 # One statement claims a batch: the first `$1` unsent rows no other relay holds, locked
 # until this relay's transaction ends (`batch`), less every row that an unsent row of its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -12,6 +13,9 @@ class EventSink(Protocol):
     """Where a use case records events: the outbox, in the unit of work's transaction."""
 
     async def add(self, event: CloudEvent) -> None: ...
+    async def add_many(self, events: Sequence[CloudEvent]) -> None:
+        """The events in this order, written together (a bulk change's)."""
+        ...
 
 
 class Transaction(Protocol):

@@ -142,9 +142,10 @@ class Columns(Generic[E]):
         # Fields the database alone writes (computed or identity columns).
         self._generated = frozenset(field_of[c.name] for c in self.columns if _generated(c))
         self.from_row: Callable[[Row], E] = self._compile_from_row()
-        self.values: Callable[[E], dict[str, Any]] = self._compile_values(
-            [name for name in self._fields if name not in self._generated]
-        )
+        written = [name for name in self._fields if name not in self._generated]
+        self.values: Callable[[E], dict[str, Any]] = self._compile_values(written)
+        # The columns `values` gives, in its order (an UPDATE's SET list).
+        self.written: tuple[str, ...] = tuple(column_of[name] for name in written)
 
     # `from_row` and `values` are compiled once, as dataclasses compiles `__init__`: the
     # code a hand-written mapper would be (`Entity(id=row["id"], ...)`), no loop per call.
@@ -184,6 +185,7 @@ class Columns(Generic[E]):
             raise MappingError(f"{self.entity.__name__}: {generated} are written by the database")
         narrowed = copy.copy(self)
         narrowed.values = self._compile_values(list(fields))
+        narrowed.written = tuple(self._column_of[name] for name in fields)
         return narrowed
 
     def without(self, *fields: str) -> Columns[E]:

@@ -15,6 +15,7 @@ services whose state has an `outbox` list.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
@@ -92,6 +93,9 @@ class InMemoryOutbox(Generic[T]):
 
     async def add(self, event: CloudEvent) -> None:
         self._uow.state.outbox.append(event)
+
+    async def add_many(self, events: Sequence[CloudEvent]) -> None:
+        self._uow.state.outbox.extend(events)
 
 
 class InMemoryOutboxDatabase(InMemoryDatabase[T]):

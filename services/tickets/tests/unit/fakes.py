@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -181,10 +181,14 @@ class FakeTicketRepository:
         )
         return copy.deepcopy(found[:limit])
 
-    async def get_many(self, ticket_ids: list[uuid.UUID]) -> list[Ticket]:
-        wanted = set(ticket_ids)
-        found = [t for t in self._state.tickets.values() if t.id in wanted]
+    async def get_many(self, refs: Sequence[uuid.UUID | str]) -> list[Ticket]:
+        wanted = set(refs)
+        found = [t for t in self._state.tickets.values() if t.id in wanted or t.key in wanted]
         return copy.deepcopy(sorted(found, key=lambda t: t.id))
+
+    async def update_many(self, tickets: Sequence[Ticket]) -> None:
+        for ticket in tickets:
+            await self.update(ticket)
 
     async def lock_hierarchy(self, project_id: uuid.UUID) -> None:
         return None  # one transaction at a time here
@@ -305,6 +309,15 @@ class FakeWatcherRepository:
             return False
         watching[user_id] = since
         return True
+
+    async def add_many(
+        self, watches: Sequence[tuple[uuid.UUID, uuid.UUID]], since: datetime
+    ) -> None:
+        for ticket_id, user_id in watches:
+            await self.add(ticket_id, user_id, since)
+
+    async def list_many(self, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        return {ticket_id: await self.list(ticket_id) for ticket_id in ticket_ids}
 
     async def remove(self, ticket_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         return self._uow.state.watchers.get(ticket_id, {}).pop(user_id, None) is not None

@@ -30,7 +30,7 @@ from bugtracker_tickets.application.planning_rules import (
     check_milestone,
 )
 from bugtracker_tickets.application.ports import UnitOfWork
-from bugtracker_tickets.application.ticket_events import record
+from bugtracker_tickets.application.ticket_events import ticket_event
 from bugtracker_tickets.application.use_cases import TicketUseCases, parse_ticket_ref
 from bugtracker_tickets.domain.errors import BulkRejectedError, TicketsError
 from bugtracker_tickets.domain.tickets import (
@@ -150,7 +150,7 @@ class BulkUseCases:
             now = datetime.now(UTC)
             for plan in changed:
                 plan.ticket.touch(now)
-                await uow.tickets.update(plan.ticket)
+            await uow.tickets.update_many([plan.ticket for plan in changed])
             # With every ticket written: the dependencies as they are after the change.
             for ref, plan in zip(refs, planned, strict=True):
                 if "status" not in plan.changes:
@@ -161,34 +161,30 @@ class BulkUseCases:
                     errors.append(_error(ref, exc))
             if errors:
                 raise BulkRejectedError(errors)
-            # The bulk as each assignment event tells it: how many tickets it assigned.
-            assigned = sum("assignee_id" in plan.changes for plan in changed)
-            for plan in changed:
-                await self._record(uow, plan, principal, now, bulk_id, assigned)
+            await self._record(uow, changed, principal, now, bulk_id)
             await uow.commit()
         return [plan.ticket for plan in planned]
 
     @staticmethod
     async def _load(uow: UnitOfWork, access: ProjectAccess, refs: list[str]) -> dict[str, Ticket]:
-        """The live tickets of the project named in `refs`, locked, by the ref that named
-        them."""
-        ids: dict[str, uuid.UUID] = {}
-        for ref in refs:
-            parsed = parse_ticket_ref(ref)
-            if isinstance(parsed, uuid.UUID):
-                ids[ref] = parsed
-            elif isinstance(parsed, str):
-                keyed = await uow.tickets.get_by_key(parsed)
-                if keyed is not None:
-                    ids[ref] = keyed.id
-        locked = {t.id: t for t in await uow.tickets.get_many(sorted(set(ids.values())))}
-        return {
-            ref: locked[ticket_id]
-            for ref, ticket_id in ids.items()
-            if ticket_id in locked
-            and locked[ticket_id].deleted_at is None
-            and locked[ticket_id].project_id == access.project_id
+        """The live tickets of the project named in `refs`, locked (in one statement), by
+        the ref that named them."""
+        parsed = {ref: parse_ticket_ref(ref) for ref in refs}
+        wanted = [p for p in parsed.values() if p is not None]
+        locked = await uow.tickets.get_many(wanted)
+        by_ref: dict[uuid.UUID | str, Ticket] = {t.id: t for t in locked} | {
+            t.key: t for t in locked
         }
+        found: dict[str, Ticket] = {}
+        for ref, named in parsed.items():
+            ticket = by_ref.get(named) if named is not None else None
+            if (
+                ticket is not None
+                and ticket.deleted_at is None
+                and ticket.project_id == access.project_id
+            ):
+                found[ref] = ticket
+        return found
 
     @staticmethod
     def _plan(
@@ -224,29 +220,40 @@ class BulkUseCases:
     @staticmethod
     async def _record(
         uow: UnitOfWork,
-        plan: _Planned,
+        changed: list[_Planned],
         principal: Principal,
         now: datetime,
         bulk_id: uuid.UUID,
-        size: int,
     ) -> None:
-        """The ticket's history and events, as the single changes write them."""
-        ticket, changes = plan.ticket, plan.changes
+        """Every changed ticket's history entries, new watcher and events, as the single
+        changes write them, ticket by ticket in the request's order: each kind of row in
+        one statement for all the tickets."""
         await uow.history.add(
             [
-                HistoryEntry(ticket.id, now, principal.user_id, name, c["from"], c["to"])
-                for name, c in changes.items()
+                HistoryEntry(plan.ticket.id, now, principal.user_id, name, c["from"], c["to"])
+                for plan in changed
+                for name, c in plan.changes.items()
             ]
         )
-        if "assignee_id" in changes and ticket.assignee_id is not None:
-            await uow.watchers.add(ticket.id, ticket.assignee_id, now)
-        watchers = await uow.watchers.list(ticket.id)
-        for event in _EVENT_ORDER:
-            own = {name: c for name, c in changes.items() if _EVENT_OF[name] == event}
-            if not own:
-                continue
-            extra: dict[str, Any] = {"changes": own}
-            if event == "ticket.assigned":
-                extra["bulk"] = {"id": bulk_id, "size": size}
-            await record(uow, event, ticket, principal, watchers=watchers, **extra)
-        await announce_unblocked(uow, ticket, plan.status_before, principal)
+        assigned = [plan.ticket for plan in changed if "assignee_id" in plan.changes]
+        await uow.watchers.add_many(
+            [(t.id, t.assignee_id) for t in assigned if t.assignee_id is not None], now
+        )
+        watchers = await uow.watchers.list_many([plan.ticket.id for plan in changed])
+        # The bulk as each assignment event tells it: how many tickets it assigned.
+        bulk = {"id": bulk_id, "size": len(assigned)}
+        events = []
+        for plan in changed:
+            ticket = plan.ticket
+            for event in _EVENT_ORDER:
+                own = {name: c for name, c in plan.changes.items() if _EVENT_OF[name] == event}
+                if own:
+                    extra: dict[str, Any] = {"changes": own}
+                    if event == "ticket.assigned":
+                        extra["bulk"] = bulk
+                    events.append(
+                        ticket_event(event, ticket, principal, watchers[ticket.id], **extra)
+                    )
+        await uow.outbox.add_many(events)
+        for plan in changed:
+            await announce_unblocked(uow, plan.ticket, plan.status_before, principal)

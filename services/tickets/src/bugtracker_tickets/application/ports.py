@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -128,9 +129,14 @@ class TicketRepository(Protocol):
         """Up to `limit` live tickets of the project assigned to the user, locked."""
         ...
 
-    async def get_many(self, ticket_ids: list[uuid.UUID]) -> list[Ticket]:
-        """The tickets with these ids (deleted ones included), locked, in id order (the
-        order every multi-ticket write locks in, so two of them cannot deadlock)."""
+    async def get_many(self, refs: Sequence[uuid.UUID | str]) -> list[Ticket]:
+        """The tickets with these ids or (upper-case) keys, deleted ones included, locked,
+        in id order (the order every multi-ticket write locks in, so two of them cannot
+        deadlock); one statement."""
+        ...
+
+    async def update_many(self, tickets: Sequence[Ticket]) -> None:
+        """`update` for each ticket, as one pipelined statement."""
         ...
 
     async def lock_hierarchy(self, project_id: uuid.UUID) -> None:
@@ -253,12 +259,23 @@ class HistoryRepository(Protocol):
 
 
 class WatcherRepository(Protocol):
+    async def list_many(self, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """`list` of each ticket (every one of them a key), in one statement."""
+        ...
+
     async def add(self, ticket_id: uuid.UUID, user_id: uuid.UUID, since: datetime) -> bool:
         """True when the user was not watching before."""
         ...
 
+    async def add_many(
+        self, watches: Sequence[tuple[uuid.UUID, uuid.UUID]], since: datetime
+    ) -> None:
+        """Each (ticket, user) watches from `since` unless it already does; one statement."""
+        ...
+
     async def remove(self, ticket_id: uuid.UUID, user_id: uuid.UUID) -> bool: ...
     async def list(self, ticket_id: uuid.UUID) -> list[uuid.UUID]: ...
+
     async def remove_in_project(self, project_id: uuid.UUID, user_id: uuid.UUID) -> int:
         """The user stops watching every ticket of the project; how many they watched."""
         ...
