@@ -6,9 +6,13 @@
 --   method <GET|POST|PUT>       body <format with one %d: a number unique per request>
 --   token <access token>        (rotated per request; none: no Authorization header)
 --   path <path>                 (rotated per request)
---   assignee <user id>          assign <path> <start>: PUT {"assignee_id"} on that path,
---                               visit v of the item sends assignees[start + v], so each
---                               visit changes the assignee; items are split between threads
+--   value <v>                   item <path> <start> <payload>: instead of paths, requests
+--   itembody <format>           rotate over the items (split between threads, so no two
+--                               threads send the same item); visit v of an item sends the
+--                               itembody with $VALUE = values[start + v] and $PAYLOAD = the
+--                               item's payload, so each visit changes what it sets
+--                               (assign: the assignee of a ticket; bulk: the priority of
+--                               100 tickets)
 -- done() prints one line `BENCH_JSON {...}` with the counts and latencies (microseconds).
 
 local threads = {}
@@ -22,14 +26,15 @@ end
 
 local method = "GET"
 local body_format = nil
-local tokens, paths, assignees, items = {}, {}, {}, {}
+local item_body = nil
+local tokens, paths, values, items = {}, {}, {}, {}
 local thread_total = 1
 local counter = 0
 statuses = {} -- global: done() collects it from each thread with thread:get
 
 function init(args)
    thread_total = tonumber(args[2]) or 1
-   local assign_index = 0
+   local item_index = 0
    for line in io.lines(args[1]) do
       local kind, first, second = line:match("^([^\t]+)\t([^\t]*)\t?(.*)$")
       if kind == "method" then
@@ -40,14 +45,17 @@ function init(args)
          tokens[#tokens + 1] = first
       elseif kind == "path" then
          paths[#paths + 1] = first
-      elseif kind == "assignee" then
-         assignees[#assignees + 1] = first
-      elseif kind == "assign" then
-         -- Each thread takes its own share, so no two threads change the same ticket.
-         if assign_index % thread_total == thread_id then
-            items[#items + 1] = { path = first, start = tonumber(second) }
+      elseif kind == "itembody" then
+         item_body = first
+      elseif kind == "value" then
+         values[#values + 1] = first
+      elseif kind == "item" then
+         -- Each thread takes its own share, so no two threads change the same tickets.
+         if item_index % thread_total == thread_id then
+            local start, payload = second:match("^([^\t]*)\t?(.*)$")
+            items[#items + 1] = { path = first, start = tonumber(start), payload = payload }
          end
-         assign_index = assign_index + 1
+         item_index = item_index + 1
       end
    end
 end
@@ -62,9 +70,11 @@ function request()
       local k = counter - 1
       local item = items[k % #items + 1]
       local visit = math.floor(k / #items)
-      local assignee = assignees[(item.start + visit) % #assignees + 1]
+      local value = values[(item.start + visit) % #values + 1]
+      local body = item_body:gsub("%$VALUE", function() return value end)
+      body = body:gsub("%$PAYLOAD", function() return item.payload end)
       headers["Content-Type"] = "application/json"
-      return wrk.format("PUT", item.path, headers, '{"assignee_id":"' .. assignee .. '"}')
+      return wrk.format(method, item.path, headers, body)
    end
    local path = paths[((counter - 1) * thread_total + thread_id) % #paths + 1]
    local body = nil

@@ -146,7 +146,7 @@ async def _run_all(
                         flush=True,
                     )
                     continue
-                for concurrency in ctx.options.concurrency:
+                for concurrency in scenario.levels(ctx.options.concurrency):
                     run = await run_scenario(ctx, meter, scenario, concurrency)
                     runs.append(run)
                     _progress(run)

@@ -31,6 +31,20 @@ GET_RPS, GET_SHARE = 1000, 0.50
 SCALE_LIST_RATIO = 1.5
 SCALE_SEARCH_P99_MS = 200
 NOTIFY_P99_MS = 50
+# Issue 20's targets: the planning reads on the scale project under PLANNING_P99_MS p99,
+# the milestone (its progress) under PROGRESS_MS, and a bulk change of 100 tickets under
+# BULK_MS per request.
+PLANNING_P99_MS = 100
+PROGRESS_MS = 5
+BULK_MS = 1000
+PLANNING_READS = (
+    "scale-milestone",
+    "scale-milestone-list",
+    "scale-no-milestone",
+    "scale-parent",
+    "scale-blocked",
+    "scale-children",
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,10 @@ class Report:
         targets = _targets(self.runs, self.notify)
         if targets:
             parts += ["## Targets (issue 17, c=50, through the gateway)", "", *targets, ""]
+        planning = _planning_targets(self.runs)
+        if planning:
+            parts += ["## Targets (issue 20, planning and bulk, through the gateway)", ""]
+            parts += [*planning, ""]
         return "\n".join(parts)
 
 
@@ -311,3 +329,34 @@ def _targets(runs: Sequence[RunResult], notify: NotifyResult | None) -> list[str
     if not kept:
         return []
     return _table(["target", "measured", "met", "busiest processes in that run"], kept)
+
+
+def _planning_targets(runs: Sequence[RunResult]) -> list[str]:
+    """Issue 20: per run (every concurrency), so the one-row progress read shows at c=1."""
+    rows = []
+    for run in runs:
+        name = run.scenario.name
+        if name in PLANNING_READS:
+            target = f"{name} p99 <= {PLANNING_P99_MS} ms"
+            met = run.p99_ms <= PLANNING_P99_MS
+            if name == "scale-milestone" and run.concurrency == 1:
+                target = f"milestone progress p50 <= {PROGRESS_MS} ms (c=1, one row)"
+                met = run.p50_ms <= PROGRESS_MS
+        elif name == "bulk":
+            target = f"bulk change of 100 tickets p99 <= {BULK_MS} ms"
+            met = run.p99_ms <= BULK_MS
+        else:
+            continue
+        measured = f"p50 {_ms(run.p50_ms)} ms, p99 {_ms(run.p99_ms)} ms, {run.rps:,.0f} req/s"
+        rows.append(
+            [
+                target,
+                str(run.concurrency),
+                measured,
+                _verdict(met and not run.error_count),
+                _busiest(run.cpu),
+            ]
+        )
+    if not rows:
+        return []
+    return _table(["target", "c", "measured", "met", "busiest processes in that run"], rows)

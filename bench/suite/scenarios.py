@@ -6,6 +6,8 @@ fresh and the assign scenario knows every ticket's current assignee.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +19,7 @@ from suite.api import Api
 from suite.baseline import Baseline
 from suite.config import Environment, Options
 from suite.fixtures import ASSIGN_POOL, COMMON_WORD, RARE_WORD, Fixture, Project, User
-from suite.wrk import Plan
+from suite.wrk import Item, Plan
 
 GATEWAY = "Through the gateway (project BENCH, 10k tickets)"
 DIRECT = "Directly on the tickets service, without the gateway"
@@ -26,6 +28,11 @@ SCALE = "Scale: the scale project (1M tickets), through the gateway"
 GROUPS = (GATEWAY, DIRECT, BASELINE, SCALE)
 PAGE = 25
 GET_KEYS = 10_000
+BULK_SIZE = 100  # tickets per bulk request: the API's maximum
+BULK_TICKETS = 3000  # BENCH-1..3000 in 30 groups, 15 per wrk thread
+BULK_MAX_CONCURRENCY = 10  # 5 per thread: a group comes round again after 15 requests
+BULK_PRIORITIES = ("low", "high")  # each request sets the one its group does not have
+PLANNING_SAMPLE = 1000  # parents the parent and children scenarios rotate over
 CREATE_BODY = (
     '{"title":"Bench %d: crash on save","description":"Steps: log in, open the '
     "dashboard, export a report.\\n\\nThe **export** button does nothing and the "
@@ -44,6 +51,7 @@ class Context:
     api: Api
     fixture: Fixture
     baseline: Baseline | None = None
+    planning: Planning | None = None
 
     def url(self, via: str) -> str:
         if via == "baseline":
@@ -71,6 +79,12 @@ class Scenario:
     via: str  # the process the load goes to: gateway, tickets or baseline
     what: str
     build: PlanBuilder | None  # None: the notification latency driver (suite/notify.py)
+    max_concurrency: int | None = None  # runs at min(c, this) for each --concurrency c
+
+    def levels(self, concurrency: Sequence[int]) -> list[int]:
+        """The concurrencies this scenario runs at."""
+        cap = self.max_concurrency
+        return sorted({min(c, cap) if cap else c for c in concurrency})
 
     @property
     def needs_scale(self) -> bool:
@@ -150,15 +164,167 @@ async def assign(ctx: Context, via: str) -> Plan:
         ctx.url(via),
         method="PUT",
         tokens=ctx.tokens(),
-        assignees=[user.id for user in users],
-        assign=[
-            (
+        values=[user.id for user in users],
+        items=[
+            Item(
                 f"/api/v1/tickets/{bench.key}-{n}/assignee",
                 other_than(users, current.get(n), n % len(users)),
             )
             for n in numbers
         ],
+        item_body='{"assignee_id":"$VALUE"}',
     )
+
+
+async def _bulk_priorities(env: Environment, project: Project) -> dict[int, set[str]]:
+    """Each bulk group's priorities now (BENCH-1..BULK_TICKETS, BULK_SIZE per group)."""
+    conn = await asyncpg.connect(env.superuser_dsn())
+    try:
+        rows = await conn.fetch(
+            "SELECT (number - 1) / $3 AS grp, array_agg(DISTINCT priority) AS priorities "
+            "FROM tickets.tickets WHERE project_id = $1 AND number BETWEEN 1 AND $2 "
+            "AND deleted_at IS NULL GROUP BY 1",
+            uuid.UUID(project.id),
+            BULK_TICKETS,
+            BULK_SIZE,
+        )
+    finally:
+        await conn.close()
+    return {row["grp"]: set(row["priorities"]) for row in rows}
+
+
+async def _tickets_quiet(env: Environment, seconds: float = 30.0) -> None:
+    """Wait until no transaction of the tickets service has been open for long: a bulk
+    change of the warm-up that wrk gave up on may still be running, and would commit
+    after the groups' priorities are read."""
+    conn = await asyncpg.connect(env.superuser_dsn())
+    try:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'bugtracker_tickets' "
+                "AND state IN ('active', 'idle in transaction') "
+                "AND xact_start < now() - interval '100 milliseconds'"
+            )
+            if not busy:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+def _bulk_refs(project: Project, group: int) -> list[str]:
+    first = group * BULK_SIZE + 1
+    return [f"{project.key}-{n}" for n in range(first, first + BULK_SIZE)]
+
+
+async def bulk(ctx: Context, via: str) -> Plan:
+    """POST .../tickets/bulk, 100 tickets per request, each setting the priority its group
+    does not have: every request changes 100 tickets. The groups' priorities are read from
+    the database first; a group that is not all one of BULK_PRIORITIES (freshly seeded)
+    is set to the first once, by the admin, before the run. Run at most at
+    BULK_MAX_CONCURRENCY: more requests in flight than groups per thread would make two
+    of them wait for each other's row locks."""
+    bench = ctx.fixture.bench
+    groups = min(bench.tickets, BULK_TICKETS) // BULK_SIZE
+    path = f"/api/v1/projects/{bench.id}/tickets/bulk"
+    await _tickets_quiet(ctx.env)
+    current = await _bulk_priorities(ctx.env, bench)
+    for group in range(groups):
+        if len(current.get(group, set())) != 1 or not current[group] <= set(BULK_PRIORITIES):
+            print(f"  bulk: setting BENCH group {group + 1}/{groups} to one priority", flush=True)
+            await ctx.api.call(
+                "POST",
+                path,
+                token=ctx.fixture.admin.token,
+                json={"tickets": _bulk_refs(bench, group), "set": {"priority": BULK_PRIORITIES[0]}},
+            )
+            current[group] = {BULK_PRIORITIES[0]}
+    items = []
+    for group in range(groups):
+        now = BULK_PRIORITIES.index(next(iter(current[group])))
+        refs = json.dumps(_bulk_refs(bench, group), separators=(",", ":"))
+        items.append(Item(path, (now + 1) % len(BULK_PRIORITIES), refs))
+    return Plan(
+        ctx.url(via),
+        method="POST",
+        tokens=ctx.tokens(),
+        values=list(BULK_PRIORITIES),
+        items=items,
+        item_body='{"tickets":$PAYLOAD,"set":{"priority":"$VALUE"}}',
+    )
+
+
+@dataclass(frozen=True)
+class Planning:
+    """The scale project's planning data that `make seed` made (devstack seed.py)."""
+
+    milestone: str  # the id of the milestone with the most tickets
+    milestone_total: int
+    parents: list[tuple[str, str]]  # (id, key) of parents with children
+
+
+async def planning(ctx: Context) -> Planning:
+    """Read once per suite run from the tickets schema (superuser, read only)."""
+    if ctx.planning is not None:
+        return ctx.planning
+    project = ctx.scale_project()
+    conn = await asyncpg.connect(ctx.env.superuser_dsn())
+    try:
+        milestone = await conn.fetchrow(
+            "SELECT id, total FROM tickets.milestones WHERE project_id = $1 "
+            "AND deleted_at IS NULL ORDER BY total DESC, id LIMIT 1",
+            uuid.UUID(project.id),
+        )
+        parents = await conn.fetch(
+            "SELECT p.id, p.key FROM tickets.tickets p WHERE p.project_id = $1 "
+            "AND p.deleted_at IS NULL AND EXISTS (SELECT FROM tickets.tickets c "
+            "WHERE c.parent_id = p.id AND c.deleted_at IS NULL) ORDER BY p.number LIMIT $2",
+            uuid.UUID(project.id),
+            PLANNING_SAMPLE,
+        )
+    finally:
+        await conn.close()
+    if milestone is None or not parents:
+        raise SystemExit(
+            f"bench: project {project.key} has no milestones or no sub-tickets: it was "
+            "seeded before `make seed` made planning data. Seed a new scale project "
+            "(e.g. `--scale-project SEED2`) or start from a fresh .data/."
+        )
+    ctx.planning = Planning(
+        milestone=str(milestone["id"]),
+        milestone_total=milestone["total"],
+        parents=[(str(row["id"]), row["key"]) for row in parents],
+    )
+    return ctx.planning
+
+
+async def scale_milestone(ctx: Context, via: str) -> Plan:
+    plan = await planning(ctx)
+    return Plan(ctx.url(via), paths=[f"/api/v1/milestones/{plan.milestone}"], tokens=ctx.tokens())
+
+
+def planning_lister(what: str) -> PlanBuilder:
+    """A list of the scale project filtered by `milestone=` (the biggest milestone or
+    none), `parent=` (rotating over the sampled parents) or `is=blocked`."""
+
+    async def build(ctx: Context, via: str) -> Plan:
+        plan, project = await planning(ctx), ctx.scale_project()
+        queries = {
+            "milestone": [f"&milestone={plan.milestone}"],
+            "no-milestone": ["&milestone=none"],
+            "parent": _shuffled([f"&parent={id_}" for id_, _ in plan.parents]),
+            "blocked": ["&is=blocked"],
+        }[what]
+        return Plan(ctx.url(via), paths=[_list(project, q) for q in queries], tokens=ctx.tokens())
+
+    return build
+
+
+async def scale_children(ctx: Context, via: str) -> Plan:
+    plan = await planning(ctx)
+    paths = [f"/api/v1/tickets/{key}/children" for _, key in plan.parents]
+    return Plan(ctx.url(via), paths=_shuffled(paths), tokens=ctx.tokens())
 
 
 async def mine(ctx: Context, via: str) -> Plan:
@@ -208,6 +374,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         "PUT .../assignee on BENCH-1..2000, a different user each time",
         assign,
     ),
+    Scenario(
+        "bulk",
+        GATEWAY,
+        "gateway",
+        f"POST .../tickets/bulk: {BULK_SIZE} tickets of BENCH-1..{BULK_TICKETS} per request, "
+        f"setting priority {' / '.join(BULK_PRIORITIES)} alternately (every ticket changes); "
+        f"at most c={BULK_MAX_CONCURRENCY}",
+        bulk,
+        max_concurrency=BULK_MAX_CONCURRENCY,
+    ),
     Scenario("mine", GATEWAY, "gateway", "GET /tickets?assignee=me across projects", mine),
     Scenario(
         "notify",
@@ -235,6 +411,48 @@ SCENARIOS: tuple[Scenario, ...] = (
         "gateway",
         "as search-rare",
         lister(f"&q={RARE_WORD}", scale=True),
+    ),
+    Scenario(
+        "scale-milestone",
+        SCALE,
+        "gateway",
+        "GET /milestones/{id} of the biggest milestone (its progress: one row)",
+        scale_milestone,
+    ),
+    Scenario(
+        "scale-milestone-list",
+        SCALE,
+        "gateway",
+        "25 tickets with milestone=<the biggest milestone>",
+        planning_lister("milestone"),
+    ),
+    Scenario(
+        "scale-no-milestone",
+        SCALE,
+        "gateway",
+        "25 tickets with milestone=none",
+        planning_lister("no-milestone"),
+    ),
+    Scenario(
+        "scale-parent",
+        SCALE,
+        "gateway",
+        f"25 tickets with parent=<id>, rotating over {PLANNING_SAMPLE:,} parents",
+        planning_lister("parent"),
+    ),
+    Scenario(
+        "scale-blocked",
+        SCALE,
+        "gateway",
+        "25 tickets with is=blocked (an unfinished blocker)",
+        planning_lister("blocked"),
+    ),
+    Scenario(
+        "scale-children",
+        SCALE,
+        "gateway",
+        f"GET /tickets/{{key}}/children, rotating over {PLANNING_SAMPLE:,} parents",
+        scale_children,
     ),
 )
 # The scale scenarios and the 10k ones they are compared with.

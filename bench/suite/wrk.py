@@ -25,18 +25,33 @@ class Plan:
     paths: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     body: str | None = None  # a format with one %d, a number unique per request
-    assignees: list[str] = field(default_factory=list)
-    assign: list[tuple[str, int]] = field(default_factory=list)  # (path, first assignee)
+    # Items instead of paths: each request sends the next item of the thread's share to
+    # its path, with `item_body` ($VALUE: values[start + visit], $PAYLOAD: the item's
+    # payload), so every visit of an item sends the next value (see load.lua).
+    values: list[str] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    item_body: str = ""
 
     def lines(self) -> list[str]:
         lines = [f"method\t{self.method}"]
         if self.body is not None:
             lines.append(f"body\t{self.body}")
+        if self.item_body:
+            lines.append(f"itembody\t{self.item_body}")
         lines += [f"token\t{token}" for token in self.tokens]
         lines += [f"path\t{path}" for path in self.paths]
-        lines += [f"assignee\t{user}" for user in self.assignees]
-        lines += [f"assign\t{path}\t{start}" for path, start in self.assign]
+        lines += [f"value\t{value}" for value in self.values]
+        lines += [f"item\t{item.path}\t{item.start}\t{item.payload}" for item in self.items]
         return lines
+
+
+@dataclass(frozen=True)
+class Item:
+    """One target of an item plan: `path`, the first value's index and the payload."""
+
+    path: str
+    start: int
+    payload: str = ""
 
 
 @dataclass(frozen=True)
