@@ -61,6 +61,17 @@ async def test_seeding_twice_continues_the_numbering(
             project_id,
         )
         assert all(row["description_html"] == render(row["description"]) for row in texts)
+        # `open_blockers` is counted after the load as the triggers would have kept it.
+        blockers = await superuser_db.fetch(
+            "SELECT t.open_blockers, (SELECT count(*) FROM tickets.relations r"
+            " JOIN tickets.tickets s ON s.id = r.source_id WHERE r.target_id = t.id"
+            " AND r.type = 'blocks' AND s.deleted_at IS NULL"
+            " AND s.status NOT IN ('done', 'closed')) AS counted"
+            " FROM tickets.tickets t WHERE t.project_id = $1",
+            project_id,
+        )
+        assert all(row["open_blockers"] == row["counted"] for row in blockers)
+        assert any(row["open_blockers"] > 0 for row in blockers)
     finally:
         await superuser_db.execute("DELETE FROM tickets.tickets WHERE key LIKE $1", f"{key}-%")
         await superuser_db.execute(

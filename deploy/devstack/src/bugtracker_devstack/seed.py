@@ -4,6 +4,18 @@ Works on the PostgreSQL of a running `make up` (through its private unix socket,
 superuser) and writes rows the way the services would: the project and its owner in the
 projects schema, the tickets with gapless keys and the project's counter in the tickets
 schema. Tickets are written with COPY, so a million take minutes, not hours.
+
+The seeded tickets carry planning data at scale too (docs/adr/0039): the project has
+MILESTONES milestones, each holding MILESTONE_SHARE of the tickets (about 95,000 of a
+million; the rest have none); one ticket in PARENT_EVERY is a parent of the CHILDREN
+tickets after it; one in BLOCKED_EVERY is blocked by the ticket after it (a `blocks`
+relation). Parents and blocked tickets are unfinished, so the data obeys the rule that a
+ticket cannot be finished before its children and blockers. The load runs with
+`session_replication_role = replica` (this session only): the milestone progress trigger
+would otherwise update one of ten rows once per ticket, and the foreign keys, which the
+rows satisfy by construction, would be checked once per row; the milestones' `total` and
+`done`, and the blocked tickets' `open_blockers`, are counted afterwards in one UPDATE
+each, as the triggers would have kept them.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -69,6 +82,14 @@ STATUSES = ("open", "open", "in_progress", "in_review", "done", "closed")
 LABELS = ("ui", "backend", "perf", "security", "docs", "mobile", "api")
 ASSIGNED_SHARE = 0.3
 DUE_SHARE = 0.2
+UNFINISHED = ("open", "open", "in_progress", "in_review")
+DONE_STATUSES = ("done", "closed")  # bugtracker_tickets.domain.tickets.DONE_STATUSES
+MILESTONES = 10
+MILESTONE_SHARE = 0.095  # of the tickets, per milestone
+PARENT_EVERY = 100  # ticket i of a seeding (0-based) with i % 100 == 0 is a parent ...
+CHILDREN = 3  # ... of the next 3: 10,000 parents and 30,000 children per million
+BLOCKED_EVERY = 100  # i % 100 == BLOCKED_AT is blocked by the ticket after it: 1 %
+BLOCKED_AT = 50
 COLUMNS = (
     "id",
     "project_id",
@@ -88,23 +109,68 @@ COLUMNS = (
     "created_at",
     "updated_at",
     "version",
+    "milestone_id",
+    "parent_id",
 )
+RELATION_COLUMNS = ("id", "source_id", "target_id", "type", "created_at", "created_by")
 
 
-def _rows(
-    project_id: uuid.UUID, key: str, owner: uuid.UUID, start: int, count: int, seed: int
-) -> Iterator[tuple[object, ...]]:
-    rng = random.Random(seed)  # noqa: S311 (test data, not security)
+def ticket_id(project_id: uuid.UUID, number: int) -> uuid.UUID:
+    """A seeded ticket's id, derived from its number: a batch can name a parent or a
+    blocker written by an earlier batch without reading it back."""
+    return uuid.uuid5(project_id, str(number))
+
+
+def _milestone_of(rng: random.Random, milestones: list[uuid.UUID]) -> uuid.UUID | None:
+    share = rng.random()
+    if not milestones or share >= MILESTONE_SHARE * len(milestones):
+        return None
+    return milestones[int(share / MILESTONE_SHARE)]
+
+
+def _parent_of(first: int, number: int) -> int | None:
+    """The parent's number of a seeded ticket (`first`: this seeding's first number)."""
+    place = (number - first) % PARENT_EVERY
+    return number - place if 1 <= place <= CHILDREN else None
+
+
+def _is_parent(first: int, number: int) -> bool:
+    return (number - first) % PARENT_EVERY == 0
+
+
+def _is_blocked(first: int, number: int) -> bool:
+    return (number - first) % BLOCKED_EVERY == BLOCKED_AT
+
+
+@dataclass(frozen=True)
+class Batch:
+    project_id: uuid.UUID
+    key: str
+    owner: uuid.UUID
+    first: int  # the seeding's first number: parents and blocks are laid out from it
+    start: int
+    count: int
+    milestones: list[uuid.UUID] = field(default_factory=list)
+    planning: bool = True
+
+
+def _rows(batch: Batch) -> Iterator[tuple[object, ...]]:
+    rng = random.Random(batch.start)  # noqa: S311 (test data, not security)
     now = datetime.now(UTC)
     today = now.date()
-    for number in range(start, start + count):
+    project_id, key, owner, first = batch.project_id, batch.key, batch.owner, batch.first
+    for number in range(batch.start, batch.start + batch.count):
         created = now - timedelta(minutes=rng.randrange(0, 60 * 24 * 365))
         status = rng.choice(STATUSES)
+        milestone = _milestone_of(rng, batch.milestones)
+        parent = _parent_of(first, number) if batch.planning else None
+        if batch.planning and (_is_parent(first, number) or _is_blocked(first, number)):
+            status = rng.choice(UNFINISHED)
         # Plain lower-case words (WORDS): markdown renders them as exactly one paragraph,
         # stored as the tickets service stores it on write (docs/adr/0025).
         description = " ".join(rng.choices(WORDS, k=rng.randrange(10, 40)))
         yield (
-            uuid.uuid4(),
+            ticket_id(project_id, number),
             project_id,
             number,
             f"{key}-{number}",
@@ -114,7 +180,7 @@ def _rows(
             rng.choice(TYPES),
             rng.choice(PRIORITIES),
             status,
-            "fixed" if status in ("done", "closed") else None,
+            "fixed" if status in DONE_STATUSES else None,
             owner,
             owner if rng.random() < ASSIGNED_SHARE else None,
             rng.sample(LABELS, k=rng.randrange(0, 3)),
@@ -122,10 +188,96 @@ def _rows(
             created,
             created + timedelta(minutes=rng.randrange(0, 600)),
             1,
+            milestone,
+            ticket_id(project_id, parent) if parent is not None else None,
         )
 
 
-async def seed(dsn: str, *, key: str, tickets: int, owner_email: str, batch: int = 50_000) -> None:
+def _relations(batch: Batch) -> Iterator[tuple[object, ...]]:
+    """`blocks` relations, each written with its blocker: the ticket after a blocked one."""
+    now = datetime.now(UTC)
+    for number in range(max(batch.start, batch.first + 1), batch.start + batch.count):
+        if _is_blocked(batch.first, number - 1):
+            yield (
+                uuid.uuid4(),
+                ticket_id(batch.project_id, number),
+                ticket_id(batch.project_id, number - 1),
+                "blocks",
+                now,
+                batch.owner,
+            )
+
+
+async def _milestones(
+    conn: asyncpg.Connection, project_id: uuid.UUID, count: int
+) -> list[uuid.UUID]:
+    """The project's seeded milestones `Seed milestone 1..count`, made when absent."""
+    ids: list[uuid.UUID] = []
+    now = datetime.now(UTC)
+    for n in range(1, count + 1):
+        name = f"Seed milestone {n}"
+        found = await conn.fetchval(
+            "SELECT id FROM tickets.milestones WHERE project_id = $1 AND lower(name) = lower($2) "
+            "AND deleted_at IS NULL",
+            project_id,
+            name,
+        )
+        if found is None:
+            found = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO tickets.milestones (id, project_id, name, description, due_date, "
+                "state, created_at, updated_at, version, total, done) "
+                "VALUES ($1, $2, $3, '', $4, 'open', $5, $5, 1, 0, 0)",
+                found,
+                project_id,
+                name,
+                now.date() + timedelta(days=30 * n),
+                now,
+            )
+        ids.append(found)
+    return ids
+
+
+# What the progress trigger of migration 0005 keeps, counted at once for the project.
+_COUNT_PROGRESS = """
+UPDATE tickets.milestones m
+SET total = coalesce(c.total, 0), done = coalesce(c.done, 0)
+FROM tickets.milestones m2 LEFT JOIN (
+    SELECT milestone_id, count(*) AS total,
+           count(*) FILTER (WHERE status IN ('done', 'closed')) AS done
+    FROM tickets.tickets
+    WHERE milestone_id = ANY($1::uuid[]) AND deleted_at IS NULL
+    GROUP BY milestone_id
+) c ON c.milestone_id = m2.id
+WHERE m.id = m2.id AND m.id = ANY($1::uuid[])
+"""
+
+# What the blockers triggers of migration 0005 keep (`open_blockers`), counted at once for
+# the tickets the project's live, unfinished tickets block.
+_COUNT_BLOCKERS = """
+UPDATE tickets.tickets t SET open_blockers = c.blockers
+FROM (
+    SELECT r.target_id, count(*) AS blockers
+    FROM tickets.relations r JOIN tickets.tickets s ON s.id = r.source_id
+    WHERE r.type = 'blocks' AND s.project_id = $1 AND s.deleted_at IS NULL
+      AND s.status NOT IN ('done', 'closed')
+    GROUP BY r.target_id
+) c
+WHERE t.id = c.target_id AND t.open_blockers <> c.blockers
+"""
+
+
+async def seed(
+    dsn: str,
+    *,
+    key: str,
+    tickets: int,
+    owner_email: str,
+    batch: int = 50_000,
+    planning: bool = True,
+) -> None:
+    """Add `tickets` tickets to project `key` (made when absent); with `planning`, its
+    milestones, parents and children, and `blocks` relations too (module docstring)."""
     conn = await asyncpg.connect(dsn)
     try:
         owner = await conn.fetchval(
@@ -162,16 +314,36 @@ async def seed(dsn: str, *, key: str, tickets: int, owner_email: str, batch: int
             or 0
         )
         began = time.monotonic()
-        written = 0
+        milestones = await _milestones(conn, project_id, MILESTONES) if planning else []
+        # This session only: no progress or blockers triggers (counted below) and no foreign
+        # key checks (the rows satisfy them by construction) while loading.
+        await conn.execute("SET session_replication_role = replica")
+        written = relations = 0
         while written < tickets:
             count = min(batch, tickets - written)
+            part = Batch(
+                project_id=project_id,
+                key=key,
+                owner=owner,
+                first=start,
+                start=start + written,
+                count=count,
+                milestones=milestones,
+                planning=planning,
+            )
             async with conn.transaction():
                 await conn.copy_records_to_table(
-                    "tickets",
-                    schema_name="tickets",
-                    columns=COLUMNS,
-                    records=_rows(project_id, key, owner, start + written, count, start + written),
+                    "tickets", schema_name="tickets", columns=COLUMNS, records=_rows(part)
                 )
+                if planning:
+                    blocks = list(_relations(part))
+                    await conn.copy_records_to_table(
+                        "relations",
+                        schema_name="tickets",
+                        columns=RELATION_COLUMNS,
+                        records=blocks,
+                    )
+                    relations += len(blocks)
                 await conn.execute(
                     "INSERT INTO tickets.project_counters (project_id, last_number) "
                     "VALUES ($1, $2) ON CONFLICT (project_id) DO UPDATE SET last_number = $2",
@@ -181,7 +353,21 @@ async def seed(dsn: str, *, key: str, tickets: int, owner_email: str, batch: int
             written += count
             rate = written / (time.monotonic() - began)
             print(f"  {written:>9,} tickets  ({rate:,.0f}/s)", flush=True)
+        await conn.execute("RESET session_replication_role")
+        loaded = time.monotonic() - began
+        if planning:
+            await conn.execute(_COUNT_PROGRESS, milestones)
+            await conn.execute(_COUNT_BLOCKERS, project_id)
+            parents = len(range(0, tickets, PARENT_EVERY))
+            print(
+                f"  planning: {MILESTONES} milestones (progress and blockers counted in "
+                f"{time.monotonic() - began - loaded:.1f} s), about {parents:,} parents with "
+                f"up to {CHILDREN} children each, {relations:,} blocks relations",
+                flush=True,
+            )
         await conn.execute("ANALYZE tickets.tickets")
+        await conn.execute("ANALYZE tickets.relations")
+        await conn.execute("ANALYZE tickets.milestones")
         print(f"seeded {tickets:,} tickets into {key} in {time.monotonic() - began:.0f} s")
     finally:
         await conn.close()

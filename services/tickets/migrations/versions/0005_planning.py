@@ -8,7 +8,9 @@ Adding two nullable columns without a default does not rewrite `tickets`; the ne
 indexes are partial on live tickets. A milestone's `total` and `done` are kept by the
 trigger below in the same transaction as every ticket write that changes them
 (docs/adr/0039); the done-category statuses are `done` and `closed`, as
-`bugtracker_tickets.domain.tickets.DONE_STATUSES` says.
+`bugtracker_tickets.domain.tickets.DONE_STATUSES` says. Likewise a ticket's
+`open_blockers` (how many live, unfinished tickets block it) is kept by the triggers on
+relations and on tickets' status and deletion below, so `is=blocked` is an index scan.
 """
 
 from collections.abc import Sequence
@@ -80,6 +82,75 @@ EXECUTE FUNCTION tickets.milestone_progress()
 """,
 )
 
+# `tickets.open_blockers`: the `blocks` relations whose source is an open blocker (live,
+# not in a done-category status). A relation counts from its insert to its delete while
+# its source is open; a source that opens or finishes moves every ticket it blocks. The
+# source row is locked (FOR SHARE) so that a concurrent transition of it waits, or is
+# waited for, and is counted once. A relation removed by the cascade of its source's
+# hard delete finds no source and changes nothing (tickets are only soft-deleted, which
+# the update trigger counts). The counter's UPDATE names no column the update triggers
+# are OF, so it fires neither them nor milestone_progress_update.
+BLOCKERS_FUNCTIONS = (
+    """
+CREATE FUNCTION tickets.open_blockers_relation() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    relation tickets.relations;
+    counted boolean;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        relation := NEW;
+    ELSE
+        relation := OLD;
+    END IF;
+    SELECT s.deleted_at IS NULL AND s.status NOT IN ('done', 'closed') INTO counted
+    FROM tickets.tickets s WHERE s.id = relation.source_id FOR SHARE;
+    IF counted THEN
+        UPDATE tickets.tickets
+        SET open_blockers = open_blockers + CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END
+        WHERE id = relation.target_id;
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+    """
+CREATE FUNCTION tickets.open_blockers_source() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE tickets.tickets t
+    SET open_blockers = t.open_blockers
+        + CASE WHEN NEW.deleted_at IS NULL AND NEW.status NOT IN ('done', 'closed')
+               THEN 1 ELSE -1 END
+    FROM tickets.relations r
+    WHERE r.source_id = NEW.id AND r.type = 'blocks' AND t.id = r.target_id;
+    RETURN NULL;
+END
+$$
+""",
+)
+
+BLOCKERS_TRIGGERS = (
+    """
+CREATE TRIGGER open_blockers_insert AFTER INSERT ON tickets.relations
+FOR EACH ROW WHEN (NEW.type = 'blocks')
+EXECUTE FUNCTION tickets.open_blockers_relation()
+""",
+    """
+CREATE TRIGGER open_blockers_delete AFTER DELETE ON tickets.relations
+FOR EACH ROW WHEN (OLD.type = 'blocks')
+EXECUTE FUNCTION tickets.open_blockers_relation()
+""",
+    """
+CREATE TRIGGER open_blockers_source AFTER UPDATE OF status, deleted_at ON tickets.tickets
+FOR EACH ROW WHEN (
+    (OLD.deleted_at IS NULL AND OLD.status NOT IN ('done', 'closed'))
+    IS DISTINCT FROM (NEW.deleted_at IS NULL AND NEW.status NOT IN ('done', 'closed'))
+)
+EXECUTE FUNCTION tickets.open_blockers_source()
+""",
+)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -129,6 +200,11 @@ def upgrade() -> None:
     )
     op.add_column("tickets", sa.Column("milestone_id", sa.Uuid(), nullable=True), schema="tickets")
     op.add_column("tickets", sa.Column("parent_id", sa.Uuid(), nullable=True), schema="tickets")
+    op.add_column(
+        "tickets",
+        sa.Column("open_blockers", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        schema="tickets",
+    )
     op.create_foreign_key(
         "tickets_milestone_id_fkey",
         "tickets",
@@ -168,6 +244,13 @@ def upgrade() -> None:
         schema="tickets",
         postgresql_where=LIVE,
     )
+    op.create_index(
+        "ix_tickets_blocked",
+        "tickets",
+        ["project_id", "updated_at", "id"],
+        schema="tickets",
+        postgresql_where=sa.text("deleted_at IS NULL AND open_blockers > 0"),
+    )
     op.create_table(
         "relations",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -191,19 +274,28 @@ def upgrade() -> None:
     op.execute(PROGRESS_FUNCTION)
     for trigger in TRIGGERS:
         op.execute(trigger)
+    for statement in (*BLOCKERS_FUNCTIONS, *BLOCKERS_TRIGGERS):
+        op.execute(statement)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER open_blockers_source ON tickets.tickets")
+    for name in ("delete", "insert"):
+        op.execute(f"DROP TRIGGER open_blockers_{name} ON tickets.relations")
+    for function in ("source", "relation"):
+        op.execute(f"DROP FUNCTION tickets.open_blockers_{function}()")
     for name in ("delete", "update", "insert"):
         op.execute(f"DROP TRIGGER milestone_progress_{name} ON tickets.tickets")
     op.execute("DROP FUNCTION tickets.milestone_progress()")
     op.drop_index("ix_relations_target", table_name="relations", schema="tickets")
     op.drop_table("relations", schema="tickets")
+    op.drop_index("ix_tickets_blocked", table_name="tickets", schema="tickets")
     op.drop_index("ix_tickets_parent_number", table_name="tickets", schema="tickets")
     op.drop_index("ix_tickets_milestone_any", table_name="tickets", schema="tickets")
     op.drop_index("ix_tickets_milestone_updated", table_name="tickets", schema="tickets")
     op.drop_constraint("tickets_parent_id_fkey", "tickets", schema="tickets")
     op.drop_constraint("tickets_milestone_id_fkey", "tickets", schema="tickets")
+    op.drop_column("tickets", "open_blockers", schema="tickets")
     op.drop_column("tickets", "parent_id", schema="tickets")
     op.drop_column("tickets", "milestone_id", schema="tickets")
     op.drop_index("ix_milestones_deleted", table_name="milestones", schema="tickets")

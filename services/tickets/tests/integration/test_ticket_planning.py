@@ -243,3 +243,104 @@ async def test_unfinished_children_and_blockers_hold_the_ticket_until_finished(
     assert (
         await move(tickets_api, parent["id"], "closed", resolution="wont_fix")
     ).status_code == 200
+
+
+async def _relate(api: Any, ticket: dict[str, Any], type: str, other: dict[str, Any]) -> str:
+    response = await api.client.post(
+        f"/api/v1/tickets/{ticket['id']}/relations",
+        json={"type": type, "ticket_id": other["id"]},
+        headers=api.headers(DEV),
+    )
+    assert response.status_code == 201, response.text
+    relation_id: str = response.json()["id"]
+    return relation_id
+
+
+async def _unrelate(api: Any, ticket: dict[str, Any], relation_id: str) -> None:
+    response = await api.client.delete(
+        f"/api/v1/tickets/{ticket['id']}/relations/{relation_id}", headers=api.headers(DEV)
+    )
+    assert response.status_code == 204, response.text
+
+
+async def _delete_or_restore(api: Any, ticket: dict[str, Any], *, restore: bool) -> None:
+    url = f"/api/v1/tickets/{ticket['id']}"
+    if restore:
+        response = await api.client.post(f"{url}/restore", headers=api.headers(OWNER))
+    else:
+        response = await api.client.delete(url, headers=api.headers(OWNER))
+    assert response.status_code in (200, 204), response.text
+
+
+async def _open_blockers(db: asyncpg.Connection) -> dict[str, int]:
+    rows = await db.fetch("SELECT key, open_blockers FROM tickets.tickets WHERE key LIKE 'PL-%'")
+    return {row["key"]: row["open_blockers"] for row in rows}
+
+
+async def test_open_blockers_follows_relations_transitions_and_deletes(
+    tickets_api: Any, superuser_db: asyncpg.Connection
+) -> None:
+    """`is=blocked` reads `tickets.open_blockers`, which the triggers of migration 0005 keep
+    through every write the API makes."""
+    tickets_api.projects.add("PL", ROLES)
+    a, b, c, d = [(await tickets_api.create(REPORTER, "PL", title=n)).json() for n in "abcd"]
+
+    async def expect(**blocked: int) -> None:
+        counts = {t["key"]: blocked.get(t["title"], 0) for t in (a, b, c, d)}
+        assert await _open_blockers(superuser_db) == counts
+        assert await listed(tickets_api, "is=blocked") == [k for k, n in counts.items() if n]
+
+    async def moves(ticket: dict[str, Any], *steps: str) -> None:
+        for to in steps:
+            resolution = {"resolution": "fixed"} if to == "closed" else {}
+            response = await move(tickets_api, ticket["id"], to, **resolution)
+            assert response.status_code == 200, response.text
+
+    await expect()
+    a_blocks_b = await _relate(tickets_api, a, "blocks", b)
+    await expect(b=1)
+    c_blocks_b = await _relate(tickets_api, b, "blocked_by", c)  # stored as c blocks b
+    c_blocks_d = await _relate(tickets_api, d, "blocked_by", c)
+    await _relate(tickets_api, a, "relates_to", d)  # not a blocker
+    await _relate(tickets_api, a, "duplicates", c)
+    await expect(b=2, d=1)
+
+    # A blocker that finishes unblocks, one that reopens blocks again; moves within the
+    # unfinished statuses or within the done category change nothing.
+    await moves(c, "in_progress")
+    await expect(b=2, d=1)
+    await moves(c, "done")
+    await expect(b=1)
+    await moves(c, "closed")
+    await expect(b=1)
+    await moves(c, "open")
+    await expect(b=2, d=1)
+    await moves(c, "closed")
+    await expect(b=1)
+    # A finished blocker's relation goes without a count to take back, and one made to
+    # it adds none; reopened, it blocks only through the relations it then has.
+    await _unrelate(tickets_api, d, c_blocks_d)
+    await expect(b=1)
+    c_blocks_d = await _relate(tickets_api, c, "blocks", d)
+    await expect(b=1)
+    await moves(c, "open")
+    await expect(b=2, d=1)
+
+    # A deleted blocker does not count until restored; a deleted blocked ticket keeps its
+    # count but is not listed.
+    await _delete_or_restore(tickets_api, c, restore=False)
+    await expect(b=1)
+    await _delete_or_restore(tickets_api, c, restore=True)
+    await expect(b=2, d=1)
+    await _delete_or_restore(tickets_api, d, restore=False)
+    assert (await _open_blockers(superuser_db))[d["key"]] == 1
+    assert await listed(tickets_api, "is=blocked") == [b["key"]]
+    await _delete_or_restore(tickets_api, d, restore=True)
+    await expect(b=2, d=1)
+
+    # Removed from either side.
+    await _unrelate(tickets_api, b, a_blocks_b)
+    await expect(b=1, d=1)
+    await _unrelate(tickets_api, c, c_blocks_b)
+    await _unrelate(tickets_api, d, c_blocks_d)
+    await expect()

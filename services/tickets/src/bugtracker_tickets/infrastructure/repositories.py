@@ -14,10 +14,13 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     delete,
     func,
     insert,
     literal,
+    literal_column,
+    or_,
     select,
     tuple_,
     update,
@@ -42,7 +45,6 @@ from bugtracker_tickets.infrastructure.tables import (
     comments,
     history,
     idempotency_keys,
-    relations,
     tickets,
     watchers,
 )
@@ -53,8 +55,9 @@ TICKETS = Columns(
     Ticket,
     tickets,
     load={"type": TicketType, "priority": Priority, "status": Status, "labels": list},
-    # The generated search/sort columns are for the database.
-    unmapped=("search", "priority_rank", "due_sort"),
+    # The generated search/sort columns and the trigger-kept `open_blockers` are the
+    # database's: read by no field, written by no INSERT or UPDATE from a ticket.
+    unmapped=("search", "priority_rank", "due_sort", "open_blockers"),
 )
 # What an update may change: not the identity, the number or the creation.
 _TICKET_CHANGES = TICKETS.without("id", "project_id", "number", "key", "reporter_id", "created_at")
@@ -186,22 +189,10 @@ def _planning_filters(query: TicketQuery) -> list[ColumnElement[bool]]:
     elif query.parent_id is not None:
         where.append(t.parent_id == query.parent_id)
     if query.blocked:
-        where.append(t.id.in_(_BLOCKED))
+        # Kept by the triggers of migration 0005; a literal 0, not a parameter, so that
+        # every plan (generic ones too) can use the partial index ix_tickets_blocked.
+        where.append(t.open_blockers > literal_column("0"))
     return where
-
-
-# Tickets with an unfinished blocker: the targets of `blocks` relations whose source is
-# live and not done (few next to all tickets; the planner joins them to the list).
-_blocker = tickets.alias("blocker")
-_BLOCKED = (
-    select(relations.c.target_id)
-    .join(_blocker, _blocker.c.id == relations.c.source_id)
-    .where(
-        relations.c.type == "blocks",
-        _blocker.c.deleted_at.is_(None),
-        _blocker.c.status.not_in([s.value for s in DONE_STATUSES]),
-    )
-)
 
 
 def _create_statement() -> str:
@@ -289,6 +280,19 @@ _REF_COLUMNS = (
 )
 
 
+# An UPDATE of one ticket by id with its changeable columns as parameters (`b_<name>`:
+# SQLAlchemy reserves the columns' own names for the SET clause).
+_UPDATE_BY_ID = (
+    update(tickets)
+    .where(tickets.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _TICKET_CHANGES.written})
+)
+
+
+def _by_id(values: dict[str, Any], ticket_id: uuid.UUID) -> dict[str, Any]:
+    return {f"b_{name}": value for name, value in values.items()} | {"b_id": ticket_id}
+
+
 class SqlTicketRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -353,15 +357,25 @@ class SqlTicketRepository:
             update(tickets).where(tickets.c.id == ticket.id).values(_TICKET_CHANGES.values(ticket))
         )
 
-    async def get_many(self, ticket_ids: list[uuid.UUID]) -> list[Ticket]:
+    async def get_many(self, refs: Sequence[uuid.UUID | str]) -> list[Ticket]:
+        ids = [ref for ref in refs if isinstance(ref, uuid.UUID)]
+        keys = [ref for ref in refs if isinstance(ref, str)]
         query = (
             select(*TICKET_COLUMNS)
-            .where(tickets.c.id.in_(ticket_ids))
+            .where(or_(tickets.c.id.in_(ids), tickets.c.key.in_(keys)))
             .order_by(tickets.c.id)
             .with_for_update()
         )
         rows = (await self._session.execute(query)).mappings().all()
         return [ticket_from_row(row) for row in rows]
+
+    async def update_many(self, changed: Sequence[Ticket]) -> None:
+        if not changed:
+            return
+        # executemany: asyncpg pipelines the rows' UPDATEs in one round trip.
+        await self._session.execute(
+            _UPDATE_BY_ID, [_by_id(_TICKET_CHANGES.values(ticket), ticket.id) for ticket in changed]
+        )
 
     async def lock_hierarchy(self, project_id: uuid.UUID) -> None:
         await self._session.execute(
@@ -565,6 +579,24 @@ class SqlWatcherRepository:
     async def add(self, ticket_id: uuid.UUID, user_id: uuid.UUID, since: datetime) -> bool:
         driver = await session_driver(self._session)
         return await driver.fetchval(_ADD_WATCHER, ticket_id, user_id, since) is not None
+
+    async def add_many(
+        self, watches: Sequence[tuple[uuid.UUID, uuid.UUID]], since: datetime
+    ) -> None:
+        if watches:
+            rows = [{"ticket_id": t, "user_id": u, "since": since} for t, u in watches]
+            await self._session.execute(pg_insert(watchers).values(rows).on_conflict_do_nothing())
+
+    async def list_many(self, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+        found: dict[uuid.UUID, list[uuid.UUID]] = {ticket_id: [] for ticket_id in ticket_ids}
+        rows = await self._session.execute(
+            select(watchers.c.ticket_id, watchers.c.user_id)
+            .where(watchers.c.ticket_id.in_(list(ticket_ids)))
+            .order_by(watchers.c.ticket_id, watchers.c.since, watchers.c.user_id)
+        )
+        for ticket_id, user_id in rows:
+            found[ticket_id].append(user_id)
+        return found
 
     async def remove(self, ticket_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         result = await self._session.execute(

@@ -52,6 +52,9 @@ tickets = Table(
     # Planning (docs/adr/0039): each of the ticket's own project.
     Column("milestone_id", Uuid, ForeignKey("tickets.milestones.id")),
     Column("parent_id", Uuid, ForeignKey("tickets.tickets.id")),
+    # How many live tickets not in a done-category status block this one: kept by the
+    # triggers of migration 0005 on relations and on the blockers' status and deletion.
+    Column("open_blockers", Integer, nullable=False, server_default=text("0")),
     # Sort keys that an index can serve: priorities by rank, open-ended due dates last.
     Column(
         "priority_rank",
@@ -97,6 +100,14 @@ tickets = Table(
         "ix_tickets_milestone_updated", "milestone_id", "updated_at", "id", postgresql_where=LIVE
     ),
     Index("ix_tickets_parent_number", "parent_id", "number", postgresql_where=LIVE),
+    # The `is=blocked` filter: the few blocked live tickets of a project, newest first.
+    Index(
+        "ix_tickets_blocked",
+        "project_id",
+        "updated_at",
+        "id",
+        postgresql_where=text("deleted_at IS NULL AND open_blockers > 0"),
+    ),
     # Every ticket naming a milestone, deleted ones too: clearing a deleted milestone and
     # the foreign key's check when its row is purged.
     Index(
