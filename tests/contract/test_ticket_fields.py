@@ -45,6 +45,7 @@ ADDED: dict[str, dict[str, str]] = {
         "priority_rank": "generated sort key (priority by rank) for an index",
         "due_sort": "generated sort key (no due date last) for an index",
         "search": "generated full-text vector over title and description",
+        "open_blockers": "unfinished blockers, kept by triggers for the is=blocked index",
     },
     "api": {},
     "event": {
