@@ -58,3 +58,31 @@ async def test_a_cancelled_statement_keeps_the_pool(engine: AsyncEngine) -> None
     cancelled = asyncpg.exceptions.QueryCanceledError("canceling statement due to timeout")
     assert not connection_lost(engine, cancelled)
     assert await _backends(engine) == before
+
+
+async def test_a_transaction_left_open_on_the_driver_connection_never_goes_back_to_the_pool(
+    engine: AsyncEngine,
+) -> None:
+    """A driver-level transaction that its block leaves open (a handler cancelled between
+    its statements and its rollback) would hold its locks on a pooled connection for
+    ever, and every later user of that connection would work inside it: the connection
+    is closed instead (the server rolls the transaction back)."""
+    async with driver_connection(engine) as conn:
+        left_open = await conn.fetchval("SELECT pg_backend_pid()")
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT 1")
+    pids: list[int] = []
+
+    async def fail_inside_a_transaction() -> None:
+        async with driver_connection(engine) as conn:
+            pids.append(await conn.fetchval("SELECT pg_backend_pid()"))
+            await conn.execute("BEGIN")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail_inside_a_transaction()
+    failed_open = pids[0]
+    for pid in await _backends(engine):
+        assert pid not in (left_open, failed_open)
+    async with driver_connection(engine) as conn:
+        assert not conn.is_in_transaction()

@@ -197,15 +197,27 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     or reads more than once, belongs in a unit of work.
     """
     async with engine.connect() as conn:
+        driver = _driver(await conn.get_raw_connection())
         try:
-            yield _driver(await conn.get_raw_connection())
+            yield driver
         except BaseException as exc:
             # SQLAlchemy never saw the statement, so it cannot tell that the connection
             # is broken: a connection the server dropped mid-statement must not go back
             # to the pool (the next request would fail on it too).
-            if connection_lost(engine, exc):
+            if connection_lost(engine, exc) or _left_in_transaction(driver):
                 await conn.invalidate()
             raise
+        if _left_in_transaction(driver):
+            await conn.invalidate()
+
+
+def _left_in_transaction(driver: asyncpg.Connection) -> bool:
+    """A transaction begun on the driver connection and still open when its block ends
+    (a block cancelled between its statements and its rollback). SQLAlchemy's reset on
+    return does not know of it, so the pooled connection would keep it, its locks held
+    for ever and every later statement on it inside it: such a connection is closed
+    instead, and the server rolls the transaction back."""
+    return not driver.is_closed() and driver.is_in_transaction()
 
 
 async def session_driver(session: AsyncSession) -> asyncpg.Connection:
