@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from services.tickets.tests.unit.fakes import FakeUnitOfWork
 
 
-def _ref(ticket: Ticket) -> TicketRef:
-    return TicketRef(ticket.id, ticket.key, ticket.title, ticket.status.value, ticket.project_id)
-
-
 class FakeRelationRepository:
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
@@ -96,7 +92,7 @@ class FakeRelationRepository:
             other = self._live(other_id)
             if other is None or (project_ids is not None and other.project_id not in project_ids):
                 continue
-            found.append(RelatedTicket(relation.id, seen, _ref(other), relation.created_at))
+            found.append(RelatedTicket(relation.id, seen, TicketRef.of(other), relation.created_at))
         page = found[:limit]
         next_after = [page[-1].created_at, page[-1].id] if len(found) > limit else None
         return page, next_after
@@ -107,7 +103,7 @@ class FakeRelationRepository:
 
     async def unfinished_blockers(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
         found = sorted(self._unfinished_blockers_of(ticket_id), key=lambda t: (t.key, t.id))
-        return [_ref(t) for t in found[:limit]]
+        return [TicketRef.of(t) for t in found[:limit]]
 
     async def unblocked_by(self, blocker_id: uuid.UUID) -> list[Ticket]:
         found = []

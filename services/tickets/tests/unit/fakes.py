@@ -221,7 +221,7 @@ class FakeTicketRepository:
             ),
             key=lambda t: t.number,
         )
-        return [_ref(t) for t in found[:limit]]
+        return [TicketRef.of(t) for t in found[:limit]]
 
     async def in_milestone(self, milestone_id: uuid.UUID, *, limit: int) -> list[Ticket]:
         found = sorted(
@@ -229,10 +229,6 @@ class FakeTicketRepository:
             key=lambda t: t.id,
         )
         return copy.deepcopy(found[:limit])
-
-
-def _ref(ticket: Ticket) -> TicketRef:
-    return TicketRef(ticket.id, ticket.key, ticket.title, ticket.status.value, ticket.project_id)
 
 
 class FakeCommentRepository:

@@ -32,7 +32,7 @@ from bugtracker_tickets.application.planning_rules import (
 from bugtracker_tickets.application.ports import UnitOfWork
 from bugtracker_tickets.application.ticket_events import ticket_event
 from bugtracker_tickets.application.use_cases import TicketUseCases, parse_ticket_ref
-from bugtracker_tickets.domain.errors import BulkRejectedError, TicketsError
+from bugtracker_tickets.domain.errors import BulkRejectedError, TicketsError, TooManyLabelsError
 from bugtracker_tickets.domain.tickets import (
     KEEP,
     HistoryEntry,
@@ -102,10 +102,6 @@ class BulkChange:
             for name in _EVENT_OF
             if before[name] != after[name]
         }
-
-
-class TooManyLabelsError(TicketsError):
-    code = "too_many_labels"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from bugtracker_shared.pagination import (
     encode_cursor,
     time_id_key,
 )
-from bugtracker_shared.permissions import Permission
 from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.application.ports import UnitOfWork
@@ -42,23 +41,7 @@ from bugtracker_tickets.domain.planning import (
     RelationType,
     TicketRef,
 )
-from bugtracker_tickets.domain.tickets import ProjectAccess, Ticket
-
-
-def _ref(ticket: Ticket) -> TicketRef:
-    return TicketRef(ticket.id, ticket.key, ticket.title, ticket.status.value, ticket.project_id)
-
-
-def _require_edit(principal: Principal, ticket: Ticket, access: ProjectAccess) -> None:
-    """A developer (edits any ticket), or a reporter on a ticket they reported; the
-    project writable."""
-    own = ticket.reporter_id == principal.user_id
-    if not (
-        Permission.TICKET_EDIT_ANY in access.permissions
-        or (own and Permission.TICKET_EDIT_OWN in access.permissions)
-    ):
-        access.require(Permission.TICKET_EDIT_ANY)
-    access.require_writable()
+from bugtracker_tickets.domain.tickets import Ticket
 
 
 @dataclass(frozen=True)
@@ -100,7 +83,7 @@ class RelationUseCases:
     ) -> Related:
         """`ticket_ref` <type> `other_ref`, seen from `ticket_ref`."""
         ticket, access = await self.tickets.visible_ticket(principal, ticket_ref)
-        _require_edit(principal, ticket, access)
+        access.require_edit(ticket.reporter_id, principal.user_id)
         other = await self._other(principal, other_ref)
         if other.id == ticket.id:
             raise InvalidRelationError("A ticket cannot be related to itself.")
@@ -120,12 +103,14 @@ class RelationUseCases:
             await self._announce(uow, "ticket.related", relation, locked, principal)
             await uow.commit()
         seen, _ = relation.seen_from(ticket.id)
-        seen_ticket = RelatedTicket(relation.id, seen, _ref(locked[other.id]), relation.created_at)
+        seen_ticket = RelatedTicket(
+            relation.id, seen, TicketRef.of(locked[other.id]), relation.created_at
+        )
         return Related(ticket.id, seen_ticket)
 
     async def unrelate(self, principal: Principal, ticket_ref: str, relation_id: uuid.UUID) -> None:
         ticket, access = await self.tickets.visible_ticket(principal, ticket_ref)
-        _require_edit(principal, ticket, access)
+        access.require_edit(ticket.reporter_id, principal.user_id)
         async with self.uow() as uow:
             relation = await uow.relations.get(relation_id)
         if relation is None or ticket.id not in (relation.source_id, relation.target_id):

@@ -354,13 +354,7 @@ class TicketUseCases:
         expected_version: int | None,
     ) -> Ticket:
         found, access = await self.visible_ticket(principal, ticket_ref)
-        own = found.reporter_id == principal.user_id
-        if not (
-            Permission.TICKET_EDIT_ANY in access.permissions
-            or (own and Permission.TICKET_EDIT_OWN in access.permissions)
-        ):
-            access.require(Permission.TICKET_EDIT_ANY)
-        access.require_writable()
+        access.require_edit(found.reporter_id, principal.user_id)
         description = patch.description
         description_html = None if isinstance(description, Keep) else await to_html(description)
         async with self.uow() as uow:

@@ -98,6 +98,12 @@ class UnfinishedDependenciesError(TicketsError):
         self.extra = {"blockers": blockers, "children": children}
 
 
+class TooManyLabelsError(TicketsError):
+    """Labels added in bulk would give a ticket more than it may carry."""
+
+    code = "too_many_labels"
+
+
 class BulkRejectedError(TicketsError):
     """A bulk change that some ticket cannot take: nothing changed."""
 

@@ -9,6 +9,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from bugtracker_tickets.domain.tickets import Ticket
+
 # A ticket hierarchy is at most this many levels deep (a root and four levels below it).
 MAX_HIERARCHY_DEPTH: Final = 5
 # How far a `blocks` chain is followed when a new relation is checked for a cycle: a
@@ -136,6 +138,10 @@ class TicketRef:
     title: str
     status: str
     project_id: uuid.UUID
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketRef:
+        return cls(ticket.id, ticket.key, ticket.title, ticket.status.value, ticket.project_id)
 
 
 @dataclass(frozen=True)

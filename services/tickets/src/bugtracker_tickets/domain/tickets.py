@@ -246,6 +246,17 @@ class ProjectAccess(AccessChecks):
     def is_read_only(self) -> bool:
         return self.archived
 
+    def require_edit(self, reporter_id: uuid.UUID, caller_id: uuid.UUID) -> None:
+        """Editing a ticket (its fields, relations, parent): a developer edits any ticket,
+        a reporter those they reported; the project writable."""
+        own = reporter_id == caller_id
+        if not (
+            Permission.TICKET_EDIT_ANY in self.permissions
+            or (own and Permission.TICKET_EDIT_OWN in self.permissions)
+        ):
+            self.require(Permission.TICKET_EDIT_ANY)
+        self.require_writable()
+
 
 def visible(access: ProjectAccess | None) -> ProjectAccess:
     """Outsiders must not learn that a project or its tickets exist."""
