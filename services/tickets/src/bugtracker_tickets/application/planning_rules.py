@@ -11,7 +11,7 @@ import uuid
 from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.application.ports import UnitOfWork
-from bugtracker_tickets.application.ticket_events import record
+from bugtracker_tickets.application.ticket_events import other_ticket, record
 from bugtracker_tickets.domain.errors import (
     InvalidMilestoneError,
     InvalidParentError,
@@ -90,5 +90,5 @@ async def announce_unblocked(
             "ticket.unblocked",
             ticket,
             principal,
-            blocker={"id": blocker.id, "key": blocker.key, "project_id": blocker.project_id},
+            blocker=other_ticket(blocker),
         )

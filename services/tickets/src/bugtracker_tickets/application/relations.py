@@ -25,7 +25,7 @@ from bugtracker_shared.pagination import (
 from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.application.ports import UnitOfWork
-from bugtracker_tickets.application.ticket_events import record
+from bugtracker_tickets.application.ticket_events import other_ticket, record
 from bugtracker_tickets.application.use_cases import TicketUseCases
 from bugtracker_tickets.domain.errors import (
     InvalidRelationError,
@@ -183,6 +183,6 @@ class RelationUseCases:
                 relation={
                     "id": relation.id,
                     "type": seen.value,
-                    "ticket": {"id": other.id, "key": other.key, "project_id": other.project_id},
+                    "ticket": other_ticket(other),
                 },
             )

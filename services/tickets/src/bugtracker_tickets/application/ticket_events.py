@@ -46,3 +46,9 @@ def ticket_event(
         actor_id=principal.user_id,
         correlation_id=current_request_id(),
     )
+
+
+def other_ticket(ticket: Ticket) -> dict[str, Any]:
+    """Another ticket as an event names it (event_schemas.RelatedTicket): a relation's
+    other side, the blocker that unblocked one."""
+    return {"id": ticket.id, "key": ticket.key, "project_id": ticket.project_id}

@@ -29,8 +29,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bugtracker_tickets.domain.planning import RelatedTicket, Relation, RelationType, TicketRef
-from bugtracker_tickets.domain.tickets import DONE_STATUSES, Ticket
-from bugtracker_tickets.infrastructure.repositories import TICKET_COLUMNS, ticket_from_row
+from bugtracker_tickets.domain.tickets import Ticket
+from bugtracker_tickets.infrastructure.repositories import (
+    REF_COLUMNS,
+    TICKET_COLUMNS,
+    ticket_from_row,
+    unfinished,
+)
 from bugtracker_tickets.infrastructure.tables import relations, tickets
 
 RELATIONS = Columns(Relation, relations, load={"type": RelationType})
@@ -40,14 +45,6 @@ RELATIONS = Columns(Relation, relations, load={"type": RelationType})
 BLOCKS_GRAPH_LOCK: Final = 0x7E1_B10C5
 
 _BLOCKS = RelationType.BLOCKS.value
-_DONE = [status.value for status in DONE_STATUSES]
-_REF_COLUMNS = (
-    tickets.c.id,
-    tickets.c.key,
-    tickets.c.title,
-    tickets.c.status,
-    tickets.c.project_id,
-)
 
 # Whether `start` reaches `goal` along `blocks` edges within `max_depth` steps, and whether
 # a chain from `start` goes on past that depth (then the answer is unknown). UNION (not
@@ -166,7 +163,7 @@ class SqlRelationRepository:
                 mine.c.type.label("stored_type"),
                 mine.c.outgoing,
                 mine.c.created_at.label("related_at"),
-                *_REF_COLUMNS,
+                *REF_COLUMNS,
             )
             .join(tickets, tickets.c.id == mine.c.other_id)
             .where(*conditions)
@@ -181,7 +178,7 @@ class SqlRelationRepository:
                 RelatedTicket(
                     id=row["relation_id"],
                     type=stored if row["outgoing"] else stored.inverse,
-                    ticket=TicketRef(**{c.name: row[c.name] for c in _REF_COLUMNS}),
+                    ticket=TicketRef(**{c.name: row[c.name] for c in REF_COLUMNS}),
                     created_at=row["related_at"],
                 )
             )
@@ -193,13 +190,12 @@ class SqlRelationRepository:
 
     async def unfinished_blockers(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
         query = (
-            select(*_REF_COLUMNS)
+            select(*REF_COLUMNS)
             .join(relations, relations.c.source_id == tickets.c.id)
             .where(
                 relations.c.target_id == ticket_id,
                 relations.c.type == _BLOCKS,
-                tickets.c.deleted_at.is_(None),
-                tickets.c.status.not_in(_DONE),
+                unfinished(),
             )
             .order_by(tickets.c.key, tickets.c.id)
             .limit(limit)
@@ -215,8 +211,7 @@ class SqlRelationRepository:
             other.c.type == _BLOCKS,
             other.c.source_id != blocker_id,
             blocker.c.id == other.c.source_id,
-            blocker.c.deleted_at.is_(None),
-            blocker.c.status.not_in(_DONE),
+            unfinished(blocker),
         )
         query = (
             select(*TICKET_COLUMNS)
@@ -224,8 +219,7 @@ class SqlRelationRepository:
             .where(
                 relations.c.source_id == blocker_id,
                 relations.c.type == _BLOCKS,
-                tickets.c.deleted_at.is_(None),
-                tickets.c.status.not_in(_DONE),
+                unfinished(),
                 ~another_unfinished,
             )
             .order_by(tickets.c.id)

@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import FromClause
 
 from bugtracker_tickets.application.ports import IdempotencyClaim, Page, TicketQuery
 from bugtracker_tickets.domain.planning import TicketRef
@@ -270,14 +271,23 @@ WITH RECURSIVE down(id, depth) AS (
 )
 SELECT max(depth) FROM down
 """
-# A ticket as relations, dependencies and children list it.
-_REF_COLUMNS = (
+# A ticket as relations, dependencies and children list it (`TicketRef`).
+REF_COLUMNS = (
     tickets.c.id,
     tickets.c.key,
     tickets.c.title,
     tickets.c.status,
     tickets.c.project_id,
 )
+
+
+def unfinished(table: FromClause = tickets) -> ColumnElement[bool]:
+    """A live ticket (of `table`, an alias of tickets) not in a done-category status: one
+    that still holds back the tickets it blocks and its parent."""
+    return and_(
+        table.c.deleted_at.is_(None),
+        table.c.status.not_in([status.value for status in DONE_STATUSES]),
+    )
 
 
 # An UPDATE of one ticket by id with its changeable columns as parameters (`b_<name>`:
@@ -393,11 +403,10 @@ class SqlTicketRepository:
 
     async def unfinished_children(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
         query = (
-            select(*_REF_COLUMNS)
+            select(*REF_COLUMNS)
             .where(
                 tickets.c.parent_id == ticket_id,
-                tickets.c.deleted_at.is_(None),
-                tickets.c.status.not_in([s.value for s in DONE_STATUSES]),
+                unfinished(),
             )
             .order_by(tickets.c.number)
             .limit(limit)
