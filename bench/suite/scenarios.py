@@ -12,6 +12,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import asyncpg
 
@@ -33,6 +34,7 @@ BULK_TICKETS = 3000  # BENCH-1..3000 in 30 groups, 15 per wrk thread
 BULK_MAX_CONCURRENCY = 10  # 5 per thread: a group comes round again after 15 requests
 BULK_PRIORITIES = ("low", "high")  # each request sets the one its group does not have
 PLANNING_SAMPLE = 1000  # parents the parent and children scenarios rotate over
+SEEDED_FIELDS = ("severity", "estimate", "customer")  # `make seed`'s custom fields
 CREATE_BODY = (
     '{"title":"Bench %d: crash on save","description":"Steps: log in, open the '
     "dashboard, export a report.\\n\\nThe **export** button does nothing and the "
@@ -52,6 +54,7 @@ class Context:
     fixture: Fixture
     baseline: Baseline | None = None
     planning: Planning | None = None
+    fields: SeededFields | None = None
 
     def url(self, via: str) -> str:
         if via == "baseline":
@@ -327,6 +330,74 @@ async def scale_children(ctx: Context, via: str) -> Plan:
     return Plan(ctx.url(via), paths=_shuffled(paths), tokens=ctx.tokens())
 
 
+@dataclass(frozen=True)
+class SeededFields:
+    """The scale project's custom fields that `make seed` made (devstack seed.py): the
+    `field.<key>` filters of the list (docs/adr/0040)."""
+
+    customer: str  # one seeded customer name (the first by the value index)
+    customer_tickets: int
+
+
+async def seeded_fields(ctx: Context) -> SeededFields:
+    """Read once per suite run from the tickets schema (superuser, read only)."""
+    if ctx.fields is not None:
+        return ctx.fields
+    project = ctx.scale_project()
+    conn = await asyncpg.connect(ctx.env.superuser_dsn())
+    try:
+        found = await conn.fetch(
+            "SELECT key, id FROM tickets.custom_fields WHERE project_id = $1 "
+            "AND deleted_at IS NULL AND key = ANY($2::text[])",
+            uuid.UUID(project.id),
+            list(SEEDED_FIELDS),
+        )
+        ids = {row["key"]: row["id"] for row in found}
+        customer = None
+        if "customer" in ids:
+            customer = await conn.fetchval(
+                "SELECT value FROM tickets.field_values WHERE field_id = $1 "
+                "AND value IS NOT NULL ORDER BY value LIMIT 1",
+                ids["customer"],
+            )
+        count = 0
+        if customer is not None:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM tickets.field_values WHERE field_id = $1 AND value = $2",
+                ids["customer"],
+                customer,
+            )
+    finally:
+        await conn.close()
+    if set(ids) != set(SEEDED_FIELDS) or customer is None:
+        raise SystemExit(
+            f"bench: project {project.key} has no seeded custom fields (severity, estimate, "
+            "customer): it was seeded before `make seed` made them. Seed a new scale project "
+            "(e.g. `--scale-project SEED2`) or start from a fresh .data/."
+        )
+    ctx.fields = SeededFields(customer=str(customer), customer_tickets=int(count))
+    return ctx.fields
+
+
+def field_lister(what: str) -> PlanBuilder:
+    """A list of the scale project filtered by its seeded custom fields: `severity`
+    (select; 50/30/15/5 % of the bugs low/normal/high/critical), `estimate` (number 1..20
+    on 60 % of the tickets) and `customer` (text, one of 1,000 names on 20 %)."""
+
+    async def build(ctx: Context, via: str) -> Plan:
+        fields, project = await seeded_fields(ctx), ctx.scale_project()
+        query = {
+            "select": "&field.severity=critical",
+            "common": "&field.severity=normal",
+            "range": "&field.estimate.gte=15",
+            "text": f"&field.customer={quote(fields.customer)}",
+            "two": "&field.severity=high&field.estimate.lte=3",
+        }[what]
+        return Plan(ctx.url(via), paths=[_list(project, query)], tokens=ctx.tokens())
+
+    return build
+
+
 async def mine(ctx: Context, via: str) -> Plan:
     return Plan(
         ctx.url(via), paths=[f"/api/v1/tickets?assignee=me&limit={PAGE}"], tokens=ctx.tokens()
@@ -453,6 +524,41 @@ SCENARIOS: tuple[Scenario, ...] = (
         "gateway",
         f"GET /tickets/{{key}}/children, rotating over {PLANNING_SAMPLE:,} parents",
         scale_children,
+    ),
+    Scenario(
+        "scale-field-select",
+        SCALE,
+        "gateway",
+        "25 tickets with field.severity=critical (a select field's rare value: 5 % of bugs)",
+        field_lister("select"),
+    ),
+    Scenario(
+        "scale-field-common",
+        SCALE,
+        "gateway",
+        "25 tickets with field.severity=normal (a common value: 30 % of bugs)",
+        field_lister("common"),
+    ),
+    Scenario(
+        "scale-field-range",
+        SCALE,
+        "gateway",
+        "25 tickets with field.estimate.gte=15 (a number range: 30 % of the estimated)",
+        field_lister("range"),
+    ),
+    Scenario(
+        "scale-field-text",
+        SCALE,
+        "gateway",
+        "25 tickets with field.customer=<one seeded name> (a text value: 1 in 5,000)",
+        field_lister("text"),
+    ),
+    Scenario(
+        "scale-field-two",
+        SCALE,
+        "gateway",
+        "25 tickets with field.severity=high and field.estimate.lte=3 (two field filters)",
+        field_lister("two"),
     ),
 )
 # The scale scenarios and the 10k ones they are compared with.

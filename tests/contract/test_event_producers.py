@@ -30,10 +30,18 @@ from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.messaging import accepted_event
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.tokens import Principal
+from bugtracker_tickets.application.configuration import field_document, project_event
 from bugtracker_tickets.application.milestones import milestone_event
 from bugtracker_tickets.application.ticket_events import ticket_event
+from bugtracker_tickets.domain.configuration import (
+    DEFAULT_WORKFLOW,
+    FieldDef,
+    FieldOption,
+    FieldType,
+    workflow_document,
+)
 from bugtracker_tickets.domain.planning import Milestone, MilestoneState
-from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
+from bugtracker_tickets.domain.tickets import Priority, Ticket
 
 NOW = datetime.now(UTC)
 ACTOR = uuid.uuid4()
@@ -68,9 +76,9 @@ def tickets_events() -> list[CloudEvent]:
         number=7,
         title="Crash on save",
         description="It crashes.",
-        type=TicketType.BUG,
+        type="bug",
         priority=Priority.HIGH,
-        status=Status.OPEN,
+        status="open",
         reporter_id=ACTOR,
         created_at=NOW,
         updated_at=NOW,
@@ -123,6 +131,51 @@ def tickets_events() -> list[CloudEvent]:
         ),
         ticket_event("ticket.unblocked", ticket, principal, watchers, blocker=other),
         *milestone_events(principal, ticket.project_id),
+        *configuration_events(principal, ticket.project_id),
+    ]
+
+
+def configuration_events(principal: Principal, project_id: uuid.UUID) -> list[CloudEvent]:
+    """The tickets service's `project.*` events: a project's tracker configuration."""
+    definition = FieldDef(
+        id=uuid.uuid4(),
+        project_id=project_id,
+        key="severity",
+        name="Severity",
+        type=FieldType.SELECT,
+        created_at=NOW,
+        updated_at=NOW,
+        options=(FieldOption("minor", "Minor"),),
+    )
+    moved = {"in_review": 3}
+    types = [{"key": "bug", "name": "Bug"}]
+    return [
+        project_event(
+            "project.workflow_changed",
+            project_id,
+            2,
+            principal,
+            version=2,
+            workflow=workflow_document(DEFAULT_WORKFLOW),
+            moved=moved,
+        ),
+        project_event(
+            "project.ticket_types_changed",
+            project_id,
+            2,
+            principal,
+            version=2,
+            types=types,
+            moved={},
+        ),
+        project_event(
+            "project.fields_changed",
+            project_id,
+            1,
+            principal,
+            change="created",
+            field=field_document(definition),
+        ),
     ]
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from bugtracker_shared.event_schemas import TicketData
 from bugtracker_tickets.api.schemas import TicketResponse
-from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
+from bugtracker_tickets.domain.tickets import Priority, Ticket
 from bugtracker_tickets.infrastructure.tables import tickets
 
 DOMAIN = {field.name for field in dataclasses.fields(Ticket)}
@@ -75,9 +75,9 @@ def test_the_producer_fills_every_field_of_the_ticket_event() -> None:
         number=1,
         title="t",
         description="d",
-        type=TicketType.BUG,
+        type="bug",
         priority=Priority.LOW,
-        status=Status.OPEN,
+        status="open",
         reporter_id=uuid.uuid4(),
         created_at=now,
         updated_at=now,

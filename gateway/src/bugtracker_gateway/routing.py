@@ -34,6 +34,10 @@ class PrefixRoute:
 ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/projects/*/tickets", "tickets"),
     PrefixRoute("/api/v1/projects/*/milestones", "tickets"),
+    # The project's tracker configuration: the tickets service enforces it (ADR 0040).
+    PrefixRoute("/api/v1/projects/*/workflow", "tickets"),
+    PrefixRoute("/api/v1/projects/*/ticket-types", "tickets"),
+    PrefixRoute("/api/v1/projects/*/fields", "tickets"),
     PrefixRoute("/api/v1/auth", "auth"),
     PrefixRoute("/api/v1/users", "auth"),
     PrefixRoute("/.well-known/jwks.json", "auth"),

@@ -148,9 +148,17 @@ class TicketData(_Data):
     key: str
     project_id: uuid.UUID
     title: str
-    type: str = Field(description="bug, feature, task or improvement")
+    type: str = Field(
+        description="One of the project's ticket types (default: bug, feature, task or improvement)"
+    )
     priority: str = Field(description="low, medium, high or critical")
-    status: str = Field(description="open, in_progress, in_review, done or closed")
+    status: str = Field(
+        description="A status of the project's workflow (default: open, "
+        "in_progress, in_review, done or closed)"
+    )
+    status_category: str | None = Field(
+        default=None, description="todo, in_progress or done: the status's category"
+    )
     resolution: str | None
     reporter_id: uuid.UUID
     assignee_id: uuid.UUID | None
@@ -160,6 +168,9 @@ class TicketData(_Data):
         default=None, description="The milestone it is planned for."
     )
     parent_id: uuid.UUID | None = Field(default=None, description="Its parent ticket.")
+    fields: dict[str, Any] = Field(
+        default_factory=dict, description="Custom field values by field key."
+    )
     version: int
     created_at: Instant
     updated_at: Instant
@@ -274,6 +285,36 @@ class MilestoneDeleted(MilestoneData):
     pass
 
 
+# -- tracker configuration (service tickets, docs/adr/0040) ---------------------------------
+
+
+class ProjectWorkflowChanged(_Data):
+    """A project's workflow was replaced; `moved` counts the tickets moved off each removed
+    status (each with its own `ticket.status_changed`)."""
+
+    project_id: uuid.UUID
+    version: int
+    workflow: dict[str, Any] = Field(description="statuses, initial and transitions, as GET")
+    moved: dict[str, int]
+
+
+class ProjectTicketTypesChanged(_Data):
+    """A project's ticket types were replaced; `moved` as for the workflow."""
+
+    project_id: uuid.UUID
+    version: int
+    types: list[dict[str, Any]]
+    moved: dict[str, int]
+
+
+class ProjectFieldsChanged(_Data):
+    """A custom field of the project was created, updated or deleted."""
+
+    project_id: uuid.UUID
+    change: str = Field(description="created, updated or deleted")
+    field: dict[str, Any] = Field(description="The field's definition after the change, as GET")
+
+
 # Routing key (event name) -> the model of its `data`, in the order of docs/api.md.
 EVENT_DATA: dict[str, type[BaseModel]] = {
     "user.registered": UserRegistered,
@@ -298,6 +339,9 @@ EVENT_DATA: dict[str, type[BaseModel]] = {
     "milestone.created": MilestoneCreated,
     "milestone.updated": MilestoneUpdated,
     "milestone.deleted": MilestoneDeleted,
+    "project.workflow_changed": ProjectWorkflowChanged,
+    "project.ticket_types_changed": ProjectTicketTypesChanged,
+    "project.fields_changed": ProjectFieldsChanged,
 }
 
 EVENT_SOURCES: dict[str, str] = {"user": "auth", "auth": "auth", "project": "projects"} | {
@@ -306,9 +350,18 @@ EVENT_SOURCES: dict[str, str] = {"user": "auth", "auth": "auth", "project": "pro
 }
 
 
+# Events named like another service's that the tickets service publishes: a project's
+# tracker configuration is the tickets service's (docs/adr/0040).
+NAMED_SOURCES: dict[str, str] = {
+    "project.workflow_changed": "tickets",
+    "project.ticket_types_changed": "tickets",
+    "project.fields_changed": "tickets",
+}
+
+
 def source_service(name: str) -> str:
     """The service that publishes event `name` (`ticket.assigned` -> `tickets`)."""
-    return EVENT_SOURCES[name.split(".", 1)[0]]
+    return NAMED_SOURCES.get(name) or EVENT_SOURCES[name.split(".", 1)[0]]
 
 
 def validate_data(name: str, data: dict[str, Any]) -> BaseModel:

@@ -91,8 +91,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     "registration_closed)",
     404: "not_found: no such resource, or one the caller may not see",
     409: "a conflict with the current state: email_taken, project_key_taken, "
-    "already_member, last_owner, project_archived, restore_expired, invalid_transition",
+    "already_member, last_owner, project_archived, restore_expired, invalid_transition, "
+    "status_in_use, type_in_use, option_in_use, field_exists",
     412: "precondition_failed: If-Match names a version that is no longer current",
+    428: "precondition_required: replacing the whole document needs If-Match",
     413: "payload_too_large: the body is larger than the gateway accepts",
     422: "validation_error (with errors), or a rule of the request: weak_password, "
     "invalid_cursor, unknown_user, assignee_not_member, resolution_required, "

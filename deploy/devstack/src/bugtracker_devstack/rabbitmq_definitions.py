@@ -79,10 +79,15 @@ COMPONENTS = (*PUBLISHERS, *CONSUMERS, "ops")
 # publish (the event types it owns, as bugtracker_shared.event_schemas.EVENT_SOURCES
 # says), `read` what it may bind its queues to. A user with no entry here may use no key
 # of an exchange it has no write or read right on anyway.
+_TRACKER_EVENTS = "(workflow_changed|ticket_types_changed|fields_changed)"
 TOPICS: dict[str, dict[str, str]] = {
     "auth": {"write": r"^(user|auth)\.[a-z0-9_]+$", "read": "^$"},
-    "projects": {"write": r"^project\.[a-z0-9_]+$", "read": "^$"},
-    "tickets": {"write": r"^(ticket|milestone)\.[a-z0-9_]+$", "read": r"^project\.[a-z0-9_]+$"},
+    # A project's tracker configuration events are the tickets service's (ADR 0040).
+    "projects": {"write": rf"^project\.(?!{_TRACKER_EVENTS}$)[a-z0-9_]+$", "read": "^$"},
+    "tickets": {
+        "write": rf"^((ticket|milestone)\.[a-z0-9_]+|project\.{_TRACKER_EVENTS})$",
+        "read": r"^project\.[a-z0-9_]+$",
+    },
     "notifications": {"write": "^$", "read": r"^(ticket|project)\.[a-z0-9_]+$"},
     "gateway": {"write": "^$", "read": r"^(auth\.session_revoked|user\.deactivated)$"},
 }

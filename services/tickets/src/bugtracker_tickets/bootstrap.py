@@ -11,6 +11,7 @@ from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
 from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
+from bugtracker_tickets.application.configuration import ConfigurationUseCases
 from bugtracker_tickets.application.milestones import MilestoneUseCases
 from bugtracker_tickets.application.ports import ProjectDirectory
 from bugtracker_tickets.application.relations import RelationUseCases
@@ -37,6 +38,7 @@ class UseCases:
     comments: CommentUseCases
     relations: RelationUseCases
     milestones: MilestoneUseCases
+    configuration: ConfigurationUseCases
     bulk: BulkUseCases
 
 
@@ -91,10 +93,14 @@ def build(
     milestone_cases = MilestoneUseCases(uow=uow, projects=directory)
     # Clears the tickets of deleted milestones after the DELETE's first batch.
     runtime.jobs.append(milestone_cases.keep_clearing)
+    configuration_cases = ConfigurationUseCases(uow=uow, tickets=use_cases)
+    # Purges the values of deleted custom fields (docs/adr/0040).
+    runtime.jobs.append(configuration_cases.keep_purging)
     return runtime, UseCases(
         tickets=use_cases,
         comments=CommentUseCases(uow=uow, tickets=use_cases),
         relations=RelationUseCases(uow=uow, tickets=use_cases),
         milestones=milestone_cases,
+        configuration=configuration_cases,
         bulk=BulkUseCases(uow=uow, tickets=use_cases),
     )

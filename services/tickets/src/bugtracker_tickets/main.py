@@ -6,28 +6,43 @@ from bugtracker_shared.service_app import service_app
 from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
-from bugtracker_tickets.api import bulk_routes, milestone_routes, relation_routes
+from bugtracker_tickets.api import (
+    bulk_routes,
+    configuration_routes,
+    milestone_routes,
+    relation_routes,
+)
 from bugtracker_tickets.api.routes import ANSWERS, VERSIONED, router
 from bugtracker_tickets.bootstrap import build
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
     BulkRejectedError,
     CommentNotFoundError,
+    FieldExistsError,
+    FieldNotFoundError,
     ForbiddenError,
     IdempotencyKeyReusedError,
+    InvalidConfigurationError,
+    InvalidFieldValuesError,
+    InvalidFilterError,
     InvalidMilestoneError,
     InvalidParentError,
     InvalidRelationError,
+    InvalidTicketTypeError,
     InvalidTransitionError,
     MilestoneExistsError,
     MilestoneNotFoundError,
+    OptionInUseError,
+    PreconditionRequiredError,
     ProjectArchivedError,
     ProjectNotFoundError,
     RelationCycleError,
     RelationExistsError,
     RelationNotFoundError,
     ResolutionRequiredError,
+    StatusInUseError,
     TicketNotFoundError,
+    TypeInUseError,
     UnfinishedDependenciesError,
 )
 from bugtracker_tickets.settings import Settings
@@ -52,6 +67,16 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     InvalidRelationError: 422,
     MilestoneNotFoundError: 404,
     MilestoneExistsError: 409,
+    InvalidConfigurationError: 422,
+    InvalidFieldValuesError: 422,
+    InvalidTicketTypeError: 422,
+    InvalidFilterError: 422,
+    StatusInUseError: 409,
+    TypeInUseError: 409,
+    OptionInUseError: 409,
+    FieldNotFoundError: 404,
+    FieldExistsError: 409,
+    PreconditionRequiredError: 428,
 }
 
 
@@ -72,14 +97,25 @@ def create_app(
         app.state.relation_cases = cases.relations
         app.state.milestone_cases = cases.milestones
         app.state.bulk_cases = cases.bulk
+        app.state.configuration_cases = cases.configuration
         return runtime
 
     return service_app(
         name="tickets",
         wire=wire,
-        routers=[router, relation_routes.router, milestone_routes.router, bulk_routes.router],
+        routers=[
+            router,
+            relation_routes.router,
+            milestone_routes.router,
+            bulk_routes.router,
+            configuration_routes.router,
+        ],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
-        answers=ANSWERS | relation_routes.ANSWERS | milestone_routes.ANSWERS | bulk_routes.ANSWERS,
-        versioned=(*VERSIONED, *milestone_routes.VERSIONED),
+        answers=ANSWERS
+        | relation_routes.ANSWERS
+        | milestone_routes.ANSWERS
+        | bulk_routes.ANSWERS
+        | configuration_routes.ANSWERS,
+        versioned=(*VERSIONED, *milestone_routes.VERSIONED, *configuration_routes.VERSIONED),
     )

@@ -399,8 +399,13 @@ async def session(infra: Stack) -> AsyncIterator[AsyncSession]:
 
 
 async def set_status(db: asyncpg.Connection, ticket: dict[str, Any], status: str) -> None:
+    """The status and its category in the default workflow, as the service writes them."""
+    category = {"done": "done", "closed": "done", "open": "todo"}.get(status, "in_progress")
     await db.execute(
-        "UPDATE tickets.tickets SET status = $2 WHERE id = $1", uuid.UUID(ticket["id"]), status
+        "UPDATE tickets.tickets SET status = $2, status_category = $3 WHERE id = $1",
+        uuid.UUID(ticket["id"]),
+        status,
+        category,
     )
 
 

@@ -77,9 +77,10 @@ async def test_rows_from_before_are_rendered_on_read_and_then_backfilled(
     # Rows as they were before migration 0004: no HTML.
     await superuser_db.execute(
         "INSERT INTO tickets.tickets (id, project_id, number, key, title, description, type,"
-        " priority, status, reporter_id, labels, created_at, updated_at, version)"
+        " priority, status, status_category, reporter_id, labels, created_at, updated_at, version)"
         " SELECT gen_random_uuid(), project_id, 100 + n, 'OLD-' || (100 + n), title,"
-        " description, type, priority, status, reporter_id, labels, created_at, updated_at, 1"
+        " description, type, priority, status, status_category, reporter_id, labels, created_at,"
+        " updated_at, 1"
         " FROM tickets.tickets, generate_series(1, $1) AS n WHERE key = 'OLD-1'",
         count - 3,
     )

@@ -3,13 +3,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
 import pytest
 from bugtracker_shared.permissions import ProjectRole
-from bugtracker_tickets.domain.tickets import Status
-from bugtracker_tickets.domain.workflow import TRANSITIONS
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +19,27 @@ ROLES = {
     DEV: ProjectRole.DEVELOPER,
     REPORTER: ProjectRole.REPORTER,
     VIEWER: ProjectRole.VIEWER,
+}
+
+
+class Status(StrEnum):
+    """The statuses of the default workflow (docs/adr/0040)."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    IN_REVIEW = "in_review"
+    DONE = "done"
+    CLOSED = "closed"
+
+
+# The workflow every project had when it was fixed in code: the default workflow must keep
+# it exactly (a project that never changed its workflow sees no change).
+TRANSITIONS: dict[Status, tuple[Status, ...]] = {
+    Status.OPEN: (Status.IN_PROGRESS, Status.CLOSED),
+    Status.IN_PROGRESS: (Status.OPEN, Status.IN_REVIEW, Status.DONE, Status.CLOSED),
+    Status.IN_REVIEW: (Status.IN_PROGRESS, Status.DONE, Status.CLOSED),
+    Status.DONE: (Status.OPEN, Status.CLOSED),
+    Status.CLOSED: (Status.OPEN,),
 }
 # How a developer brings a fresh ticket to each status.
 PATH_TO = {

@@ -99,7 +99,7 @@ class FakeRelationRepository:
 
     def _unfinished_blockers_of(self, ticket_id: uuid.UUID) -> list[Ticket]:
         blockers = (self._live(r.source_id) for r in self._blocks() if r.target_id == ticket_id)
-        return [t for t in blockers if t is not None and not t.status.is_done]
+        return [t for t in blockers if t is not None and not t.is_done]
 
     async def unfinished_blockers(self, ticket_id: uuid.UUID, *, limit: int) -> list[TicketRef]:
         found = sorted(self._unfinished_blockers_of(ticket_id), key=lambda t: (t.key, t.id))
@@ -111,7 +111,7 @@ class FakeRelationRepository:
             if relation.source_id != blocker_id:
                 continue
             ticket = self._live(relation.target_id)
-            if ticket is None or ticket.status.is_done:
+            if ticket is None or ticket.is_done:
                 continue
             others = [b for b in self._unfinished_blockers_of(ticket.id) if b.id != blocker_id]
             if not others:

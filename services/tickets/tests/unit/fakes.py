@@ -9,8 +9,9 @@ loaded ticket changes nothing until it writes it back with `update`, as with the
 database. `FakeProjectDirectory` plays the projects service (roles and
 permissions from `bugtracker_shared.permissions`), `FakeTicketReads` the driver reads.
 
-`TicketsWorld` wires the real use cases (`TicketUseCases`, `CommentUseCases`) to these
-fakes; `tests/unit/conftest.py` exposes it as the `world` fixture.
+`TicketsWorld` wires the real use cases (`TicketUseCases`, `CommentUseCases`,
+`BulkUseCases`, `ConfigurationUseCases`) to these fakes; `tests/unit/conftest.py`
+exposes it as the `world` fixture.
 
 The module is in mypy's `files`, and every fake is assigned to the Protocol it plays
 below (`_conforms`), so `mypy` reports a fake that drifts from its port.
@@ -37,8 +38,10 @@ from bugtracker_testkit.in_memory import (
 )
 from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
+from bugtracker_tickets.application.configuration import ConfigurationUseCases
 from bugtracker_tickets.application.ports import (
     CommentRepository,
+    ConfigurationRepository,
     HistoryRepository,
     IdempotencyClaim,
     IdempotencyStore,
@@ -54,6 +57,7 @@ from bugtracker_tickets.application.ports import (
     WatcherRepository,
 )
 from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.domain.configuration import FieldDef, TicketTypes, Workflow
 from bugtracker_tickets.domain.planning import Milestone, Relation, RelationType, TicketRef
 from bugtracker_tickets.domain.tickets import (
     Comment,
@@ -63,6 +67,12 @@ from bugtracker_tickets.domain.tickets import (
     ticket_key,
 )
 
+from services.tickets.tests.unit.fake_configuration import (
+    FakeConfigurationRepository,
+    IndexRow,
+    live_ticket,
+    matches_field_filter,
+)
 from services.tickets.tests.unit.fake_milestones import FakeMilestoneRepository
 from services.tickets.tests.unit.fake_relations import FakeRelationRepository
 
@@ -88,6 +98,16 @@ class TicketsState:
     watchers: dict[uuid.UUID, dict[uuid.UUID, datetime]] = field(default_factory=dict)
     idempotency: dict[tuple[uuid.UUID, str, str], StoredClaim] = field(default_factory=dict)
     outbox: list[CloudEvent] = field(default_factory=list)
+    # Tracker configuration (docs/adr/0040): a project without an entry has the defaults.
+    workflows: dict[uuid.UUID, Workflow] = field(default_factory=dict)
+    ticket_types: dict[uuid.UUID, TicketTypes] = field(default_factory=dict)
+    # Custom fields by id, deleted ones too until purged, and each one's position.
+    fields: dict[uuid.UUID, FieldDef] = field(default_factory=dict)
+    field_positions: dict[uuid.UUID, int] = field(default_factory=dict)
+    # The filter index of ticket values: the rows of (ticket id, field id).
+    field_values: dict[tuple[uuid.UUID, uuid.UUID], tuple[IndexRow, ...]] = field(
+        default_factory=dict
+    )
 
 
 class FakeTicketsDatabase(InMemoryOutboxDatabase[TicketsState]):
@@ -148,14 +168,18 @@ class FakeTicketRepository:
         )
         return number
 
+    def _live(self, tickets: Sequence[Ticket]) -> list[Ticket]:
+        """Copies as the SQL reads give them (values of deleted fields hidden)."""
+        return [live_ticket(self._state, t) for t in tickets]
+
     async def get(self, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket | None:
         ticket = self._state.tickets.get(ticket_id)
-        return copy.deepcopy(ticket) if ticket else None
+        return live_ticket(self._state, ticket) if ticket else None
 
     async def get_by_key(self, key: str) -> Ticket | None:
         for ticket in self._state.tickets.values():
             if ticket.key == key:
-                return copy.deepcopy(ticket)
+                return live_ticket(self._state, ticket)
         return None
 
     async def update(self, ticket: Ticket) -> None:
@@ -179,12 +203,12 @@ class FakeTicketRepository:
             ),
             key=lambda t: t.id,
         )
-        return copy.deepcopy(found[:limit])
+        return self._live(found[:limit])
 
     async def get_many(self, refs: Sequence[uuid.UUID | str]) -> list[Ticket]:
         wanted = set(refs)
         found = [t for t in self._state.tickets.values() if t.id in wanted or t.key in wanted]
-        return copy.deepcopy(sorted(found, key=lambda t: t.id))
+        return self._live(sorted(found, key=lambda t: t.id))
 
     async def update_many(self, tickets: Sequence[Ticket]) -> None:
         for ticket in tickets:
@@ -217,7 +241,7 @@ class FakeTicketRepository:
             (
                 t
                 for t in self._state.tickets.values()
-                if t.parent_id == ticket_id and t.deleted_at is None and not t.status.is_done
+                if t.parent_id == ticket_id and t.deleted_at is None and not t.is_done
             ),
             key=lambda t: t.number,
         )
@@ -228,7 +252,7 @@ class FakeTicketRepository:
             (t for t in self._state.tickets.values() if t.milestone_id == milestone_id),
             key=lambda t: t.id,
         )
-        return copy.deepcopy(found[:limit])
+        return self._live(found[:limit])
 
 
 class FakeCommentRepository:
@@ -358,6 +382,7 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
 
     database: FakeTicketsDatabase
     # Typed with the ports, as TicketsUnitOfWork is (Protocol attributes are invariant).
+    configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
     relations: RelationRepository
@@ -370,6 +395,7 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
     def __init__(self, database: FakeTicketsDatabase) -> None:
         super().__init__(database)
         self.database = database
+        self.configuration = FakeConfigurationRepository(self)
         self.tickets = FakeTicketRepository(self)
         self.milestones = FakeMilestoneRepository(self)
         self.relations = FakeRelationRepository(self)
@@ -474,7 +500,7 @@ class FakeTicketReads:
     ) -> tuple[Ticket, ProjectAccess | None] | None:
         for ticket in self.database.state.tickets.values():
             if ref in (ticket.id, ticket.key):
-                return copy.deepcopy(ticket), None
+                return live_ticket(self.database.state, ticket), None
         return None
 
     async def search(
@@ -496,6 +522,7 @@ class FakeTicketReads:
                 and (query.due_before is None or (t.due_date or date.max) < query.due_before)
                 and (query.updated_since is None or t.updated_at >= query.updated_since)
                 and planned(t)
+                and all(matches_field_filter(state, t, f) for f in query.fields)
             )
 
         def planned(t: Ticket) -> bool:
@@ -513,7 +540,7 @@ class FakeTicketReads:
             for r in state.relations.values()
             if r.type is RelationType.BLOCKS
             and state.tickets[r.source_id].deleted_at is None
-            and not state.tickets[r.source_id].status.is_done
+            and not state.tickets[r.source_id].is_done
         }
 
         sort = "-updated_at" if query.sort == "rank" else query.sort
@@ -528,7 +555,7 @@ class FakeTicketReads:
                 (i for i, t in enumerate(found) if str(t.id) == str(after[1])), len(found)
             )
             found = found[position + 1 :]
-        page = copy.deepcopy(found[:limit])
+        page = [live_ticket(state, t) for t in found[:limit]]
         next_after = None
         if len(found) > limit:
             last = page[-1]
@@ -559,6 +586,7 @@ class TicketsWorld:
     tickets: TicketUseCases = field(init=False)
     comments: CommentUseCases = field(init=False)
     bulk: BulkUseCases = field(init=False)
+    configuration: ConfigurationUseCases = field(init=False)
 
     def __post_init__(self) -> None:
         self.tickets = TicketUseCases(
@@ -568,6 +596,9 @@ class TicketsWorld:
         )
         self.comments = CommentUseCases(uow=self.database.unit_of_work, tickets=self.tickets)
         self.bulk = BulkUseCases(uow=self.database.unit_of_work, tickets=self.tickets)
+        self.configuration = ConfigurationUseCases(
+            uow=self.database.unit_of_work, tickets=self.tickets
+        )
 
     @staticmethod
     def user(*, admin: bool = False) -> Principal:
@@ -608,13 +639,22 @@ def _conforms(database: FakeTicketsDatabase) -> None:
     tickets: TicketRepository = uow.tickets
     fake = FakeUnitOfWork(database)
     repositories: tuple[
+        ConfigurationRepository,
         TicketRepository,
         CommentRepository,
         HistoryRepository,
         WatcherRepository,
         IdempotencyStore,
         EventSink,
-    ] = (fake.tickets, fake.comments, fake.history, fake.watchers, fake.idempotency, fake.outbox)
+    ] = (
+        FakeConfigurationRepository(fake),
+        fake.tickets,
+        fake.comments,
+        fake.history,
+        fake.watchers,
+        fake.idempotency,
+        fake.outbox,
+    )
     directory: ProjectDirectory = FakeProjectDirectory()
     reads: TicketReads = FakeTicketReads(database)
     del uow, make_uow, tickets, repositories, directory, reads

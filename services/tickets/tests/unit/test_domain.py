@@ -16,10 +16,8 @@ from bugtracker_tickets.application.markdown import (
 from bugtracker_tickets.domain.errors import ProjectNotFoundError
 from bugtracker_tickets.domain.tickets import (
     Priority,
-    Status,
     Ticket,
     TicketPatch,
-    TicketType,
     project_ref,
     ticket_key,
 )
@@ -117,9 +115,9 @@ def _ticket() -> Ticket:
         number=1,
         title="Login fails",
         description="",
-        type=TicketType.BUG,
+        type="bug",
         priority=Priority.MEDIUM,
-        status=Status.OPEN,
+        status="open",
         reporter_id=uuid.uuid4(),
         created_at=now,
         updated_at=now,

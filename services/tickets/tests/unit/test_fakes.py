@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_tickets.application.ports import IdempotencyClaim
-from bugtracker_tickets.domain.tickets import Priority, Status, Ticket, TicketType
+from bugtracker_tickets.domain.tickets import Priority, Ticket
 
 from services.tickets.tests.unit.fakes import FakeTicketsDatabase, TicketsWorld
 
@@ -23,9 +23,9 @@ def draft(project_id: uuid.UUID) -> Ticket:
         number=0,
         title="t",
         description="",
-        type=TicketType.BUG,
+        type="bug",
         priority=Priority.LOW,
-        status=Status.OPEN,
+        status="open",
         reporter_id=uuid.uuid4(),
         created_at=now,
         updated_at=now,

@@ -14,6 +14,7 @@ from bugtracker_shared.tokens import Principal
 from bugtracker_tickets.application import relations as relations_module
 from bugtracker_tickets.application.relations import RelationUseCases
 from bugtracker_tickets.application.use_cases import NewTicket
+from bugtracker_tickets.domain.configuration import DEFAULT_WORKFLOW
 from bugtracker_tickets.domain.errors import (
     ForbiddenError,
     InvalidRelationError,
@@ -24,7 +25,7 @@ from bugtracker_tickets.domain.errors import (
     TicketNotFoundError,
 )
 from bugtracker_tickets.domain.planning import Relation, RelationType
-from bugtracker_tickets.domain.tickets import Status, Ticket
+from bugtracker_tickets.domain.tickets import Ticket
 
 from services.tickets.tests.unit.fakes import Team, TicketsWorld
 
@@ -333,9 +334,11 @@ async def test_a_deleted_ticket_hides_its_relations_until_restored(
 # -- the blockers the planning rules ask for -----------------------------------------------
 
 
-def set_status(world: TicketsWorld, ticket: Ticket, status: Status) -> None:
+def set_status(world: TicketsWorld, ticket: Ticket, status: str) -> None:
     stored = world.database.state.tickets[ticket.id]
-    world.database.state.tickets[ticket.id] = dataclasses.replace(stored, status=status)
+    world.database.state.tickets[ticket.id] = dataclasses.replace(
+        stored, status=status, status_category=DEFAULT_WORKFLOW.category(status)
+    )
 
 
 async def test_unfinished_blockers_and_unblocked_by_in_the_fake(
@@ -353,7 +356,7 @@ async def test_unfinished_blockers_and_unblocked_by_in_the_fake(
         ]
         # c is still blocked by b; d only by a.
         assert [t.key for t in await uow.relations.unblocked_by(a.id)] == ["BUG-4"]
-    set_status(world, b, Status.DONE)
+    set_status(world, b, "done")
     async with world.database.unit_of_work() as uow:
         assert [r.key for r in await uow.relations.unfinished_blockers(c.id, limit=10)] == ["BUG-1"]
         assert sorted(t.key for t in await uow.relations.unblocked_by(a.id)) == ["BUG-3", "BUG-4"]

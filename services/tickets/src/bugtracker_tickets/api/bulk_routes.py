@@ -10,9 +10,9 @@ from bugtracker_shared.web import CurrentPrincipal, StrictModel, example, from_a
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, model_validator
 
-from bugtracker_tickets.api.schemas import Label, TicketResponse
+from bugtracker_tickets.api.schemas import ConfigKey, Label, TicketResponse
 from bugtracker_tickets.application.bulk import MAX_BULK_TICKETS, BulkChange, BulkUseCases
-from bugtracker_tickets.domain.tickets import KEEP, Priority, Status
+from bugtracker_tickets.domain.tickets import KEEP, Priority
 from bugtracker_tickets.domain.workflow import Resolution
 
 Bulk = Annotated[BulkUseCases, Depends(from_app_state(BulkUseCases, "bulk_cases"))]
@@ -25,7 +25,7 @@ class BulkSet(StrictModel):
     """The change every listed ticket takes; null `assignee_id` or `milestone_id` clears
     it."""
 
-    status: Status | None = None
+    status: ConfigKey | None = None
     resolution: Resolution | None = None
     priority: Priority | None = None
     assignee_id: uuid.UUID | None = None

@@ -26,6 +26,7 @@ from bugtracker_tickets.api.schemas import (
     CommentPage,
     CommentRequest,
     CommentResponse,
+    ConfigKey,
     CreateTicketRequest,
     HistoryItem,
     HistoryPage,
@@ -36,15 +37,17 @@ from bugtracker_tickets.api.schemas import (
     UpdateTicketRequest,
     WatchersResponse,
     WatchingResponse,
+    field_conditions,
 )
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.use_cases import (
+    FieldCondition,
     Idempotency,
     ListRequest,
     NewTicket,
     TicketUseCases,
 )
-from bugtracker_tickets.domain.tickets import Priority, Status, TicketType
+from bugtracker_tickets.domain.tickets import Priority
 
 UseCases = Annotated[TicketUseCases, Depends(from_app_state(TicketUseCases))]
 Comments = Annotated[CommentUseCases, Depends(from_app_state(CommentUseCases, "comment_cases"))]
@@ -76,9 +79,9 @@ router = APIRouter(prefix="/api/v1", tags=["tickets"])
 class Filters:
     """The list filters shared by a project's list and the cross-project list."""
 
-    status: Annotated[list[Status] | None, Query()] = None
+    status: Annotated[list[ConfigKey] | None, Query(max_length=30)] = None
     priority: Annotated[list[Priority] | None, Query()] = None
-    type: Annotated[list[TicketType] | None, Query()] = None
+    type: Annotated[list[ConfigKey] | None, Query(max_length=30)] = None
     assignee: Annotated[
         Literal["me", "none"] | uuid.UUID | None, Query(description="me, none or a user id")
     ] = None
@@ -108,8 +111,9 @@ class Filters:
     cursor: Cursor = None
     include_total: bool = False
 
-    def request(self) -> ListRequest:
+    def request(self, fields: tuple[FieldCondition, ...] = ()) -> ListRequest:
         return ListRequest(
+            fields=fields,
             statuses=tuple(self.status or ()),
             priorities=tuple(self.priority or ()),
             types=tuple(self.type or ()),
@@ -162,6 +166,7 @@ async def create_ticket(
             assignee_id=body.assignee_id,
             milestone_id=body.milestone_id,
             parent_id=body.parent_id,
+            fields=body.fields,
         ),
         Idempotency.of(idempotency_key, body.model_dump(mode="json")),
     )
@@ -179,7 +184,8 @@ async def _list(
     request: Request,
     response: Response,
 ) -> TicketPage:
-    page = await cases.list_tickets(principal, project_ref, filters.request())
+    conditions = field_conditions(request.query_params.multi_items())
+    page = await cases.list_tickets(principal, project_ref, filters.request(conditions))
     return page_of(request, response, TicketPage, page, TicketResponse.of, total=page.total)
 
 

@@ -32,6 +32,7 @@ from bugtracker_tickets.application.planning_rules import (
 from bugtracker_tickets.application.ports import UnitOfWork
 from bugtracker_tickets.application.ticket_events import ticket_event
 from bugtracker_tickets.application.use_cases import TicketUseCases, parse_ticket_ref
+from bugtracker_tickets.domain.configuration import Workflow
 from bugtracker_tickets.domain.errors import BulkRejectedError, TicketsError, TooManyLabelsError
 from bugtracker_tickets.domain.tickets import (
     KEEP,
@@ -39,7 +40,6 @@ from bugtracker_tickets.domain.tickets import (
     Keep,
     Priority,
     ProjectAccess,
-    Status,
     Ticket,
     as_json,
 )
@@ -64,7 +64,7 @@ _EVENT_ORDER = ("ticket.updated", "ticket.assigned", "ticket.status_changed")
 class BulkChange:
     """What a bulk request sets on every ticket; `KEEP` and empty tuples change nothing."""
 
-    status: Status | None = None
+    status: str | None = None
     resolution: Resolution | None = None
     priority: Priority | None = None
     assignee_id: uuid.UUID | Keep | None = KEEP
@@ -73,16 +73,23 @@ class BulkChange:
     labels_remove: tuple[str, ...] = ()
 
     def apply_to(
-        self, ticket: Ticket, access: ProjectAccess, caller: uuid.UUID
+        self, ticket: Ticket, access: ProjectAccess, caller: uuid.UUID, workflow: Workflow
     ) -> dict[str, dict[str, Any]]:
         """Set the change on `ticket` (workflow and label rules checked, raising the
         ticket's error); the field changes as history and events record them."""
         before = {name: as_json(getattr(ticket, name)) for name in _EVENT_OF}
-        if self.status is not None and self.status is not ticket.status:
+        if self.status is not None and self.status != ticket.status:
             resolution = plan_transition(
-                access, caller, ticket.reporter_id, ticket.status, self.status, self.resolution
+                access,
+                caller,
+                ticket.reporter_id,
+                workflow,
+                ticket.status,
+                self.status,
+                self.resolution,
             )
             ticket.status = self.status
+            ticket.status_category = workflow.category(self.status)
             ticket.resolution = resolution.value if resolution else None
         if self.priority is not None:
             ticket.priority = self.priority
@@ -108,7 +115,7 @@ class BulkChange:
 class _Planned:
     ticket: Ticket
     changes: dict[str, dict[str, Any]]
-    status_before: Status
+    was_done: bool
 
 
 def _error(ref: str, error: TicketsError) -> dict[str, str]:
@@ -139,7 +146,8 @@ class BulkUseCases:
             if not isinstance(change.milestone_id, Keep):
                 await check_milestone(uow, access.project_id, change.milestone_id)
             found = await self._load(uow, access, refs)
-            planned, errors = self._plan(found, refs, change, access, principal)
+            workflow = (await uow.configuration.load(access.project_id, lock="share")).workflow
+            planned, errors = self._plan(found, refs, change, access, principal, workflow)
             if errors:
                 raise BulkRejectedError(errors)
             changed = [plan for plan in planned if plan.changes]
@@ -152,7 +160,7 @@ class BulkUseCases:
                 if "status" not in plan.changes:
                     continue
                 try:
-                    await check_can_finish(uow, plan.ticket, plan.ticket.status)
+                    await check_can_finish(uow, plan.ticket, plan.ticket.status_category)
                 except TicketsError as exc:
                     errors.append(_error(ref, exc))
             if errors:
@@ -189,6 +197,7 @@ class BulkUseCases:
         change: BulkChange,
         access: ProjectAccess,
         principal: Principal,
+        workflow: Workflow,
     ) -> tuple[list[_Planned], list[dict[str, str]]]:
         planned: list[_Planned] = []
         errors: list[dict[str, str]] = []
@@ -204,13 +213,13 @@ class BulkUseCases:
                 )
                 continue
             seen.add(ticket.id)
-            status_before = ticket.status
+            was_done = ticket.is_done
             try:
-                changes = change.apply_to(ticket, access, principal.user_id)
+                changes = change.apply_to(ticket, access, principal.user_id, workflow)
             except TicketsError as exc:
                 errors.append(_error(ref, exc))
                 continue
-            planned.append(_Planned(ticket, changes, status_before))
+            planned.append(_Planned(ticket, changes, was_done))
         return planned, errors
 
     @staticmethod
@@ -252,4 +261,4 @@ class BulkUseCases:
                     )
         await uow.outbox.add_many(events)
         for plan in changed:
-            await announce_unblocked(uow, plan.ticket, plan.status_before, principal)
+            await announce_unblocked(uow, plan.ticket, plan.was_done, principal)

@@ -12,6 +12,7 @@ from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.application.ports import UnitOfWork
 from bugtracker_tickets.application.ticket_events import other_ticket, record
+from bugtracker_tickets.domain.configuration import Category
 from bugtracker_tickets.domain.errors import (
     InvalidMilestoneError,
     InvalidParentError,
@@ -22,7 +23,7 @@ from bugtracker_tickets.domain.planning import (
     MAX_LISTED_DEPENDENCIES,
     TicketRef,
 )
-from bugtracker_tickets.domain.tickets import Status, Ticket
+from bugtracker_tickets.domain.tickets import Ticket
 
 
 async def check_milestone(
@@ -66,10 +67,10 @@ def _listed(refs: list[TicketRef]) -> list[dict[str, str]]:
     return [{"id": str(r.id), "key": r.key, "status": r.status} for r in refs]
 
 
-async def check_can_finish(uow: UnitOfWork, ticket: Ticket, to: Status) -> None:
+async def check_can_finish(uow: UnitOfWork, ticket: Ticket, to: Category) -> None:
     """A ticket with an unfinished blocker or child cannot move to a done-category status
     (409 unfinished_dependencies, listing them)."""
-    if not to.is_done:
+    if to is not Category.DONE:
         return
     blockers = await uow.relations.unfinished_blockers(ticket.id, limit=MAX_LISTED_DEPENDENCIES)
     children = await uow.tickets.unfinished_children(ticket.id, limit=MAX_LISTED_DEPENDENCIES)
@@ -78,11 +79,12 @@ async def check_can_finish(uow: UnitOfWork, ticket: Ticket, to: Status) -> None:
 
 
 async def announce_unblocked(
-    uow: UnitOfWork, blocker: Ticket, before: Status, principal: Principal
+    uow: UnitOfWork, blocker: Ticket, was_done: bool, principal: Principal
 ) -> None:
-    """After `blocker` moved from `before` to a done-category status: `ticket.unblocked`
-    for each ticket it blocks whose last unfinished blocker it was."""
-    if before.is_done or not blocker.status.is_done:
+    """After `blocker` moved (from a done-category status when `was_done`) to a
+    done-category one: `ticket.unblocked` for each ticket it blocks whose last unfinished
+    blocker it was."""
+    if was_done or not blocker.is_done:
         return
     for ticket in await uow.relations.unblocked_by(blocker.id):
         await record(

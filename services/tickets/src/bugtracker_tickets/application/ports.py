@@ -6,12 +6,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.ports import EventSink, Transaction
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.domain.configuration import (
+    Category,
+    FieldDef,
+    TicketTypes,
+    Workflow,
+)
 from bugtracker_tickets.domain.planning import (
     Milestone,
     MilestoneState,
@@ -24,9 +30,7 @@ from bugtracker_tickets.domain.tickets import (
     HistoryEntry,
     Priority,
     ProjectAccess,
-    Status,
     Ticket,
-    TicketType,
 )
 
 
@@ -57,11 +61,24 @@ class ProjectDirectory(Protocol):
 
 
 @dataclass(frozen=True)
+class FieldFilter:
+    """One `field.<key>` filter: tickets whose value of one of `field_ids` (the key's
+    field in each project listed) is one of `equals` and within `gte`..`lte`."""
+
+    field_ids: tuple[uuid.UUID, ...]
+    column: Literal["value", "number", "day"]
+    equals: tuple[Any, ...] = ()
+    gte: Any = None
+    lte: Any = None
+
+
+@dataclass(frozen=True)
 class TicketQuery:
     project_ids: tuple[uuid.UUID, ...]
-    statuses: tuple[Status, ...] = ()
+    statuses: tuple[str, ...] = ()
     priorities: tuple[Priority, ...] = ()
-    types: tuple[TicketType, ...] = ()
+    types: tuple[str, ...] = ()
+    fields: tuple[FieldFilter, ...] = ()
     assignee_id: uuid.UUID | None = None
     unassigned: bool = False
     reporter_id: uuid.UUID | None = None
@@ -297,7 +314,88 @@ class IdempotencyStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TrackerConfig:
+    """A project's configuration as ticket writes check it (docs/adr/0040)."""
+
+    workflow: Workflow
+    types: TicketTypes
+    fields: tuple[FieldDef, ...]
+    """The live custom fields, in their order."""
+
+    def field(self, key: str) -> FieldDef | None:
+        return next((f for f in self.fields if f.key == key), None)
+
+
+ConfigLock = Literal["share", "exclusive"]
+
+
+class ConfigurationRepository(Protocol):
+    async def load(self, project_id: uuid.UUID, *, lock: ConfigLock | None = None) -> TrackerConfig:
+        """The project's configuration (the defaults where it has none stored). With
+        `lock`, the project's configuration lock is taken first and held to the end of
+        the transaction: `share` by every ticket write that checks against it, so that
+        it reads the configuration a change committed last; `exclusive` by a change."""
+        ...
+
+    async def save_workflow(self, project_id: uuid.UUID, workflow: Workflow) -> None: ...
+    async def save_types(self, project_id: uuid.UUID, types: TicketTypes) -> None: ...
+
+    async def fields(self, project_id: uuid.UUID) -> list[FieldDef]:
+        """The live custom fields, in their order."""
+        ...
+
+    async def field_ids(self, project_ids: Sequence[uuid.UUID], key: str) -> list[FieldDef]:
+        """The live fields called `key` in these projects (for the list filters)."""
+        ...
+
+    async def add_field(self, definition: FieldDef) -> None:
+        """Raises FieldExistsError when the project has (or is still purging) the key."""
+        ...
+
+    async def update_field(self, definition: FieldDef) -> None: ...
+
+    async def purge_deleted_field(self, *, batch: int) -> bool:
+        """Removes the values of one deleted field from up to `batch` tickets, and its
+        definition once none is left; False when there was nothing to purge."""
+        ...
+
+    async def index_values(
+        self, ticket_id: uuid.UUID, values: Sequence[tuple[FieldDef, object]]
+    ) -> None:
+        """The filter index of these fields of the ticket: the given values replace
+        whatever it held for them (None: no value)."""
+        ...
+
+    async def status_counts(self, project_id: uuid.UUID, statuses: Sequence[str]) -> dict[str, int]:
+        """How many tickets (deleted ones too) are in each of `statuses` (only those > 0)."""
+        ...
+
+    async def type_counts(self, project_id: uuid.UUID, types: Sequence[str]) -> dict[str, int]: ...
+
+    async def option_counts(self, field: FieldDef, values: Sequence[str]) -> dict[str, int]: ...
+
+    async def recategorize(self, project_id: uuid.UUID, categories: dict[str, Category]) -> None:
+        """Tickets in each status get that status's (new) category."""
+        ...
+
+    async def tickets_where(
+        self,
+        project_id: uuid.UUID,
+        *,
+        statuses: Sequence[str] = (),
+        types: Sequence[str] = (),
+        field: FieldDef | None = None,
+        values: Sequence[str] = (),
+        limit: int,
+    ) -> list[Ticket]:
+        """Up to `limit` tickets of the project (deleted ones too), locked, in one of
+        `statuses`, of one of `types`, or with one of `values` in `field`."""
+        ...
+
+
 class UnitOfWork(Transaction, Protocol):
+    configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
     relations: RelationRepository

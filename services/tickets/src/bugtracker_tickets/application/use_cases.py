@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -35,16 +35,26 @@ from bugtracker_tickets.application.planning_rules import (
     check_parent,
 )
 from bugtracker_tickets.application.ports import (
+    FieldFilter,
     IdempotencyClaim,
     ProjectDirectory,
     TicketQuery,
     TicketReads,
+    TrackerConfig,
     UnitOfWork,
 )
 from bugtracker_tickets.application.ticket_events import record, ticket_event
+from bugtracker_tickets.domain.configuration import (
+    FieldDef,
+    FieldType,
+    apply_field_values,
+)
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
     IdempotencyKeyReusedError,
+    InvalidFieldValuesError,
+    InvalidFilterError,
+    InvalidTicketTypeError,
     ProjectNotFoundError,
     TicketNotFoundError,
 )
@@ -54,10 +64,8 @@ from bugtracker_tickets.domain.tickets import (
     Keep,
     Priority,
     ProjectAccess,
-    Status,
     Ticket,
     TicketPatch,
-    TicketType,
     as_json,
     ticket_key,
     visible,
@@ -80,13 +88,25 @@ SYSTEM_ACTOR = uuid.UUID(int=0)
 class NewTicket:
     title: str
     description: str = ""
-    type: TicketType = TicketType.BUG
+    type: str | None = None  # the project's first ticket type
     priority: Priority = Priority.MEDIUM
     labels: tuple[str, ...] = ()
     due_date: date | None = None
     assignee_id: uuid.UUID | None = None
     milestone_id: uuid.UUID | None = None
     parent_id: uuid.UUID | None = None
+    fields: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class FieldCondition:
+    """A `field.<key>` list filter as asked: any of `equals`, within `gte`..`lte`
+    (strings as given; typed against the field's definition)."""
+
+    key: str
+    equals: tuple[str, ...] = ()
+    gte: str | None = None
+    lte: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,9 +155,10 @@ class Created:
 
 @dataclass(frozen=True)
 class ListRequest:
-    statuses: tuple[Status, ...] = ()
+    statuses: tuple[str, ...] = ()
     priorities: tuple[Priority, ...] = ()
-    types: tuple[TicketType, ...] = ()
+    types: tuple[str, ...] = ()
+    fields: tuple[FieldCondition, ...] = ()
     assignee: Literal["me", "none"] | uuid.UUID | None = None
     reporter: uuid.UUID | None = None
     labels: tuple[str, ...] = ()
@@ -177,6 +198,64 @@ def parse_ticket_ref(ticket_ref: str) -> uuid.UUID | str | None:
         return uuid.UUID(ticket_ref)
     except ValueError:
         return None
+
+
+def checked_type(config: TrackerConfig, ticket_type: str | None) -> str:
+    """The ticket type asked for (the project's first when none), if the project has it."""
+    if ticket_type is None:
+        return config.types.default
+    known = config.types.keys()
+    if ticket_type not in known:
+        raise InvalidTicketTypeError(ticket_type, known)
+    return ticket_type
+
+
+_FILTER_COLUMN: dict[FieldType, Literal["value", "number", "day"]] = {
+    FieldType.NUMBER: "number",
+    FieldType.DATE: "day",
+}
+
+
+def _filter_value(definition: FieldDef, raw: str) -> Any:
+    if definition.type is FieldType.NUMBER:
+        return float(raw)
+    if definition.type is FieldType.DATE:
+        return date.fromisoformat(raw)
+    if definition.type is FieldType.BOOL:
+        if raw not in ("true", "false"):
+            raise ValueError(raw)
+        return raw
+    if definition.type is FieldType.USER:
+        return str(uuid.UUID(raw))
+    return raw
+
+
+def field_filter(condition: FieldCondition, definitions: Sequence[FieldDef]) -> FieldFilter:
+    """One `field.<key>` condition as the search applies it (422 when it cannot be)."""
+    parameter = f"field.{condition.key}"
+    if not definitions:
+        raise InvalidFilterError(parameter, "names no field of the listed projects")
+    kinds = {d.type for d in definitions}
+    if len(kinds) > 1:
+        raise InvalidFilterError(parameter, "is a field of different types in these projects")
+    definition = definitions[0]
+    if (condition.gte is not None or condition.lte is not None) and not definition.type.is_ordered:
+        raise InvalidFilterError(
+            f"{parameter}.gte", "and .lte apply to number and date fields only"
+        )
+    try:
+        equals = tuple(_filter_value(definition, raw) for raw in condition.equals)
+        gte = None if condition.gte is None else _filter_value(definition, condition.gte)
+        lte = None if condition.lte is None else _filter_value(definition, condition.lte)
+    except ValueError:
+        raise InvalidFilterError(parameter, f"takes values of a {definition.type} field") from None
+    return FieldFilter(
+        field_ids=tuple(d.id for d in definitions),
+        column=_FILTER_COLUMN.get(definition.type, "value"),
+        equals=equals,
+        gte=gte,
+        lte=lte,
+    )
 
 
 @dataclass
@@ -257,6 +336,12 @@ class TicketUseCases:
                     return Created(replayed, replayed=True)
             await check_milestone(uow, access.project_id, new.milestone_id)
             await check_parent(uow, None, access.project_id, new.parent_id)
+            config = await uow.configuration.load(access.project_id, lock="share")
+            ticket_type = checked_type(config, new.type)
+            values = apply_field_values(
+                config.fields, ticket_type, {}, new.fields, creating=True
+            ).values
+            await self.check_field_users(principal, access, config.fields, values)
             draft = Ticket(
                 id=ticket_id,
                 project_id=access.project_id,
@@ -265,9 +350,11 @@ class TicketUseCases:
                 title=new.title,
                 description=new.description,
                 description_html=description_html,
-                type=new.type,
+                type=ticket_type,
                 priority=new.priority,
-                status=Status.OPEN,
+                status=config.workflow.initial,
+                status_category=config.workflow.category(config.workflow.initial),
+                fields=values,
                 reporter_id=principal.user_id,
                 assignee_id=new.assignee_id,
                 labels=list(new.labels),
@@ -287,6 +374,9 @@ class TicketUseCases:
                     ticket_event("ticket.assigned", draft, principal, initial, changes=changes)
                 )
             number = await uow.tickets.create(draft, access.project_key, initial, events)
+            await uow.configuration.index_values(
+                draft.id, [(d, values[d.key]) for d in config.fields if d.key in values]
+            )
             ticket = dataclasses.replace(
                 draft, number=number, key=ticket_key(access.project_key, number)
             )
@@ -306,6 +396,8 @@ class TicketUseCases:
             project_ids: tuple[uuid.UUID, ...] = (
                 (await self.project_access(principal, project_ref)).project_id,
             )
+            if request.statuses or request.types:
+                await self._check_filters(project_ids[0], request)
         else:
             project_ids = tuple(await self.projects.visible_projects(principal))
         # docs/api.md: -updated_at unless asked otherwise, with `q` too (an index serves it at
@@ -321,6 +413,7 @@ class TicketUseCases:
             statuses=request.statuses,
             priorities=request.priorities,
             types=request.types,
+            fields=await self._field_filters(project_ids, request.fields),
             assignee_id=assignee if isinstance(assignee, uuid.UUID) else None,
             unassigned=assignee == "none",
             reporter_id=request.reporter,
@@ -343,6 +436,83 @@ class TicketUseCases:
         next_cursor = encode_cursor(page.next_after) if page.next_after else None
         return TicketList(page.tickets, next_cursor, page.total)
 
+    # -- configuration (docs/adr/0040) ------------------------------------------------
+
+    async def check_field_users(
+        self,
+        principal: Principal,
+        access: ProjectAccess,
+        definitions: Sequence[FieldDef],
+        values: Mapping[str, Any],
+    ) -> None:
+        """Values of `user` fields must be members of the project (422 otherwise)."""
+        problems = {}
+        for definition in definitions:
+            value = values.get(definition.key)
+            if definition.type is FieldType.USER and value is not None:
+                member = await self.projects.is_member(
+                    access.project_id, uuid.UUID(str(value)), principal
+                )
+                if not member:
+                    problems[definition.key] = "must be a member of the project"
+        if problems:
+            raise InvalidFieldValuesError(problems)
+
+    async def _apply_fields(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        access: ProjectAccess,
+        ticket: Ticket,
+        patch: TicketPatch,
+    ) -> dict[str, dict[str, Any]]:
+        """The ticket's type checked and its custom field values set from the patch, with
+        the values' filter index; the changes as history names them (`fields.<key>`)."""
+        config = await uow.configuration.load(ticket.project_id, lock="share")
+        checked_type(config, ticket.type)
+        given = None if isinstance(patch.fields, Keep) else patch.fields
+        result = apply_field_values(
+            config.fields, ticket.type, ticket.fields, given, creating=False
+        )
+        changed_values = {key: new for key, (_, new) in result.changed.items()}
+        await self.check_field_users(principal, access, config.fields, changed_values)
+        ticket.fields = result.values
+        await uow.configuration.index_values(
+            ticket.id,
+            [(d, result.values.get(d.key)) for d in config.fields if d.key in result.changed],
+        )
+        return {
+            f"fields.{key}": {"from": old, "to": new} for key, (old, new) in result.changed.items()
+        }
+
+    async def _check_filters(self, project_id: uuid.UUID, request: ListRequest) -> None:
+        """A project's list filters by its own statuses and types (422 for others)."""
+        async with self.uow() as uow:
+            config = await uow.configuration.load(project_id)
+        for parameter, asked, known in (
+            ("status", request.statuses, config.workflow.keys()),
+            ("type", request.types, config.types.keys()),
+        ):
+            unknown = sorted(set(asked) - set(known))
+            if unknown:
+                raise InvalidFilterError(
+                    parameter, f"names what the project does not have: {', '.join(unknown)}"
+                )
+
+    async def _field_filters(
+        self, project_ids: tuple[uuid.UUID, ...], conditions: tuple[FieldCondition, ...]
+    ) -> tuple[FieldFilter, ...]:
+        """The `field.<key>` filters typed against the fields of that key in the listed
+        projects; 422 for a key no listed project has or a value its type cannot take."""
+        if not conditions or not project_ids:
+            return ()
+        filters = []
+        async with self.uow() as uow:
+            for condition in conditions:
+                definitions = await uow.configuration.field_ids(project_ids, condition.key)
+                filters.append(field_filter(condition, definitions))
+        return tuple(filters)
+
     # -- changes ------------------------------------------------------------------------
 
     async def update_ticket(
@@ -364,7 +534,7 @@ class TicketUseCases:
                 name: {"from": as_json(old), "to": as_json(new)}
                 for name, (old, new) in patch.apply_to(ticket).items()
             }
-            if not changes:
+            if not changes and isinstance(patch.fields, Keep):
                 return ticket
             if "milestone_id" in changes:
                 await check_milestone(uow, ticket.project_id, ticket.milestone_id)
@@ -372,6 +542,10 @@ class TicketUseCases:
                 await check_parent(uow, ticket.id, ticket.project_id, ticket.parent_id)
             if "description" in changes:
                 ticket.description_html = description_html
+            if "type" in changes or not isinstance(patch.fields, Keep):
+                changes |= await self._apply_fields(uow, principal, access, ticket, patch)
+            if not changes:
+                return ticket
             await self._save(uow, ticket, principal, changes, "ticket.updated")
             await uow.commit()
         return ticket
@@ -443,17 +617,53 @@ class TicketUseCases:
                 await uow.commit()
             unassigned += len(batch)
             if len(batch) < MEMBER_LEFT_BATCH:
-                return unassigned
+                break
+        await self._clear_user_values(project_id, user_id, actor)
+        return unassigned
+
+    async def _clear_user_values(
+        self, project_id: uuid.UUID, user_id: uuid.UUID, actor: Principal
+    ) -> None:
+        """The ex-member is cleared from the project's `user` fields, each ticket with its
+        history entry and `ticket.updated`, in batches as the unassignment."""
+        async with self.uow() as uow:
+            config = await uow.configuration.load(project_id)
+        for definition in config.fields:
+            if definition.type is not FieldType.USER:
+                continue
+            while True:
+                async with self.uow() as uow:
+                    await uow.configuration.load(project_id, lock="share")
+                    batch = await uow.configuration.tickets_where(
+                        project_id,
+                        field=definition,
+                        values=(str(user_id),),
+                        limit=MEMBER_LEFT_BATCH,
+                    )
+                    for ticket in batch:
+                        fields = dict(ticket.fields)
+                        old = fields.pop(definition.key, None)
+                        ticket.fields = fields
+                        changes = {f"fields.{definition.key}": {"from": old, "to": None}}
+                        await uow.configuration.index_values(ticket.id, [(definition, None)])
+                        await self._save(uow, ticket, actor, changes, "ticket.updated")
+                    await uow.commit()
+                if len(batch) < MEMBER_LEFT_BATCH:
+                    break
 
     async def transitions(self, principal: Principal, ticket_ref: str) -> list[Transition]:
         ticket, access = await self.visible_ticket(principal, ticket_ref)
-        return available(access, principal.user_id, ticket.reporter_id, ticket.status)
+        async with self.uow() as uow:
+            config = await uow.configuration.load(ticket.project_id)
+        return available(
+            access, principal.user_id, ticket.reporter_id, config.workflow, ticket.status
+        )
 
     async def transition(
         self,
         principal: Principal,
         ticket_ref: str,
-        to: Status,
+        to: str,
         resolution: Resolution | None,
         *,
         comment: str | None = None,
@@ -466,14 +676,19 @@ class TicketUseCases:
         async with self.uow() as uow:
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
+            workflow = (await uow.configuration.load(ticket.project_id, lock="share")).workflow
             new_resolution = plan_transition(
-                access, principal.user_id, ticket.reporter_id, ticket.status, to, resolution
+                access,
+                principal.user_id,
+                ticket.reporter_id,
+                workflow,
+                ticket.status,
+                to,
+                resolution,
             )
-            await check_can_finish(uow, ticket, to)
-            before = ticket.status
-            changes: dict[str, dict[str, Any]] = {
-                "status": {"from": ticket.status.value, "to": to.value}
-            }
+            await check_can_finish(uow, ticket, workflow.category(to))
+            was_done = ticket.is_done
+            changes: dict[str, dict[str, Any]] = {"status": {"from": ticket.status, "to": to}}
             old_resolution = ticket.resolution
             if old_resolution != (new_resolution.value if new_resolution else None):
                 changes["resolution"] = {
@@ -481,9 +696,10 @@ class TicketUseCases:
                     "to": new_resolution.value if new_resolution else None,
                 }
             ticket.status = to
+            ticket.status_category = workflow.category(to)
             ticket.resolution = new_resolution.value if new_resolution else None
             await self._save(uow, ticket, principal, changes, "ticket.status_changed")
-            await announce_unblocked(uow, ticket, before, principal)
+            await announce_unblocked(uow, ticket, was_done, principal)
             if comment:
                 note = new_comment(ticket, principal, comment, comment_html, mentions)
                 await store_comment(uow, ticket, principal, note)

@@ -112,3 +112,94 @@ class BulkRejectedError(TicketsError):
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__("Some tickets cannot take this change; nothing was changed.")
         self.extra = {"errors": errors}
+
+
+# -- tracker configuration (docs/adr/0040) -------------------------------------------------
+
+
+class InvalidConfigurationError(TicketsError):
+    """A workflow, ticket types or field definition that breaks a rule (422)."""
+
+    code = "validation_error"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(" ".join(problems))
+        self.extra = {"errors": [{"loc": ["body"], "msg": problem} for problem in problems]}
+
+
+class InvalidFieldValuesError(TicketsError):
+    """Custom field values a ticket cannot take (422, one error per field)."""
+
+    code = "validation_error"
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(
+            "; ".join(f"fields.{key} {problem}" for key, problem in sorted(problems.items()))
+        )
+        self.extra = {
+            "errors": [
+                {"loc": ["body", "fields", key], "msg": problem}
+                for key, problem in sorted(problems.items())
+            ]
+        }
+
+
+class InUseError(TicketsError):
+    """Removing statuses, types or options that tickets still use needs a `migrate` map
+    for them (409 with the number of tickets for each)."""
+
+    def __init__(self, what: str, counts: dict[str, int]) -> None:
+        names = ", ".join(sorted(counts))
+        super().__init__(
+            f"Tickets still use the {what} being removed ({names}); give `migrate` to move them."
+        )
+        self.extra = {"counts": counts}
+
+
+class StatusInUseError(InUseError):
+    code = "status_in_use"
+
+
+class TypeInUseError(InUseError):
+    code = "type_in_use"
+
+
+class OptionInUseError(InUseError):
+    code = "option_in_use"
+
+
+class FieldNotFoundError(TicketsError):
+    code = "not_found"
+    message = "No such field."
+
+
+class FieldExistsError(TicketsError):
+    code = "field_exists"
+    message = "The project has a field with this key (or one still being removed)."
+
+
+class InvalidTicketTypeError(TicketsError):
+    """A ticket type the project does not have (422 at `body.type`)."""
+
+    code = "validation_error"
+
+    def __init__(self, ticket_type: str, types: list[str]) -> None:
+        message = f"{ticket_type!r} is not a ticket type of this project ({', '.join(types)})."
+        super().__init__(message)
+        self.extra = {"errors": [{"loc": ["body", "type"], "msg": message}]}
+
+
+class InvalidFilterError(TicketsError):
+    """A list filter naming what the project does not have: a status, a type, a field,
+    or a field value its type cannot take (422 at the parameter)."""
+
+    code = "validation_error"
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(f"{parameter} {problem}")
+        self.extra = {"errors": [{"loc": ["query", parameter], "msg": problem}]}
+
+
+class PreconditionRequiredError(TicketsError):
+    code = "precondition_required"
+    message = "Replacing this document needs If-Match with the ETag of the version you changed."

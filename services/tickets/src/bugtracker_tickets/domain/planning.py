@@ -141,7 +141,7 @@ class TicketRef:
 
     @classmethod
     def of(cls, ticket: Ticket) -> TicketRef:
-        return cls(ticket.id, ticket.key, ticket.title, ticket.status.value, ticket.project_id)
+        return cls(ticket.id, ticket.key, ticket.title, ticket.status, ticket.project_id)
 
 
 @dataclass(frozen=True)

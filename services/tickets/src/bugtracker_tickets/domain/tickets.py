@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from bugtracker_shared.permissions import AccessChecks, Permission, ProjectRole
 
+from bugtracker_tickets.domain.configuration import Category
 from bugtracker_tickets.domain.errors import (
     ForbiddenError,
     ProjectArchivedError,
@@ -19,13 +20,6 @@ from bugtracker_tickets.domain.errors import (
 
 TICKET_KEY = re.compile(r"^(?P<project>[A-Z][A-Z0-9]{1,9})-(?P<number>[1-9][0-9]{0,8})$")
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
-
-
-class TicketType(StrEnum):
-    BUG = "bug"
-    FEATURE = "feature"
-    TASK = "task"
-    IMPROVEMENT = "improvement"
 
 
 class Priority(StrEnum):
@@ -40,24 +34,6 @@ class Priority(StrEnum):
         return list(Priority).index(self)
 
 
-class Status(StrEnum):
-    OPEN = "open"
-    IN_PROGRESS = "in_progress"
-    IN_REVIEW = "in_review"
-    DONE = "done"
-    CLOSED = "closed"
-
-    @property
-    def is_done(self) -> bool:
-        """A done-category status: the ticket counts as finished for milestone progress
-        and for the tickets it blocks or is a child of (the milestone progress trigger of
-        migration 0005 names the same statuses)."""
-        return self in DONE_STATUSES
-
-
-DONE_STATUSES: Final = frozenset({Status.DONE, Status.CLOSED})
-
-
 @dataclass
 class Ticket:
     id: uuid.UUID
@@ -66,9 +42,10 @@ class Ticket:
     number: int
     title: str
     description: str
-    type: TicketType
+    # A ticket type and a status of the project's configuration (docs/adr/0040).
+    type: str
     priority: Priority
-    status: Status
+    status: str
     reporter_id: uuid.UUID
     created_at: datetime
     updated_at: datetime
@@ -85,6 +62,15 @@ class Ticket:
     # each of the same project.
     milestone_id: uuid.UUID | None = None
     parent_id: uuid.UUID | None = None
+    # The category of `status` in the project's workflow, stored with it: what counts as
+    # finished for milestones, blockers and parents (docs/adr/0040).
+    status_category: Category = Category.TODO
+    # Custom field values by field key, as validated against the project's fields.
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_done(self) -> bool:
+        return self.status_category is Category.DONE
 
     def touch(self, now: datetime) -> None:
         self.updated_at = now
@@ -98,9 +84,10 @@ class Ticket:
             "key": self.key,
             "project_id": self.project_id,
             "title": self.title,
-            "type": self.type.value,
+            "type": self.type,
             "priority": self.priority.value,
-            "status": self.status.value,
+            "status": self.status,
+            "status_category": self.status_category.value,
             "resolution": self.resolution,
             "reporter_id": self.reporter_id,
             "assignee_id": self.assignee_id,
@@ -108,6 +95,7 @@ class Ticket:
             "due_date": self.due_date,
             "milestone_id": self.milestone_id,
             "parent_id": self.parent_id,
+            "fields": dict(self.fields),
             "version": self.version,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -145,12 +133,15 @@ class TicketPatch:
 
     title: str | Keep = KEEP
     description: str | Keep = KEEP
-    type: TicketType | Keep = KEEP
+    type: str | Keep = KEEP
     priority: Priority | Keep = KEEP
     labels: tuple[str, ...] | Keep = KEEP
     due_date: date | Keep | None = KEEP
     milestone_id: uuid.UUID | Keep | None = KEEP
     parent_id: uuid.UUID | Keep | None = KEEP
+    # Custom field values to set (None clears one); checked against the project's fields
+    # by the use case, not here (docs/adr/0040).
+    fields: dict[str, Any] | Keep = KEEP
 
     def apply_to(self, ticket: Ticket) -> dict[str, tuple[Any, Any]]:
         """Sets the ticket's fields this patch gives; returns (old, new) of each field

@@ -1,4 +1,5 @@
-"""The ticket workflow: which status may follow which, who may move it, and resolutions."""
+"""Moving a ticket through its project's workflow (docs/adr/0040): which status may
+follow which, who may make the move, and the resolution it leaves."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bugtracker_shared.permissions import Permission
-
+from bugtracker_tickets.domain.configuration import Category, Workflow, may_make
 from bugtracker_tickets.domain.errors import (
     ForbiddenError,
     InvalidTransitionError,
     ResolutionRequiredError,
 )
-from bugtracker_tickets.domain.tickets import ProjectAccess, Status
+from bugtracker_tickets.domain.tickets import ProjectAccess
 
 
 class Resolution(StrEnum):
@@ -24,71 +24,55 @@ class Resolution(StrEnum):
     INVALID = "invalid"
 
 
-TRANSITIONS: dict[Status, tuple[Status, ...]] = {
-    Status.OPEN: (Status.IN_PROGRESS, Status.CLOSED),
-    Status.IN_PROGRESS: (Status.OPEN, Status.IN_REVIEW, Status.DONE, Status.CLOSED),
-    Status.IN_REVIEW: (Status.IN_PROGRESS, Status.DONE, Status.CLOSED),
-    Status.DONE: (Status.OPEN, Status.CLOSED),
-    Status.CLOSED: (Status.OPEN,),
-}
-
-# A reporter may close the tickets they reported, and reopen them.
-_REPORTER_TARGETS = frozenset({Status.CLOSED, Status.OPEN})
-
-
 @dataclass(frozen=True)
 class Transition:
-    to: Status
+    to: str
     requires_resolution: bool
 
 
-def may_move(
-    access: ProjectAccess, caller_id: uuid.UUID, reporter_id: uuid.UUID, to: Status
-) -> bool:
-    if Permission.TICKET_TRANSITION_ANY in access.permissions:
-        return True
-    return (
-        Permission.TICKET_EDIT_OWN in access.permissions
-        and caller_id == reporter_id
-        and to in _REPORTER_TARGETS
-    )
-
-
 def available(
-    access: ProjectAccess, caller_id: uuid.UUID, reporter_id: uuid.UUID, current: Status
+    access: ProjectAccess,
+    caller_id: uuid.UUID,
+    reporter_id: uuid.UUID,
+    workflow: Workflow,
+    current: str,
 ) -> list[Transition]:
     """The transitions this caller may make from `current` right now."""
     if access.archived:
         return []
-    return [
-        Transition(to=to, requires_resolution=to is Status.CLOSED)
-        for to in TRANSITIONS[current]
-        if may_move(access, caller_id, reporter_id, to)
-    ]
+    own = caller_id == reporter_id
+    found = []
+    for move in workflow.from_status(current):
+        target = workflow.status(move.to)
+        if target is not None and may_make(move.min_role, access.permissions, own_ticket=own):
+            found.append(Transition(to=move.to, requires_resolution=target.requires_resolution))
+    return found
 
 
 def plan_transition(
     access: ProjectAccess,
     caller_id: uuid.UUID,
     reporter_id: uuid.UUID,
-    current: Status,
-    to: Status,
+    workflow: Workflow,
+    current: str,
+    to: str,
     resolution: Resolution | None,
 ) -> Resolution | None:
     """Check a transition and return the ticket's resolution after it.
 
-    `done` resolves as fixed unless told otherwise, `closed` needs a resolution, and any
-    other target (reopening included) clears it.
+    Moving into a done-category status resolves as given, else as fixed (a status that
+    requires a resolution, like the default `closed`, needs one given); any other target
+    (reopening included) clears it.
     """
-    allowed = TRANSITIONS[current]
-    if to not in allowed:
+    move = workflow.transition(current, to)
+    target = workflow.status(to)
+    if move is None or target is None:
+        allowed = tuple(t.to for t in workflow.from_status(current))
         raise InvalidTransitionError(current, to, allowed)
-    if not may_move(access, caller_id, reporter_id, to):
+    if not may_make(move.min_role, access.permissions, own_ticket=caller_id == reporter_id):
         raise ForbiddenError("Your role in this project does not allow this transition.")
-    if to is Status.DONE:
-        return resolution or Resolution.FIXED
-    if to is Status.CLOSED:
-        if resolution is None:
-            raise ResolutionRequiredError("Closing a ticket needs a resolution.")
-        return resolution
-    return None
+    if target.category is not Category.DONE:
+        return None
+    if resolution is None and target.requires_resolution:
+        raise ResolutionRequiredError(f"Moving a ticket to {to} needs a resolution.")
+    return resolution or Resolution.FIXED

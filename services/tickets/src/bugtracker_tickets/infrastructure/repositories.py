@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -31,19 +33,19 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import FromClause
 
-from bugtracker_tickets.application.ports import IdempotencyClaim, Page, TicketQuery
+from bugtracker_tickets.application.ports import FieldFilter, IdempotencyClaim, Page, TicketQuery
+from bugtracker_tickets.domain.configuration import Category
 from bugtracker_tickets.domain.planning import TicketRef
 from bugtracker_tickets.domain.tickets import (
-    DONE_STATUSES,
     Comment,
     HistoryEntry,
     Priority,
-    Status,
     Ticket,
-    TicketType,
 )
 from bugtracker_tickets.infrastructure.tables import (
     comments,
+    custom_fields,
+    field_values,
     history,
     idempotency_keys,
     tickets,
@@ -52,18 +54,46 @@ from bugtracker_tickets.infrastructure.tables import (
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
+
+def _field_values(value: Any) -> dict[str, Any]:
+    """`fields` as a row gives it: decoded by SQLAlchemy, JSON text from the driver."""
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
 TICKETS = Columns(
     Ticket,
     tickets,
-    load={"type": TicketType, "priority": Priority, "status": Status, "labels": list},
+    load={
+        "priority": Priority,
+        "status_category": Category,
+        "labels": list,
+        "fields": _field_values,
+    },
     # The generated search/sort columns and the trigger-kept `open_blockers` are the
     # database's: read by no field, written by no INSERT or UPDATE from a ticket.
     unmapped=("search", "priority_rank", "due_sort", "open_blockers"),
 )
 # What an update may change: not the identity, the number or the creation.
 _TICKET_CHANGES = TICKETS.without("id", "project_id", "number", "key", "reporter_id", "created_at")
-# What a ticket row is made of, in the table's order.
-TICKET_COLUMNS = list(TICKETS.columns)
+# Custom field values as reads return them: without the keys of deleted fields, which
+# are hidden at once and purged from the rows later (docs/adr/0040). A ticket without
+# values costs nothing more.
+_DELETED_KEYS = (
+    select(func.array_agg(custom_fields.c.key))
+    .where(
+        custom_fields.c.project_id == tickets.c.project_id,
+        custom_fields.c.deleted_at.is_not(None),
+    )
+    .scalar_subquery()
+)
+LIVE_FIELDS = case(
+    (tickets.c.fields == literal_column("'{}'::jsonb"), tickets.c.fields),
+    else_=tickets.c.fields.op("-")(func.coalesce(_DELETED_KEYS, literal_column("'{}'::text[]"))),
+).label("fields")
+# What a ticket row is made of, in the table's order (custom fields as reads see them).
+TICKET_COLUMNS: list[ColumnElement[Any]] = [
+    LIVE_FIELDS if column.name == "fields" else column for column in TICKETS.columns
+]
 ticket_from_row = TICKETS.from_row
 
 
@@ -81,7 +111,7 @@ ON CONFLICT DO NOTHING RETURNING user_id
 
 
 # A ticket row's own columns (the generated ones excluded), as `TICKETS.values` gives them.
-_TICKET_FIELDS = [column.name for column in TICKET_COLUMNS]
+_TICKET_FIELDS = [column.name for column in TICKETS.columns]
 
 
 def _sort_key(query: TicketQuery) -> tuple[ColumnElement[Any], bool]:
@@ -155,11 +185,11 @@ def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElemen
     t = tickets.c
     where: list[ColumnElement[bool]] = [t.project_id.in_(query.project_ids), t.deleted_at.is_(None)]
     if query.statuses:
-        where.append(t.status.in_([s.value for s in query.statuses]))
+        where.append(t.status.in_(query.statuses))
     if query.priorities:
         where.append(t.priority.in_([p.value for p in query.priorities]))
     if query.types:
-        where.append(t.type.in_([k.value for k in query.types]))
+        where.append(t.type.in_(query.types))
     if query.unassigned:
         where.append(t.assignee_id.is_(None))
     elif query.assignee_id is not None:
@@ -174,7 +204,30 @@ def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElemen
         where.append(t.due_date < query.due_before)
     if query.updated_since is not None:
         where.append(t.updated_at >= query.updated_since)
-    return where + _planning_filters(query)
+    return where + _planning_filters(query) + [_field_filter(f) for f in query.fields]
+
+
+def _field_filter(wanted: FieldFilter) -> ColumnElement[bool]:
+    """`field.<key>=` (any of the values) and `.gte`/`.lte`: the tickets the field's
+    value index names (docs/adr/0040)."""
+    # The field and its values are written into the statement, not sent as parameters:
+    # a prepared statement run a few times with parameters gets a generic plan, which
+    # cannot know that `critical` is rare and `normal` is common, and fetches every
+    # match of a common value before the page (measured in bench/explain_fields.py).
+    column = field_values.c[wanted.column]
+
+    def fixed(value: Any) -> Any:
+        return literal(value, column.type, literal_execute=True)
+
+    ids = [literal(i, field_values.c.field_id.type, literal_execute=True) for i in wanted.field_ids]
+    conditions: list[ColumnElement[bool]] = [field_values.c.field_id.in_(ids)]
+    if wanted.equals:
+        conditions.append(column.in_([fixed(value) for value in wanted.equals]))
+    if wanted.gte is not None:
+        conditions.append(column >= fixed(wanted.gte))
+    if wanted.lte is not None:
+        conditions.append(column <= fixed(wanted.lte))
+    return tickets.c.id.in_(select(field_values.c.ticket_id).where(*conditions))
 
 
 def _planning_filters(query: TicketQuery) -> list[ColumnElement[bool]]:
@@ -210,7 +263,7 @@ def _create_statement() -> str:
         f"${len(own) + n}" for n in range(1, 8)
     )
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    types = {c.name: c.type.compile(dialect=dialect) for c in TICKET_COLUMNS}
+    types = {c.name: c.type.compile(dialect=dialect) for c in TICKETS.columns}
     values = [
         "n.last_number"
         if field == "number"
@@ -286,7 +339,7 @@ def unfinished(table: FromClause = tickets) -> ColumnElement[bool]:
     that still holds back the tickets it blocks and its parent."""
     return and_(
         table.c.deleted_at.is_(None),
-        table.c.status.not_in([status.value for status in DONE_STATUSES]),
+        table.c.status_category != Category.DONE.value,
     )
 
 
@@ -317,6 +370,7 @@ class SqlTicketRepository:
         """Number and write `draft` (its `number` and `key` are ignored), with its first
         watchers and its events, in one statement of the unit of work; the number."""
         values = TICKETS.values(draft)
+        values["fields"] = json.dumps(values["fields"])  # the driver's jsonb is text
         own = [values[f] for f in _TICKET_FIELDS if f not in ("number", "key")]
         # The events' outbox columns, as four arrays for the statement's unnest.
         ids, aggregates, routing_keys, payloads = zip(*map(outbox_row, events), strict=True)

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Computed,
     Date,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -40,9 +41,13 @@ tickets = Table(
     Column("description", Text, nullable=False),
     # Rendered once on write (docs/adr/0025); NULL only for rows from before that.
     Column("description_html", Text, nullable=True),
-    Column("type", String(16), nullable=False),
+    # A type and a status of the project's configuration (docs/adr/0040).
+    Column("type", String(30), nullable=False),
     Column("priority", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(30), nullable=False),
+    # The status's category when the ticket was written (or its workflow changed):
+    # milestone progress and open blockers count `done` tickets (migration 0006).
+    Column("status_category", String(16), nullable=False),
     Column("resolution", String(32)),
     Column("reporter_id", Uuid, nullable=False),
     Column("assignee_id", Uuid),
@@ -55,6 +60,8 @@ tickets = Table(
     # How many live tickets not in a done-category status block this one: kept by the
     # triggers of migration 0005 on relations and on the blockers' status and deletion.
     Column("open_blockers", Integer, nullable=False, server_default=text("0")),
+    # Custom field values by field key (docs/adr/0040); `field_values` indexes them.
+    Column("fields", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # Sort keys that an index can serve: priorities by rank, open-ended due dates last.
     Column(
         "priority_rank",
@@ -205,7 +212,7 @@ history = Table(
     Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
     moment("at"),
     Column("actor_id", Uuid, nullable=False),
-    Column("field", String(32), nullable=False),
+    Column("field", String(40), nullable=False),
     Column("from_value", JSONB),
     Column("to_value", JSONB),
     Index("ix_history_ticket", "ticket_id", "id"),
@@ -262,6 +269,72 @@ member_view = Table(
     Column("role", String(16), nullable=False),
     PrimaryKeyConstraint("project_id", "user_id"),
     Index("ix_member_view_user", "user_id", "project_id"),
+)
+
+# A project's workflow and ticket types (docs/adr/0040); no row, or a NULL document, is
+# the default. Each document has its own version (its ETag).
+project_configs = Table(
+    "project_configs",
+    metadata,
+    Column("project_id", Uuid, primary_key=True),
+    Column("workflow", JSONB),
+    Column("workflow_version", Integer, nullable=False, server_default=text("1")),
+    Column("ticket_types", JSONB),
+    Column("types_version", Integer, nullable=False, server_default=text("1")),
+)
+
+# Custom field definitions. A deleted one keeps its row (and its key) until the values
+# tickets still hold are purged by a background job; reads hide them from the start.
+custom_fields = Table(
+    "custom_fields",
+    metadata,
+    uuid_key(),
+    Column("project_id", Uuid, nullable=False),
+    Column("key", String(30), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("options", JSONB, nullable=False),
+    Column("required", Boolean, nullable=False),
+    Column("ticket_types", ARRAY(String(30))),
+    Column("description", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    *tracked("deleted_at"),
+    UniqueConstraint("project_id", "key"),
+    Index(
+        "ix_custom_fields_deleted",
+        "project_id",
+        "key",
+        postgresql_where=text("deleted_at IS NOT NULL"),
+    ),
+)
+
+# The `field.<key>` filters' index: one row per value of a ticket's custom field (a
+# multi-select one per option), written in the ticket's transaction. Text-like values
+# (text, url, select, user, bool) in `value`, numbers in `number`, dates in `day`.
+field_values = Table(
+    "field_values",
+    metadata,
+    Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("field_id", Uuid, nullable=False),
+    Column("value", Text),
+    Column("number", Float),
+    Column("day", Date),
+    Index("ix_field_values_ticket", "ticket_id", "field_id"),
+    Index("ix_field_values_value", "field_id", "value", "ticket_id"),
+    Index(
+        "ix_field_values_number",
+        "field_id",
+        "number",
+        "ticket_id",
+        postgresql_where=text("number IS NOT NULL"),
+    ),
+    Index(
+        "ix_field_values_day",
+        "field_id",
+        "day",
+        "ticket_id",
+        postgresql_where=text("day IS NOT NULL"),
+    ),
 )
 
 outbox = outbox_table(metadata)

@@ -21,7 +21,14 @@ from bugtracker_tickets.infrastructure.repositories import (
     ticket_from_row,
 )
 
-_COLUMNS = ", ".join(f"t.{column.name}" for column in TICKET_COLUMNS)
+# Custom field values without the keys of deleted fields, as repositories.LIVE_FIELDS.
+_LIVE_FIELDS = """CASE WHEN t.fields = '{}'::jsonb THEN t.fields ELSE t.fields - COALESCE(
+    (SELECT array_agg(f.key) FROM tickets.custom_fields f
+     WHERE f.project_id = t.project_id AND f.deleted_at IS NOT NULL), '{}'::text[]) END
+    AS fields"""
+_COLUMNS = ", ".join(
+    _LIVE_FIELDS if column.name == "fields" else f"t.{column.name}" for column in TICKET_COLUMNS
+)
 _TICKET = f"SELECT {_COLUMNS} FROM tickets.tickets t WHERE t.id = $1"  # noqa: S608 (names)
 # The ticket with its project as the view has it and the caller's role in it (NULLs when
 # the view does not know the project or the caller is not a member).

@@ -4,12 +4,16 @@ from bugtracker_shared.uow import OutboxUnitOfWork
 
 from bugtracker_tickets.application.ports import (
     CommentRepository,
+    ConfigurationRepository,
     HistoryRepository,
     IdempotencyStore,
     MilestoneRepository,
     RelationRepository,
     TicketRepository,
     WatcherRepository,
+)
+from bugtracker_tickets.infrastructure.configuration_repository import (
+    SqlConfigurationRepository,
 )
 from bugtracker_tickets.infrastructure.milestone_repository import SqlMilestoneRepository
 from bugtracker_tickets.infrastructure.relation_repository import SqlRelationRepository
@@ -25,6 +29,7 @@ from bugtracker_tickets.infrastructure.tables import outbox
 
 class TicketsUnitOfWork(OutboxUnitOfWork):
     outbox_table = outbox
+    configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
     relations: RelationRepository
@@ -34,6 +39,7 @@ class TicketsUnitOfWork(OutboxUnitOfWork):
     idempotency: IdempotencyStore
 
     def _bind_repositories(self) -> None:
+        self.configuration = SqlConfigurationRepository(self.session)
         self.tickets = SqlTicketRepository(self.session)
         self.milestones = SqlMilestoneRepository(self.session)
         self.relations = SqlRelationRepository(self.session)
