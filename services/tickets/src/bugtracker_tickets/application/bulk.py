@@ -145,8 +145,9 @@ class BulkUseCases:
         async with self.uow() as uow:
             if not isinstance(change.milestone_id, Keep):
                 await check_milestone(uow, access.project_id, change.milestone_id)
-            found = await self._load(uow, access, refs)
+            # The configuration lock before the tickets' (see TicketUseCases.update_ticket).
             workflow = (await uow.configuration.load(access.project_id, lock="share")).workflow
+            found = await self._load(uow, access, refs)
             planned, errors = self._plan(found, refs, change, access, principal, workflow)
             if errors:
                 raise BulkRejectedError(errors)

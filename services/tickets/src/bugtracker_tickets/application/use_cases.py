@@ -465,10 +465,10 @@ class TicketUseCases:
         access: ProjectAccess,
         ticket: Ticket,
         patch: TicketPatch,
+        config: TrackerConfig,
     ) -> dict[str, dict[str, Any]]:
         """The ticket's type checked and its custom field values set from the patch, with
         the values' filter index; the changes as history names them (`fields.<key>`)."""
-        config = await uow.configuration.load(ticket.project_id, lock="share")
         checked_type(config, ticket.type)
         given = None if isinstance(patch.fields, Keep) else patch.fields
         result = apply_field_values(
@@ -528,6 +528,11 @@ class TicketUseCases:
         description = patch.description
         description_html = None if isinstance(description, Keep) else await to_html(description)
         async with self.uow() as uow:
+            # The configuration lock before any ticket lock, in every write (a change of
+            # the configuration takes it first and then locks the tickets it moves).
+            config = None
+            if not (isinstance(patch.type, Keep) and isinstance(patch.fields, Keep)):
+                config = await uow.configuration.load(found.project_id, lock="share")
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
             changes = {
@@ -542,8 +547,8 @@ class TicketUseCases:
                 await check_parent(uow, ticket.id, ticket.project_id, ticket.parent_id)
             if "description" in changes:
                 ticket.description_html = description_html
-            if "type" in changes or not isinstance(patch.fields, Keep):
-                changes |= await self._apply_fields(uow, principal, access, ticket, patch)
+            if config is not None:
+                changes |= await self._apply_fields(uow, principal, access, ticket, patch, config)
             if not changes:
                 return ticket
             await self._save(uow, ticket, principal, changes, "ticket.updated")
@@ -674,9 +679,10 @@ class TicketUseCases:
         mentions = await mentions_in(self.projects, principal, access, comment) if comment else []
         comment_html = await to_html(comment) if comment else ""
         async with self.uow() as uow:
+            # The configuration lock before the ticket's (see update_ticket).
+            workflow = (await uow.configuration.load(found.project_id, lock="share")).workflow
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
-            workflow = (await uow.configuration.load(ticket.project_id, lock="share")).workflow
             new_resolution = plan_transition(
                 access,
                 principal.user_id,
