@@ -117,31 +117,33 @@ class BulkRejectedError(TicketsError):
 # -- tracker configuration (docs/adr/0040) -------------------------------------------------
 
 
-class InvalidConfigurationError(TicketsError):
-    """A workflow, ticket types or field definition that breaks a rule (422)."""
+class RequestRuleError(TicketsError):
+    """A request the schema accepts but a rule of the project refuses: 422
+    validation_error with one `{loc, msg}` per problem, like a schema error."""
 
     code = "validation_error"
+
+    def __init__(self, problems: list[tuple[list[str], str]], detail: str = "") -> None:
+        super().__init__(detail or "; ".join(message for _, message in problems))
+        self.extra = {"errors": [{"loc": loc, "msg": message} for loc, message in problems]}
+
+
+class InvalidConfigurationError(RequestRuleError):
+    """A workflow, ticket types or field definition that breaks a rule."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__(" ".join(problems))
-        self.extra = {"errors": [{"loc": ["body"], "msg": problem} for problem in problems]}
+        super().__init__([(["body"], problem) for problem in problems])
 
 
-class InvalidFieldValuesError(TicketsError):
-    """Custom field values a ticket cannot take (422, one error per field)."""
-
-    code = "validation_error"
+class InvalidFieldValuesError(RequestRuleError):
+    """Custom field values a ticket cannot take (one error per field)."""
 
     def __init__(self, problems: dict[str, str]) -> None:
+        ordered = sorted(problems.items())
         super().__init__(
-            "; ".join(f"fields.{key} {problem}" for key, problem in sorted(problems.items()))
+            [(["body", "fields", key], problem) for key, problem in ordered],
+            "; ".join(f"fields.{key} {problem}" for key, problem in ordered),
         )
-        self.extra = {
-            "errors": [
-                {"loc": ["body", "fields", key], "msg": problem}
-                for key, problem in sorted(problems.items())
-            ]
-        }
 
 
 class InUseError(TicketsError):
@@ -178,26 +180,20 @@ class FieldExistsError(TicketsError):
     message = "The project has a field with this key (or one still being removed)."
 
 
-class InvalidTicketTypeError(TicketsError):
-    """A ticket type the project does not have (422 at `body.type`)."""
-
-    code = "validation_error"
+class InvalidTicketTypeError(RequestRuleError):
+    """A ticket type the project does not have."""
 
     def __init__(self, ticket_type: str, types: list[str]) -> None:
         message = f"{ticket_type!r} is not a ticket type of this project ({', '.join(types)})."
-        super().__init__(message)
-        self.extra = {"errors": [{"loc": ["body", "type"], "msg": message}]}
+        super().__init__([(["body", "type"], message)])
 
 
-class InvalidFilterError(TicketsError):
+class InvalidFilterError(RequestRuleError):
     """A list filter naming what the project does not have: a status, a type, a field,
-    or a field value its type cannot take (422 at the parameter)."""
-
-    code = "validation_error"
+    or a field value its type cannot take."""
 
     def __init__(self, parameter: str, problem: str) -> None:
-        super().__init__(f"{parameter} {problem}")
-        self.extra = {"errors": [{"loc": ["query", parameter], "msg": problem}]}
+        super().__init__([(["query", parameter], problem)], f"{parameter} {problem}")
 
 
 class PreconditionRequiredError(TicketsError):
