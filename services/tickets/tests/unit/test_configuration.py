@@ -34,6 +34,7 @@ from bugtracker_tickets.domain.errors import (
     ForbiddenError,
     InvalidConfigurationError,
     InvalidFieldValuesError,
+    InvalidFilterError,
     InvalidTicketTypeError,
     InvalidTransitionError,
     OptionInUseError,
@@ -1114,3 +1115,66 @@ async def test_the_fake_index_replaces_values_and_counts_tickets(
         assert await uow.configuration.status_counts(team.project.id, ["open", "done"]) == {
             "open": 2
         }
+
+
+def test_only_a_done_status_can_require_a_resolution() -> None:
+    statuses = (
+        StatusDef("new", "New", Category.TODO, requires_resolution=True),
+        StatusDef("solved", "Solved", Category.DONE, requires_resolution=True),
+    )
+    workflow = Workflow(statuses, "new", (TransitionDef("new", "solved"),))
+    with pytest.raises(InvalidConfigurationError, match="only a done status"):
+        workflow.validate()
+
+
+def test_values_too_large_for_the_filter_index_are_refused() -> None:
+    text = FieldDef(
+        id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        key="notes",
+        name="Notes",
+        type=FieldType.TEXT,
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
+    assert text.parse("é" * 1000) == "é" * 1000  # 2,000 bytes: fits
+    with pytest.raises(ValueError, match="2000 bytes"):
+        text.parse("€" * 1000)  # 1,000 characters, 3,000 bytes
+
+
+async def test_a_new_type_needs_the_values_its_required_fields_need(
+    world: TicketsWorld, team: Team
+) -> None:
+    await add_field(
+        world,
+        team,
+        NewField("estimate", "Estimate", FieldType.NUMBER, required=True, ticket_types=("task",)),
+    )
+    ticket = await create(world, team.developer, type="bug")
+    with pytest.raises(InvalidFieldValuesError) as refused:
+        await world.tickets.update_ticket(
+            team.developer, ticket.key, TicketPatch(type="task"), expected_version=None
+        )
+    assert refused.value.extra["errors"] == [
+        {"loc": ["body", "fields", "estimate"], "msg": "is required"}
+    ]
+    moved = await world.tickets.update_ticket(
+        team.developer,
+        ticket.key,
+        TicketPatch(type="task", fields={"estimate": 3}),
+        expected_version=None,
+    )
+    assert (moved.type, moved.fields) == ("task", {"estimate": 3})
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "x"])
+async def test_a_number_filter_takes_finite_numbers_only(
+    world: TicketsWorld, team: Team, raw: str
+) -> None:
+    await add_field(world, team, NewField("points", "Points", FieldType.NUMBER))
+    with pytest.raises(InvalidFilterError):
+        await world.tickets.list_tickets(
+            team.developer,
+            team.project.key,
+            ListRequest(fields=(FieldCondition("points", gte=raw),)),
+        )

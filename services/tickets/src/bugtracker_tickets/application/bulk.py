@@ -143,10 +143,10 @@ class BulkUseCases:
             await self.tickets.check_assignee(principal, access, change.assignee_id)
         bulk_id = uuid.uuid4()
         async with self.uow() as uow:
+            # The configuration lock before any row lock (see TicketUseCases.update_ticket).
+            workflow = (await uow.configuration.load(access.project_id, lock="share")).workflow
             if not isinstance(change.milestone_id, Keep):
                 await check_milestone(uow, access.project_id, change.milestone_id)
-            # The configuration lock before the tickets' (see TicketUseCases.update_ticket).
-            workflow = (await uow.configuration.load(access.project_id, lock="share")).workflow
             found = await self._load(uow, access, refs)
             planned, errors = self._plan(found, refs, change, access, principal, workflow)
             if errors:

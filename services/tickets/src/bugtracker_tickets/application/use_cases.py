@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -218,7 +219,10 @@ _FILTER_COLUMN: dict[FieldType, Literal["value", "number", "day"]] = {
 
 def _filter_value(definition: FieldDef, raw: str) -> Any:
     if definition.type is FieldType.NUMBER:
-        return float(raw)
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError(raw)
+        return number
     if definition.type is FieldType.DATE:
         return date.fromisoformat(raw)
     if definition.type is FieldType.BOOL:
@@ -324,6 +328,9 @@ class TicketUseCases:
         description_html = await to_html(new.description)
         now = datetime.now(UTC)
         async with self.uow() as uow:
+            # The configuration lock first, before any row lock (the milestone's, below),
+            # as a configuration change takes it (docs/adr/0040).
+            config = await uow.configuration.load(access.project_id, lock="share")
             ticket_id = uuid.uuid4()
             if idempotency is not None:
                 earlier = await idempotency.claim(
@@ -336,7 +343,6 @@ class TicketUseCases:
                     return Created(replayed, replayed=True)
             await check_milestone(uow, access.project_id, new.milestone_id)
             await check_parent(uow, None, access.project_id, new.parent_id)
-            config = await uow.configuration.load(access.project_id, lock="share")
             ticket_type = checked_type(config, new.type)
             values = apply_field_values(
                 config.fields, ticket_type, {}, new.fields, creating=True
@@ -471,8 +477,10 @@ class TicketUseCases:
         the values' filter index; the changes as history names them (`fields.<key>`)."""
         checked_type(config, ticket.type)
         given = None if isinstance(patch.fields, Keep) else patch.fields
+        # A new type must come with the values its required fields need, as on create.
+        new_type = not isinstance(patch.type, Keep)
         result = apply_field_values(
-            config.fields, ticket.type, ticket.fields, given, creating=False
+            config.fields, ticket.type, ticket.fields, given, creating=new_type
         )
         changed_values = {key: new for key, (_, new) in result.changed.items()}
         await self.check_field_users(principal, access, config.fields, changed_values)

@@ -37,6 +37,9 @@ MAX_DESCRIPTION: Final = 500
 MAX_TEXT_VALUE: Final = 1000
 MAX_URL_VALUE: Final = 2000
 MAX_NUMBER: Final = 1e15
+# A value in the filter index (field_values.value) stays well below PostgreSQL's B-tree
+# row limit (about 2,700 bytes), whatever its characters.
+MAX_INDEXED_BYTES: Final = 2000
 
 
 class Category(StrEnum):
@@ -137,6 +140,10 @@ class Workflow:
         for status in self.statuses:
             _check_key(problems, "Status", status.key)
             _check_name(problems, f"Status {status.key!r}", status.name)
+            if status.requires_resolution and status.category is not Category.DONE:
+                problems.append(
+                    f"Status {status.key!r}: only a done status can require a resolution."
+                )
         duplicated = sorted({k for k in keys if keys.count(k) > 1})
         if duplicated:
             problems.append(f"Statuses are listed twice: {', '.join(duplicated)}.")
@@ -398,10 +405,17 @@ class FieldDef:
         return [str(value)]
 
 
+def _fits(value: str, characters: int) -> bool:
+    """At most `characters`, and small enough in UTF-8 for the filter index's B-tree."""
+    return len(value) <= characters and len(value.encode()) <= MAX_INDEXED_BYTES
+
+
 def _parse_text(value: object) -> object:
     """Text; blank text is no value (it clears the field, and is missing if required)."""
-    if not isinstance(value, str) or len(value) > MAX_TEXT_VALUE:
-        raise ValueError(f"must be text of at most {MAX_TEXT_VALUE} characters")
+    if not isinstance(value, str) or not _fits(value, MAX_TEXT_VALUE):
+        raise ValueError(
+            f"must be text of at most {MAX_TEXT_VALUE} characters ({MAX_INDEXED_BYTES} bytes)"
+        )
     return value if value.strip() else None
 
 
@@ -435,7 +449,7 @@ def _parse_user(value: object) -> object:
 
 def _parse_url(value: object) -> object:
     problem = f"must be an http(s) URL of at most {MAX_URL_VALUE} characters"
-    if not isinstance(value, str) or len(value) > MAX_URL_VALUE:
+    if not isinstance(value, str) or not _fits(value, MAX_URL_VALUE):
         raise ValueError(problem)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -194,7 +194,9 @@ class SqlConfigurationRepository:
         try:
             async with self._session.begin_nested():
                 await self._session.execute(
-                    insert(custom_fields).values(FIELDS.values(definition), position=position)
+                    insert(custom_fields).values(
+                        {**FIELDS.values(definition), "position": position}
+                    )
                 )
         except IntegrityError as exc:
             raise FieldExistsError() from exc
