@@ -989,20 +989,3 @@ async def test_a_fault_anywhere_in_a_workflow_change_leaves_nothing_of_it(
     assert changed.headers["etag"] == '"2"'
     statuses = [t["status"] for t in (await scene.listed("ATOM", "")).json()["items"]]
     assert statuses == ["new", "new", "doing"]
-
-
-async def test_probe_rescope(scene: Scene) -> None:
-    scene.project("PRB")
-    assert (await scene.add_field("PRB", key="note", name="n", type="text")).status_code == 201
-    task = await scene.created("PRB", type="task", fields={"note": "x"})
-    r = await scene.call(MAINTAINER, "PATCH", "/projects/PRB/fields/note", json={"ticket_types": ["bug"]})
-    print("PATCH", r.status_code, r.text)
-    print("GET", (await scene.ticket(task["key"]))["fields"])
-    print("LIST", await scene.keys("PRB", "field.note=x"))
-    r = await scene.patch(task["key"], title="t2")
-    print("PATCH title", r.status_code, r.json().get("fields"))
-    r = await scene.patch(task["key"], fields={})
-    print("PATCH fields {}", r.status_code, r.json().get("fields"))
-    print("LIST", await scene.keys("PRB", "field.note=x"))
-    print("HIST", await scene.history(task["key"]))
-    assert False
