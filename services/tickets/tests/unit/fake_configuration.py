@@ -243,6 +243,7 @@ class FakeConfigurationRepository:
         *,
         statuses: Sequence[str] = (),
         types: Sequence[str] = (),
+        types_outside: Sequence[str] | None = None,
         field: FieldDef | None = None,
         values: Sequence[str] = (),
         limit: int,
@@ -250,10 +251,12 @@ class FakeConfigurationRepository:
         state = self._state
 
         def holds(ticket: Ticket) -> bool:
+            if types_outside is not None and ticket.type in types_outside:
+                return False
             if field is None:
                 return True
             rows = state.field_values.get((ticket.id, field.id), ())
-            return any(r.value in values for r in rows)
+            return any(not values or r.value in values for r in rows)
 
         found = sorted(
             (

@@ -1178,3 +1178,28 @@ async def test_a_number_filter_takes_finite_numbers_only(
             team.project.key,
             ListRequest(fields=(FieldCondition("points", gte=raw),)),
         )
+
+
+async def test_narrowing_a_fields_types_drops_the_values_it_no_longer_applies_to(
+    world: TicketsWorld, team: Team
+) -> None:
+    await add_field(world, team, NewField("note", "Note", FieldType.TEXT))
+    task = await create(world, team.developer, type="task", fields={"note": "x"})
+    bug = await create(world, team.developer, type="bug", fields={"note": "y"})
+    await world.configuration.update_field(
+        team.maintainer,
+        "BUG",
+        "note",
+        FieldPatch(ticket_types=("bug",)),
+        {},
+        expected_version=None,
+    )
+    assert (await world.tickets.get_ticket(team.developer, task.key)).fields == {}
+    assert (await world.tickets.get_ticket(team.developer, bug.key)).fields == {"note": "y"}
+    assert [(h.field, h.from_value, h.to_value) for h in world.database.history_of(task.id)] == [
+        ("fields.note", "x", None)
+    ]
+    found = await world.tickets.list_tickets(
+        team.developer, "BUG", ListRequest(fields=(FieldCondition("note", equals=("x",)),))
+    )
+    assert found.items == []

@@ -365,6 +365,17 @@ class ConfigurationUseCases:
                     values=tuple(moves),
                     definition=new,
                 )
+            if new.ticket_types is not None and new.ticket_types != old.ticket_types:
+                # Tickets of the types the field no longer applies to lose their value.
+                await self._migrate(
+                    uow,
+                    principal,
+                    access,
+                    functools.partial(_drop_value, definition=new),
+                    types_outside=new.ticket_types,
+                    field=old,
+                    definition=new,
+                )
             await uow.outbox.add(self._fields_event("updated", new, principal))
             await uow.commit()
         return new
@@ -408,6 +419,7 @@ class ConfigurationUseCases:
         *,
         statuses: tuple[str, ...] = (),
         types: tuple[str, ...] = (),
+        types_outside: tuple[str, ...] | None = None,
         field: FieldDef | None = None,
         values: tuple[str, ...] = (),
         definition: FieldDef | None = None,
@@ -421,6 +433,7 @@ class ConfigurationUseCases:
                 access.project_id,
                 statuses=statuses,
                 types=types,
+                types_outside=types_outside,
                 field=field,
                 values=values,
                 limit=MIGRATE_BATCH,
@@ -494,6 +507,14 @@ def _move_status(ticket: Ticket, workflow: Workflow, to: str) -> dict[str, dict[
     if resolution != ticket.resolution:
         changes |= _set(ticket, "resolution", resolution)
     return changes
+
+
+def _drop_value(ticket: Ticket, definition: FieldDef) -> dict[str, dict[str, Any]]:
+    """The ticket's value of the field removed (it no longer applies to its type)."""
+    fields = dict(ticket.fields)
+    old = fields.pop(definition.key, None)
+    ticket.fields = fields
+    return {f"fields.{definition.key}": {"from": old, "to": None}}
 
 
 def _move_option(

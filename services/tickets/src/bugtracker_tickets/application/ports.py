@@ -385,12 +385,14 @@ class ConfigurationRepository(Protocol):
         *,
         statuses: Sequence[str] = (),
         types: Sequence[str] = (),
+        types_outside: Sequence[str] | None = None,
         field: FieldDef | None = None,
         values: Sequence[str] = (),
         limit: int,
     ) -> list[Ticket]:
         """Up to `limit` tickets of the project (deleted ones too), locked, in one of
-        `statuses`, of one of `types`, or with one of `values` in `field`."""
+        `statuses`, of one of `types`, of none of `types_outside`, with a value in `field`
+        (one of `values`, when given)."""
         ...
 
 

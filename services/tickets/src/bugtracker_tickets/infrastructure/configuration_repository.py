@@ -304,6 +304,7 @@ class SqlConfigurationRepository:
         *,
         statuses: Sequence[str] = (),
         types: Sequence[str] = (),
+        types_outside: Sequence[str] | None = None,
         field: FieldDef | None = None,
         values: Sequence[str] = (),
         limit: int,
@@ -313,14 +314,13 @@ class SqlConfigurationRepository:
             query = query.where(tickets.c.status.in_(statuses))
         if types:
             query = query.where(tickets.c.type.in_(types))
+        if types_outside is not None:
+            query = query.where(tickets.c.type.not_in(types_outside))
         if field is not None:
-            query = query.where(
-                tickets.c.id.in_(
-                    select(field_values.c.ticket_id).where(
-                        field_values.c.field_id == field.id, field_values.c.value.in_(values)
-                    )
-                )
-            )
+            held = select(field_values.c.ticket_id).where(field_values.c.field_id == field.id)
+            if values:
+                held = held.where(field_values.c.value.in_(values))
+            query = query.where(tickets.c.id.in_(held))
         query = query.order_by(tickets.c.id).limit(limit).with_for_update(of=tickets)
         rows = (await self._session.execute(query)).mappings().all()
         return [ticket_from_row(row) for row in rows]
