@@ -1,5 +1,5 @@
-"""Every (role x endpoint) pair of projects, tickets and planning (milestones, relations,
-children, bulk changes), through the gateway.
+"""Every (role x endpoint) pair of projects, tickets, planning (milestones, relations,
+children, bulk changes) and tracker configuration, through the gateway.
 
 Each case states who is allowed; everyone else gets the denied status: 403 for a member
 whose role is too low, 404 for a non-member (who must not learn the project exists).
@@ -174,6 +174,44 @@ def relation_first(cast: Cast, world: World) -> None:
 def milestone_and_ticket_first(cast: Cast, world: World) -> None:
     milestone_first(cast, world)
     maintainers_ticket(cast, world, "a")
+
+
+def field_first(cast: Cast, world: World) -> None:
+    """A custom field `severity` in the world (once: the shared world's read cases share
+    it), made by the maintainer."""
+    if "field" not in world.made:
+        made = cast.client.post(
+            f"/api/v1/projects/{world.key}/fields",
+            json={
+                "key": "severity",
+                "name": "Severity",
+                "type": "select",
+                "options": [{"value": "low", "label": "Low"}, {"value": "high", "label": "High"}],
+            },
+            headers=cast.headers["maintainer"],
+        )
+        assert made.status_code == 201, made.text
+        world.made["field"] = "severity"
+
+
+# A workflow replacing the default one: the world's ticket stays `open`, the other
+# default statuses (unused) go.
+NEW_WORKFLOW = {
+    "statuses": [
+        {"key": "open", "name": "Open", "category": "todo"},
+        {"key": "triaged", "name": "Triaged", "category": "in_progress"},
+        {"key": "done", "name": "Done", "category": "done"},
+    ],
+    "initial": "open",
+    "transitions": [
+        {"from": "open", "to": "triaged"},
+        {"from": "triaged", "to": "done"},
+        {"from": "done", "to": "open", "min_role": "reporter"},
+    ],
+}
+NEW_TYPES = {"types": [{"key": "bug", "name": "Bug"}, {"key": "question", "name": "Question"}]}
+# A fresh world's workflow and ticket types are at their first version.
+FIRST_VERSION = {"If-Match": '"1"'}
 
 
 CASES = (
@@ -396,6 +434,82 @@ CASES = (
             json={"tickets": [f"{w.key}-1"], "set": {"priority": "high"}},
             headers=h,
         ),
+    ),
+    # tracker configuration (docs/adr/0040)
+    Case(
+        "get workflow",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/workflow", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "replace workflow",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.put(
+            f"/api/v1/projects/{w.key}/workflow",
+            json=NEW_WORKFLOW,
+            headers=h | FIRST_VERSION,
+        ),
+    ),
+    Case(
+        "get ticket types",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/ticket-types", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "replace ticket types",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.put(
+            f"/api/v1/projects/{w.key}/ticket-types",
+            json=NEW_TYPES | {"migrate": {"feature": "bug", "task": "bug", "improvement": "bug"}},
+            headers=h | FIRST_VERSION,
+        ),
+    ),
+    Case(
+        "list fields",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/fields", headers=h),
+        read_only=True,
+    ),
+    Case(
+        "create field",
+        at_least("maintainer"),
+        201,
+        lambda c, w, h: c.client.post(
+            f"/api/v1/projects/{w.key}/fields",
+            json={"key": "customer", "name": "Customer", "type": "text"},
+            headers=h,
+        ),
+    ),
+    Case(
+        "get field",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/projects/{w.key}/fields/severity", headers=h),
+        prepare=field_first,
+        read_only=True,
+    ),
+    Case(
+        "update field",
+        at_least("maintainer"),
+        200,
+        lambda c, w, h: c.client.patch(
+            f"/api/v1/projects/{w.key}/fields/severity", json={"name": "Impact"}, headers=h
+        ),
+        prepare=field_first,
+    ),
+    Case(
+        "delete field",
+        at_least("maintainer"),
+        204,
+        lambda c, w, h: c.client.delete(f"/api/v1/projects/{w.key}/fields/severity", headers=h),
+        prepare=field_first,
     ),
 )
 

@@ -203,7 +203,10 @@ class TicketAssigned(TicketData):
 
 
 class TicketStatusChanged(TicketData):
-    changes: Changes = Field(description="`status`, and `resolution` when it changed")
+    changes: Changes = Field(
+        description="`status` (or `status_category`, when a workflow change put the "
+        "ticket's status in another category), and `resolution` when it changed"
+    )
 
 
 class Comment(_Data):

@@ -231,17 +231,12 @@ class FakeConfigurationRepository:
                 counts[value] = counts.get(value, 0) + 1
         return counts
 
-    async def recategorize(self, project_id: uuid.UUID, categories: dict[str, Category]) -> None:
-        for ticket in self._state.tickets.values():
-            category = categories.get(ticket.status)
-            if ticket.project_id == project_id and category is not None:
-                ticket.status_category = category
-
     async def tickets_where(
         self,
         project_id: uuid.UUID,
         *,
         statuses: Sequence[str] = (),
+        other_category: Category | None = None,
         types: Sequence[str] = (),
         types_outside: Sequence[str] | None = None,
         field: FieldDef | None = None,
@@ -251,6 +246,8 @@ class FakeConfigurationRepository:
         state = self._state
 
         def holds(ticket: Ticket) -> bool:
+            if other_category is not None and ticket.status_category is other_category:
+                return False
             if types_outside is not None and ticket.type in types_outside:
                 return False
             if field is None:

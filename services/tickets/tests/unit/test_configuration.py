@@ -629,6 +629,14 @@ async def test_a_status_changing_category_recategorizes_its_tickets(
     )
     stored = world.database.ticket(ticket.id)
     assert (stored.status, stored.status_category, stored.is_done) == ("in_review", DONE, True)
+    # As a move into a done status: resolved, a new version, history and an event.
+    assert (stored.resolution, stored.version) == ("fixed", ticket.version + 3)
+    assert [(h.field, h.from_value, h.to_value) for h in world.database.history_of(ticket.id)][
+        -2:
+    ] == [("status_category", "in_progress", "done"), ("resolution", None, "fixed")]
+    last = [e for e in world.database.events if e.subject == str(ticket.id)][-1]
+    assert last.name == "ticket.status_changed"
+    assert last.data["changes"]["status_category"] == {"from": "in_progress", "to": "done"}
 
 
 async def test_tickets_follow_a_custom_workflow(world: TicketsWorld, team: Team) -> None:

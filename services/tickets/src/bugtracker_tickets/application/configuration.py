@@ -170,13 +170,21 @@ class ConfigurationUseCases:
             if unmoved:
                 raise StatusInUseError("statuses", unmoved)
             new = dataclasses.replace(workflow, version=old.version + 1)
-            recategorized = {
-                s.key: s.category
-                for s in new.statuses
-                if old.status(s.key) is not None and old.category(s.key) is not s.category
-            }
-            await uow.configuration.recategorize(access.project_id, recategorized)
             await uow.configuration.save_workflow(access.project_id, new)
+            # Kept statuses in another category: their tickets take it as a move would
+            # (resolution set into done, cleared out of it), each with its event.
+            for status in new.statuses:
+                if old.status(status.key) is not None and old.category(status.key) is not (
+                    status.category
+                ):
+                    await self._migrate(
+                        uow,
+                        principal,
+                        access,
+                        functools.partial(_move_status, workflow=new, to=status.key),
+                        statuses=(status.key,),
+                        other_category=status.category,
+                    )
             for source, target in moves.items():
                 await self._migrate(
                     uow,
@@ -418,6 +426,7 @@ class ConfigurationUseCases:
         move: Callable[[Ticket], dict[str, dict[str, Any]]],
         *,
         statuses: tuple[str, ...] = (),
+        other_category: Category | None = None,
         types: tuple[str, ...] = (),
         types_outside: tuple[str, ...] | None = None,
         field: FieldDef | None = None,
@@ -432,6 +441,7 @@ class ConfigurationUseCases:
             batch = await uow.configuration.tickets_where(
                 access.project_id,
                 statuses=statuses,
+                other_category=other_category,
                 types=types,
                 types_outside=types_outside,
                 field=field,
@@ -451,7 +461,8 @@ class ConfigurationUseCases:
                     HistoryEntry(ticket.id, now, principal.user_id, name, c["from"], c["to"])
                     for name, c in changes.items()
                 ]
-                name = "ticket.status_changed" if "status" in changes else "ticket.updated"
+                moved = "status" in changes or "status_category" in changes
+                name = "ticket.status_changed" if moved else "ticket.updated"
                 events.append(
                     ticket_event(name, ticket, principal, watchers[ticket.id], changes=changes)
                 )
@@ -497,10 +508,15 @@ def _set(ticket: Ticket, name: str, value: Any) -> dict[str, dict[str, Any]]:
 
 
 def _move_status(ticket: Ticket, workflow: Workflow, to: str) -> dict[str, dict[str, Any]]:
-    """A migrated ticket enters `to` as a transition would leave it: a done status keeps
-    the ticket's resolution (or `fixed`), any other clears it."""
-    changes = _set(ticket, "status", to)
-    ticket.status_category = workflow.category(to)
+    """A migrated ticket enters `to` (or its status enters another category) as a
+    transition would leave it: a done status keeps the ticket's resolution (or `fixed`),
+    any other clears it. Its category is part of the change history and events record."""
+    category = workflow.category(to)
+    if ticket.status != to:
+        changes = _set(ticket, "status", to)
+        ticket.status_category = category
+    else:  # the status itself moved to another category
+        changes = _set(ticket, "status_category", category)
     resolution = None
     if ticket.status_category is Category.DONE:
         resolution = ticket.resolution or Resolution.FIXED.value

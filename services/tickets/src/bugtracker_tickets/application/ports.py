@@ -375,15 +375,12 @@ class ConfigurationRepository(Protocol):
 
     async def option_counts(self, field: FieldDef, values: Sequence[str]) -> dict[str, int]: ...
 
-    async def recategorize(self, project_id: uuid.UUID, categories: dict[str, Category]) -> None:
-        """Tickets in each status get that status's (new) category."""
-        ...
-
     async def tickets_where(
         self,
         project_id: uuid.UUID,
         *,
         statuses: Sequence[str] = (),
+        other_category: Category | None = None,
         types: Sequence[str] = (),
         types_outside: Sequence[str] | None = None,
         field: FieldDef | None = None,
@@ -391,7 +388,8 @@ class ConfigurationRepository(Protocol):
         limit: int,
     ) -> list[Ticket]:
         """Up to `limit` tickets of the project (deleted ones too), locked, in one of
-        `statuses`, of one of `types`, of none of `types_outside`, with a value in `field`
+        `statuses` (and then not in `other_category`), of one of `types`, of none of
+        `types_outside`, with a value in `field`
         (one of `values`, when given)."""
         ...
 

@@ -286,23 +286,12 @@ class SqlConfigurationRepository:
         )
         return {str(v): int(n) for v, n in (await self._session.execute(query)).all()}
 
-    async def recategorize(self, project_id: uuid.UUID, categories: dict[str, Category]) -> None:
-        for status, category in categories.items():
-            await self._session.execute(
-                update(tickets)
-                .where(
-                    tickets.c.project_id == project_id,
-                    tickets.c.status == status,
-                    tickets.c.status_category != category.value,
-                )
-                .values(status_category=category.value)
-            )
-
     async def tickets_where(
         self,
         project_id: uuid.UUID,
         *,
         statuses: Sequence[str] = (),
+        other_category: Category | None = None,
         types: Sequence[str] = (),
         types_outside: Sequence[str] | None = None,
         field: FieldDef | None = None,
@@ -312,6 +301,8 @@ class SqlConfigurationRepository:
         query = select(*TICKET_COLUMNS).where(tickets.c.project_id == project_id)
         if statuses:
             query = query.where(tickets.c.status.in_(statuses))
+        if other_category is not None:
+            query = query.where(tickets.c.status_category != other_category.value)
         if types:
             query = query.where(tickets.c.type.in_(types))
         if types_outside is not None:
