@@ -18,7 +18,6 @@ from typing import Any
 
 from bugtracker_shared.db import create_engine
 from bugtracker_tickets.application.ports import TicketQuery
-from bugtracker_tickets.domain.tickets import Status
 from bugtracker_tickets.infrastructure.milestone_repository import SqlMilestoneRepository
 from bugtracker_tickets.infrastructure.repositories import TicketSearch
 from sqlalchemy import event, text
@@ -57,7 +56,7 @@ async def main(url: str, project_key: str) -> None:
             ),
             (
                 "by priority, open only",
-                TicketQuery(project_ids=(project_id,), statuses=(Status.OPEN,), sort="-priority"),
+                TicketQuery(project_ids=(project_id,), statuses=("open",), sort="-priority"),
                 None,
             ),
             ("due date ascending", TicketQuery(project_ids=(project_id,), sort="due_date"), None),

@@ -52,6 +52,11 @@ def create_engine(url: str, *, schema: str, pool_size: int = 20) -> AsyncEngine:
             "server_settings": {
                 "search_path": schema,
                 "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+                # Requests read pages, not whole tables: starting parallel workers costs
+                # them more than the workers save (bench/results/2026-11-30-21-fields*.md:
+                # a rare field value's page 47 -> 27 ms p50 at c=1, 282 -> 164 ms at c=10;
+                # no list plan of bench/explain_tickets.py got slower).
+                "max_parallel_workers_per_gather": "0",
             },
         },
     )
