@@ -44,6 +44,7 @@ ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/projects", "projects"),
     PrefixRoute("/api/v1/tickets", "tickets"),
     PrefixRoute("/api/v1/milestones", "tickets"),
+    PrefixRoute("/api/v1/attachments", "tickets"),
     PrefixRoute("/api/v1/notifications", "notifications"),
 )
 

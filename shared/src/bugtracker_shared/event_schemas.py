@@ -252,6 +252,25 @@ class TicketUnblocked(TicketData):
     blocker: RelatedTicket = Field(description="The blocker whose finishing unblocked it.")
 
 
+class AttachmentData(_Data):
+    """A file on the ticket (docs/adr/0041)."""
+
+    id: uuid.UUID
+    filename: str
+    content_type: str = Field(description="Sniffed from the bytes, never the client's")
+    size: int
+    sha256: str
+    uploader_id: uuid.UUID
+
+
+class TicketAttachmentAdded(TicketData):
+    attachment: AttachmentData
+
+
+class TicketAttachmentRemoved(TicketData):
+    attachment: AttachmentData
+
+
 # -- milestones (service tickets) ------------------------------------------------------
 
 
@@ -339,6 +358,8 @@ EVENT_DATA: dict[str, type[BaseModel]] = {
     "ticket.related": TicketRelated,
     "ticket.unrelated": TicketUnrelated,
     "ticket.unblocked": TicketUnblocked,
+    "ticket.attachment_added": TicketAttachmentAdded,
+    "ticket.attachment_removed": TicketAttachmentRemoved,
     "milestone.created": MilestoneCreated,
     "milestone.updated": MilestoneUpdated,
     "milestone.deleted": MilestoneDeleted,

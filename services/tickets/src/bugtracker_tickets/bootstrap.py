@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from bugtracker_shared.http_client import service_client
 from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
+from bugtracker_tickets.application.attachments import AttachmentUseCases
 from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.configuration import ConfigurationUseCases
 from bugtracker_tickets.application.milestones import MilestoneUseCases
-from bugtracker_tickets.application.ports import ProjectDirectory
+from bugtracker_tickets.application.ports import BlobStore, ProjectDirectory
 from bugtracker_tickets.application.relations import RelationUseCases
 from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.infrastructure.blob_store import LocalBlobStore
+from bugtracker_tickets.infrastructure.content_types import sniff
 from bugtracker_tickets.infrastructure.html_backfill import backfill_html
 from bugtracker_tickets.infrastructure.membership_view import (
     PROJECT_EVENTS,
@@ -27,7 +31,7 @@ from bugtracker_tickets.infrastructure.projects_client import HttpProjectDirecto
 from bugtracker_tickets.infrastructure.tables import SCHEMA, outbox
 from bugtracker_tickets.infrastructure.ticket_reads import DriverTicketReads
 from bugtracker_tickets.infrastructure.uow import TicketsUnitOfWork
-from bugtracker_tickets.settings import Settings
+from bugtracker_tickets.settings import AttachmentSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,16 @@ class UseCases:
     milestones: MilestoneUseCases
     configuration: ConfigurationUseCases
     bulk: BulkUseCases
+    attachments: AttachmentUseCases
+
+
+def blob_store(settings: AttachmentSettings) -> BlobStore:
+    """The S3-compatible store when it is configured, else the local directory."""
+    if settings.uses_s3:
+        from bugtracker_tickets.infrastructure.s3_blob_store import S3BlobStore  # noqa: PLC0415
+
+        return S3BlobStore(settings)
+    return LocalBlobStore(settings.dir)
 
 
 def build(
@@ -96,11 +110,24 @@ def build(
     configuration_cases = ConfigurationUseCases(uow=uow, tickets=use_cases)
     # Purges the values of deleted custom fields (docs/adr/0040).
     runtime.jobs.append(configuration_cases.keep_purging)
+    attachment_settings = settings.attachments
+    attachment_cases = AttachmentUseCases(
+        uow=uow,
+        tickets=use_cases,
+        store=blob_store(attachment_settings),
+        sniff=sniff,
+        max_bytes=attachment_settings.max_bytes,
+        quota_bytes=attachment_settings.quota_bytes or None,
+        sweep_grace=timedelta(seconds=attachment_settings.sweep_grace_seconds),
+    )
+    # Removes bytes no attachment names, after the grace period (docs/adr/0041).
+    runtime.jobs.append(attachment_cases.keep_sweeping)
     return runtime, UseCases(
         tickets=use_cases,
         comments=CommentUseCases(uow=uow, tickets=use_cases),
         relations=RelationUseCases(uow=uow, tickets=use_cases),
         milestones=milestone_cases,
         configuration=configuration_cases,
+        attachments=attachment_cases,
         bulk=BulkUseCases(uow=uow, tickets=use_cases),
     )

@@ -7,6 +7,7 @@ from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
 from bugtracker_tickets.api import (
+    attachment_routes,
     bulk_routes,
     configuration_routes,
     milestone_routes,
@@ -30,6 +31,9 @@ from bugtracker_tickets.domain.errors import (
     MilestoneNotFoundError,
     OptionInUseError,
     PreconditionRequiredError,
+    AttachmentNotFoundError,
+    AttachmentTooLargeError,
+    QuotaExceededError,
     ProjectArchivedError,
     ProjectNotFoundError,
     RelationCycleError,
@@ -71,6 +75,9 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     FieldNotFoundError: 404,
     FieldExistsError: 409,
     PreconditionRequiredError: 428,
+    AttachmentNotFoundError: 404,
+    AttachmentTooLargeError: 413,
+    QuotaExceededError: 413,
 }
 
 
@@ -92,6 +99,7 @@ def create_app(
         app.state.milestone_cases = cases.milestones
         app.state.bulk_cases = cases.bulk
         app.state.configuration_cases = cases.configuration
+        app.state.attachment_cases = cases.attachments
         return runtime
 
     return service_app(
@@ -103,6 +111,7 @@ def create_app(
             milestone_routes.router,
             bulk_routes.router,
             configuration_routes.router,
+            attachment_routes.router,
         ],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
@@ -110,6 +119,7 @@ def create_app(
         | relation_routes.ANSWERS
         | milestone_routes.ANSWERS
         | bulk_routes.ANSWERS
-        | configuration_routes.ANSWERS,
+        | configuration_routes.ANSWERS
+        | attachment_routes.ANSWERS,
         versioned=(*VERSIONED, *milestone_routes.VERSIONED, *configuration_routes.VERSIONED),
     )

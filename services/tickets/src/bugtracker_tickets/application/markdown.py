@@ -13,26 +13,43 @@ so the event loop keeps serving other requests meanwhile.
 
 Images are not embedded: an `<img>` pointing anywhere would load when the ticket is shown
 (a tracking pixel, or a request into the viewer's network), so `![alt](url)` becomes a
-plain link to the image, `<a href="url">alt</a>`.
+plain link to the image, `<a href="url">alt</a>`. A link or image to
+`attachment:<id>` (an attachment of the ticket, docs/adr/0041) points at the
+attachment's download path instead, which only the project's members can read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML
+from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
+
+from bugtracker_tickets.domain.attachments import REFERENCE, download_path
 
 # The characters markdown's inline and table syntax is made of.
 MARKUP = "[]()!*_`<>&|#\\"
 MAX_MARKUP_CHARACTERS = 3_000
 OFF_LOOP_LENGTH = 2_000
 TAGS = nh3.ALLOWED_TAGS - {"img"}
+
+
+def _attachment_urls(state: StateCore) -> None:
+    """`attachment:<id>` as a link's or an image's target: the download path."""
+    for block in state.tokens:
+        for token in block.children or []:
+            for name in ("href", "src"):
+                target = token.attrGet(name)
+                found = REFERENCE.fullmatch(str(target)) if target else None
+                if found:
+                    token.attrSet(name, download_path(uuid.UUID(found.group(1))))
 
 
 def _image_as_link(
@@ -46,6 +63,7 @@ def _image_as_link(
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _markdown.add_render_rule("image", _image_as_link)
+_markdown.core.ruler.push("attachment_urls", _attachment_urls)
 
 
 def plain(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
@@ -12,6 +12,7 @@ from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.ports import EventSink, Transaction
 from bugtracker_shared.tokens import Principal
 
+from bugtracker_tickets.domain.attachments import Attachment
 from bugtracker_tickets.domain.configuration import (
     Category,
     FieldDef,
@@ -394,7 +395,74 @@ class ConfigurationRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """Bytes the blob store holds under their sha256 (hex), and the first of them (for
+    sniffing the content type)."""
+
+    sha256: str
+    size: int
+    head: bytes
+
+
+class BlobTooLargeError(Exception):
+    """The bytes went past the store's `max_bytes`; nothing of them is kept."""
+
+
+class BlobStore(Protocol):
+    """Where attachments' bytes live, content-addressed (docs/adr/0041)."""
+
+    async def put(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
+        """Store the bytes as they come (never all in memory) under their sha256, and only
+        once they are complete: an upload cut short leaves no blob, at most a temporary
+        file the sweep removes. The same bytes twice are stored once."""
+        ...
+
+    def read(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes `start`..`end` (inclusive; None: to the last), in chunks."""
+        ...
+
+    async def presigned_url(
+        self, sha256: str, *, filename: str, content_type: str, disposition: str
+    ) -> str | None:
+        """A short-lived URL the client may download the bytes from directly with these
+        headers, or None when the store has no such thing (then the service streams)."""
+        ...
+
+    async def delete(self, sha256: str, *, stored_before: datetime) -> None:
+        """Remove the blob if it was last stored before `stored_before` (an upload of the
+        same bytes since then stores it again and keeps it)."""
+        ...
+
+    async def older_than(self, cutoff: datetime) -> list[str]:
+        """The sha256 of every blob stored before `cutoff` (for the sweep), and removes
+        temporary files of uploads abandoned before it."""
+        ...
+
+
+class AttachmentRepository(Protocol):
+    async def add(self, attachment: Attachment) -> None: ...
+    async def get(self, attachment_id: uuid.UUID) -> Attachment | None: ...
+    async def delete(self, attachment_id: uuid.UUID) -> None: ...
+
+    async def of_ticket(
+        self, ticket_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Attachment]:
+        """Oldest first."""
+        ...
+
+    async def bytes_in_project(self, project_id: uuid.UUID) -> int:
+        """What the project's attachments take, each counted (after locking the project's
+        attachments against concurrent uploads until the transaction ends)."""
+        ...
+
+    async def unreferenced(self, sha256s: Sequence[str]) -> list[str]:
+        """Those of `sha256s` that no attachment names."""
+        ...
+
+
 class UnitOfWork(Transaction, Protocol):
+    attachments: AttachmentRepository
     configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository

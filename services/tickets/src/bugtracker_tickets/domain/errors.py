@@ -199,3 +199,36 @@ class InvalidFilterError(RequestRuleError):
 class PreconditionRequiredError(TicketsError):
     code = "precondition_required"
     message = "Replacing this document needs If-Match with the ETag of the version you changed."
+
+
+# -- attachments (docs/adr/0041) -------------------------------------------------------------
+
+
+class AttachmentNotFoundError(TicketsError):
+    code = "not_found"
+    message = "No such attachment."
+
+
+class AttachmentTooLargeError(TicketsError):
+    code = "payload_too_large"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"An attachment is at most {max_bytes} bytes.")
+        self.extra = {"max_bytes": max_bytes}
+
+
+class QuotaExceededError(TicketsError):
+    code = "quota_exceeded"
+
+    def __init__(self, quota_bytes: int, used_bytes: int) -> None:
+        super().__init__(
+            f"The project's attachments would take more than its quota of {quota_bytes} bytes."
+        )
+        self.extra = {"quota_bytes": quota_bytes, "used_bytes": used_bytes}
+
+
+class InvalidUploadError(RequestRuleError):
+    """A body that is not one `file` part of multipart/form-data."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([(["body", "file"], problem)])

@@ -337,4 +337,24 @@ field_values = Table(
     ),
 )
 
+# Files on tickets (docs/adr/0041): the bytes are in the blob store under their sha256,
+# written before the row; a row is the only thing that makes them visible. Deleting an
+# attachment deletes its row; the store's sweep removes bytes no row names.
+attachments = Table(
+    "attachments",
+    metadata,
+    uuid_key(),
+    Column("ticket_id", Uuid, ForeignKey("tickets.tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Uuid, nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(127), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("uploader_id", Uuid, nullable=False),
+    moment("created_at"),
+    Index("ix_attachments_ticket", "ticket_id", "created_at", "id"),
+    Index("ix_attachments_sha256", "sha256"),
+    Index("ix_attachments_project", "project_id", "size"),
+)
+
 outbox = outbox_table(metadata)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from bugtracker_shared.uow import OutboxUnitOfWork
 
 from bugtracker_tickets.application.ports import (
+    AttachmentRepository,
     CommentRepository,
     ConfigurationRepository,
     HistoryRepository,
@@ -12,6 +13,7 @@ from bugtracker_tickets.application.ports import (
     TicketRepository,
     WatcherRepository,
 )
+from bugtracker_tickets.infrastructure.attachment_repository import SqlAttachmentRepository
 from bugtracker_tickets.infrastructure.configuration_repository import (
     SqlConfigurationRepository,
 )
@@ -29,6 +31,7 @@ from bugtracker_tickets.infrastructure.tables import outbox
 
 class TicketsUnitOfWork(OutboxUnitOfWork):
     outbox_table = outbox
+    attachments: AttachmentRepository
     configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
@@ -39,6 +42,7 @@ class TicketsUnitOfWork(OutboxUnitOfWork):
     idempotency: IdempotencyStore
 
     def _bind_repositories(self) -> None:
+        self.attachments = SqlAttachmentRepository(self.session)
         self.configuration = SqlConfigurationRepository(self.session)
         self.tickets = SqlTicketRepository(self.session)
         self.milestones = SqlMilestoneRepository(self.session)
