@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ import pytest
 from bugtracker_devstack.stack import Stack
 from bugtracker_devstack.testing import throwaway_stack
 from fastapi import FastAPI
+
+# Apps built in the test run keep attachments' bytes in a directory of the run's own: the
+# attachment sweep removes every blob its database does not name, so it must never see
+# the bytes of `make up` (.data/attachments) or of anything else.
+os.environ["BUGTRACKER_ATTACHMENTS_DIR"] = tempfile.mkdtemp(prefix="bugtracker-test-attachments-")
 
 
 @pytest.fixture(scope="session")

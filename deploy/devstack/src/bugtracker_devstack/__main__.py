@@ -110,6 +110,15 @@ def _check_ports(ports: dict[str, tuple[str, int]]) -> None:
             )
 
 
+def _attachments_at(stack: Stack) -> str:
+    """Where the tickets service keeps attachments' bytes, as its settings will say."""
+    env = stack.env("tickets")
+    endpoint = env.get("BUGTRACKER_ATTACHMENTS_S3_ENDPOINT")
+    if endpoint:
+        return f"{endpoint} bucket {env.get('BUGTRACKER_ATTACHMENTS_S3_BUCKET', '')}"
+    return env.get("BUGTRACKER_ATTACHMENTS_DIR", "")
+
+
 def up(data: Path) -> int:
     data = data_dir_for_servers(data, (PG_USER, RABBIT_USER, REDIS_USER))
     data.mkdir(parents=True, exist_ok=True)
@@ -154,6 +163,7 @@ def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
         ),
         ports=Ports(**{p: port for p, (_, port) in settings.items()}),
         keys_dir=data / "keys",
+        attachments_dir=data / "attachments",
         redis=Redis(base=data / "redis", port=redis_port),
         role_passwords={s: secrets[f"PG_PASSWORD_{s.upper()}"] for s in SERVICES},
         # Readable key=value lines in a terminal; containers and CI keep the JSON default.
@@ -212,6 +222,7 @@ def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
                 if stack.redis
                 else ""
             )
+            + f"  Files:    {_attachments_at(stack)} (attachments)\n"
             + f"  Metrics:  {stack.metrics_url('gateway')} and /metrics on each service\n"
             f"  Admin:    {secrets['BUGTRACKER_ADMIN_EMAIL']} / "
             f"{secrets['BUGTRACKER_ADMIN_PASSWORD']}  (kept in {data / 'secrets.env'})\n"

@@ -81,6 +81,9 @@ class Stack:
     # (`gateway_urls`), as behind a load balancer the client picks.
     replicas: int = 1
     replica_ports: dict[str, list[int]] = field(default_factory=dict)
+    # Where the tickets service keeps attachments' bytes (BUGTRACKER_ATTACHMENTS_DIR) unless
+    # `extra_env` points it at an S3-compatible store; None: the service's default.
+    attachments_dir: Path | None = None
     # Guards the /internal endpoints (auth's revoked sessions for the gateway, projects'
     # membership snapshot for tickets); one per run of the stack.
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -152,6 +155,8 @@ class Stack:
             values["TICKETS_URL"] = self.url("tickets")
             values["NOTIFICATIONS_URL"] = self.url("notifications")
         env.update({prefix + key: value for key, value in values.items()})
+        if process == "tickets" and self.attachments_dir is not None:
+            env.setdefault("BUGTRACKER_ATTACHMENTS_DIR", str(self.attachments_dir))
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 

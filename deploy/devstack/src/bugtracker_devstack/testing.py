@@ -54,6 +54,7 @@ def throwaway_stack(replicas: int = 1) -> Iterator[Stack]:
             **{p: free_port() for p in ("gateway", *SERVICES)}, gateway_metrics=free_port()
         ),
         keys_dir=base / "keys",
+        attachments_dir=base / "attachments",
         redis=Redis(base=base / "redis", port=free_port()),
         role_passwords={service: new_password() for service in SERVICES},
         # Every component talks to RabbitMQ as its own user, with only its own rights.
