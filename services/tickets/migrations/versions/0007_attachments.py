@@ -4,7 +4,9 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-30 12:00:00.000000
 
-A new table only (docs/adr/0041).
+A new table (docs/adr/0041); the project view learns when a project was deleted, and an
+index on deleted tickets serves the purge after the restore window (both small: the
+index is partial on the few deleted tickets, the column nullable without a default).
 """
 
 from collections.abc import Sequence
@@ -44,7 +46,22 @@ def upgrade() -> None:
     op.create_index(
         "ix_attachments_project", "attachments", ["project_id", "size"], schema="tickets"
     )
+    op.add_column(
+        "project_view",
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        schema="tickets",
+    )
+    op.execute("UPDATE tickets.project_view SET deleted_at = now() WHERE deleted")
+    op.create_index(
+        "ix_tickets_deleted",
+        "tickets",
+        ["deleted_at"],
+        schema="tickets",
+        postgresql_where=sa.text("deleted_at IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tickets_deleted", table_name="tickets", schema="tickets")
+    op.drop_column("project_view", "deleted_at", schema="tickets")
     op.drop_table("attachments", schema="tickets")

@@ -50,7 +50,7 @@ class UseCases:
 def blob_store(settings: AttachmentSettings) -> BlobStore:
     """The S3-compatible store when it is configured, else the local directory."""
     if settings.uses_s3:
-        from bugtracker_tickets.infrastructure.s3_blob_store import S3BlobStore  # noqa: PLC0415
+        from bugtracker_tickets.infrastructure.s3_blob_store import S3BlobStore
 
         return S3BlobStore(settings)
     return LocalBlobStore(settings.dir)
@@ -120,6 +120,8 @@ def build(
         quota_bytes=attachment_settings.quota_bytes or None,
         sweep_grace=timedelta(seconds=attachment_settings.sweep_grace_seconds),
     )
+    # Purges tickets past the restore window; then the sweep removes their files' bytes.
+    runtime.jobs.append(use_cases.keep_purging)
     # Removes bytes no attachment names, after the grace period (docs/adr/0041).
     runtime.jobs.append(attachment_cases.keep_sweeping)
     return runtime, UseCases(

@@ -10,7 +10,8 @@ database. `FakeProjectDirectory` plays the projects service (roles and
 permissions from `bugtracker_shared.permissions`), `FakeTicketReads` the driver reads.
 
 `TicketsWorld` wires the real use cases (`TicketUseCases`, `CommentUseCases`,
-`BulkUseCases`, `ConfigurationUseCases`) to these fakes; `tests/unit/conftest.py`
+`BulkUseCases`, `ConfigurationUseCases`, `AttachmentUseCases` with the `FakeBlobStore`
+of `fake_attachments.py`) to these fakes; `tests/unit/conftest.py`
 exposes it as the `world` fixture.
 
 The module is in mypy's `files`, and every fake is assigned to the Protocol it plays
@@ -36,10 +37,13 @@ from bugtracker_testkit.in_memory import (
     InMemoryOutboxDatabase,
     InMemoryUnitOfWork,
 )
+from bugtracker_tickets.application.attachments import AttachmentUseCases
 from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.configuration import ConfigurationUseCases
 from bugtracker_tickets.application.ports import (
+    AttachmentRepository,
+    BlobStore,
     CommentRepository,
     ConfigurationRepository,
     HistoryRepository,
@@ -57,6 +61,7 @@ from bugtracker_tickets.application.ports import (
     WatcherRepository,
 )
 from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.domain.attachments import Attachment
 from bugtracker_tickets.domain.configuration import FieldDef, TicketTypes, Workflow
 from bugtracker_tickets.domain.planning import Milestone, Relation, RelationType, TicketRef
 from bugtracker_tickets.domain.tickets import (
@@ -66,7 +71,9 @@ from bugtracker_tickets.domain.tickets import (
     Ticket,
     ticket_key,
 )
+from bugtracker_tickets.infrastructure.content_types import sniff
 
+from services.tickets.tests.unit.fake_attachments import FakeAttachmentRepository, FakeBlobStore
 from services.tickets.tests.unit.fake_configuration import (
     FakeConfigurationRepository,
     IndexRow,
@@ -108,6 +115,10 @@ class TicketsState:
     field_values: dict[tuple[uuid.UUID, uuid.UUID], tuple[IndexRow, ...]] = field(
         default_factory=dict
     )
+    # Attachment rows (docs/adr/0041); their bytes are in a FakeBlobStore.
+    attachments: dict[uuid.UUID, Attachment] = field(default_factory=dict)
+    # When the service learned a project was deleted (the membership view's deleted_at).
+    deleted_projects: dict[uuid.UUID, datetime] = field(default_factory=dict)
 
 
 class FakeTicketsDatabase(InMemoryOutboxDatabase[TicketsState]):
@@ -144,6 +155,32 @@ class FakeTicketRepository:
     @property
     def _state(self) -> TicketsState:
         return self._uow.state
+
+    async def expired(self, cutoff: datetime, *, limit: int) -> list[uuid.UUID]:
+        gone = {p for p, at in self._state.deleted_projects.items() if at < cutoff}
+        found = [
+            t.id
+            for t in self._state.tickets.values()
+            if (t.deleted_at is not None and t.deleted_at < cutoff) or t.project_id in gone
+        ]
+        return sorted(found)[:limit]
+
+    async def purge(self, ticket_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        state, ids = self._state, set(ticket_ids)
+        for ticket in state.tickets.values():
+            if ticket.parent_id in ids:
+                ticket.parent_id = None
+        for ticket_id in ids:
+            state.tickets.pop(ticket_id, None)
+            state.watchers.pop(ticket_id, None)
+        state.relations = {
+            k: r for k, r in state.relations.items() if not {r.source_id, r.target_id} & ids
+        }
+        state.comments = {k: c for k, c in state.comments.items() if c.ticket_id not in ids}
+        state.history = [h for h in state.history if h.ticket_id not in ids]
+        state.attachments = {k: a for k, a in state.attachments.items() if a.ticket_id not in ids}
+        state.field_values = {k: v for k, v in state.field_values.items() if k[0] not in ids}
+        del now  # the fakes keep no counters to count the live ones out of
 
     async def create(
         self,
@@ -382,6 +419,7 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
 
     database: FakeTicketsDatabase
     # Typed with the ports, as TicketsUnitOfWork is (Protocol attributes are invariant).
+    attachments: AttachmentRepository
     configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
@@ -395,6 +433,7 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
     def __init__(self, database: FakeTicketsDatabase) -> None:
         super().__init__(database)
         self.database = database
+        self.attachments = FakeAttachmentRepository(self)
         self.configuration = FakeConfigurationRepository(self)
         self.tickets = FakeTicketRepository(self)
         self.milestones = FakeMilestoneRepository(self)
@@ -587,6 +626,12 @@ class TicketsWorld:
     comments: CommentUseCases = field(init=False)
     bulk: BulkUseCases = field(init=False)
     configuration: ConfigurationUseCases = field(init=False)
+    # Attachments (docs/adr/0041): at most `attachment_max_bytes` each, the project's
+    # together at most `attachment_quota` (None: unlimited), bytes in `blobs`.
+    blobs: FakeBlobStore = field(default_factory=FakeBlobStore)
+    attachment_max_bytes: int = 1000
+    attachment_quota: int | None = None
+    attachments: AttachmentUseCases = field(init=False)
 
     def __post_init__(self) -> None:
         self.tickets = TicketUseCases(
@@ -598,6 +643,14 @@ class TicketsWorld:
         self.bulk = BulkUseCases(uow=self.database.unit_of_work, tickets=self.tickets)
         self.configuration = ConfigurationUseCases(
             uow=self.database.unit_of_work, tickets=self.tickets
+        )
+        self.attachments = AttachmentUseCases(
+            uow=self.database.unit_of_work,
+            tickets=self.tickets,
+            store=self.blobs,
+            sniff=sniff,
+            max_bytes=self.attachment_max_bytes,
+            quota_bytes=self.attachment_quota,
         )
 
     @staticmethod
@@ -639,6 +692,7 @@ def _conforms(database: FakeTicketsDatabase) -> None:
     tickets: TicketRepository = uow.tickets
     fake = FakeUnitOfWork(database)
     repositories: tuple[
+        AttachmentRepository,
         ConfigurationRepository,
         TicketRepository,
         CommentRepository,
@@ -647,6 +701,7 @@ def _conforms(database: FakeTicketsDatabase) -> None:
         IdempotencyStore,
         EventSink,
     ] = (
+        FakeAttachmentRepository(fake),
         FakeConfigurationRepository(fake),
         fake.tickets,
         fake.comments,
@@ -657,4 +712,5 @@ def _conforms(database: FakeTicketsDatabase) -> None:
     )
     directory: ProjectDirectory = FakeProjectDirectory()
     reads: TicketReads = FakeTicketReads(database)
-    del uow, make_uow, tickets, repositories, directory, reads
+    store: BlobStore = FakeBlobStore()
+    del uow, make_uow, tickets, repositories, directory, reads, store

@@ -67,6 +67,22 @@ def test_images_become_links_so_nothing_loads_when_a_ticket_is_shown() -> None:
     assert "noopener" in html
 
 
+def test_attachment_references_link_to_the_download_path_outside_code() -> None:
+    ident = uuid.uuid4()
+    path = f"/api/v1/attachments/{ident}/content"
+    html = render(
+        f"![shot](attachment:{ident}) and [log](attachment:{ident}) "
+        f"and `[c](attachment:{ident})`\n\n    ![b](attachment:{ident})\n"
+    )
+    assert html.count(f'<a href="{path}"') == 2
+    assert f'<a href="{path}" rel="noopener noreferrer nofollow">shot</a>' in html
+    assert f'<a href="{path}" rel="noopener noreferrer nofollow">log</a>' in html
+    assert "<img" not in html
+    # In code the reference is text, left as written.
+    assert f"<code>[c](attachment:{ident})</code>" in html
+    assert f"<pre><code>![b](attachment:{ident})\n</code></pre>" in html
+
+
 @pytest.mark.parametrize("shape", ["![", "[", "[a](", "*a", "|x|y|\n"])
 def test_input_that_explodes_the_parser_is_shown_as_plain_text(shape: str) -> None:
     text = (shape * 50_000)[:50_000]

@@ -166,10 +166,13 @@ class AttachmentUseCases:
             raise ForbiddenError("Only the uploader or a maintainer deletes an attachment.")
         access.require_writable()
         async with self.uow() as uow:
+            # Under the ticket's lock: a concurrent delete of the attachment or of the
+            # ticket is seen, and only one `ticket.attachment_removed` is written.
             live = await uow.tickets.get(ticket.id, for_update=True)
-            if live is None:
+            if live is None or live.deleted_at is not None:
                 raise AttachmentNotFoundError()
-            await uow.attachments.delete(attachment.id)
+            if not await uow.attachments.delete(attachment.id):
+                raise AttachmentNotFoundError()
             await record(
                 uow,
                 "ticket.attachment_removed",

@@ -126,6 +126,18 @@ class TicketReads(Protocol):
 
 
 class TicketRepository(Protocol):
+    async def expired(self, cutoff: datetime, *, limit: int) -> list[uuid.UUID]:
+        """Up to `limit` tickets to purge: deleted before `cutoff`, or of a project this
+        service learned was deleted before it."""
+        ...
+
+    async def purge(self, ticket_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        """Delete these tickets for good, with everything that is theirs (comments,
+        history, watchers, relations, attachments, field values). Live ones are first
+        marked deleted, so that the counters of the tickets they block and of their
+        milestones count them out; their children lose their parent."""
+        ...
+
     async def create(
         self,
         draft: Ticket,
@@ -443,7 +455,9 @@ class BlobStore(Protocol):
 class AttachmentRepository(Protocol):
     async def add(self, attachment: Attachment) -> None: ...
     async def get(self, attachment_id: uuid.UUID) -> Attachment | None: ...
-    async def delete(self, attachment_id: uuid.UUID) -> None: ...
+    async def delete(self, attachment_id: uuid.UUID) -> bool:
+        """False when there was no such row (deleted meanwhile)."""
+        ...
 
     async def of_ticket(
         self, ticket_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int

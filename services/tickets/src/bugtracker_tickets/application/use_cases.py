@@ -8,9 +8,11 @@ outbox, all in the same transaction.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -57,9 +59,11 @@ from bugtracker_tickets.domain.errors import (
     InvalidFilterError,
     InvalidTicketTypeError,
     ProjectNotFoundError,
+    RestoreExpiredError,
     TicketNotFoundError,
 )
 from bugtracker_tickets.domain.tickets import (
+    RESTORE_WINDOW,
     TICKET_KEY,
     HistoryEntry,
     Keep,
@@ -80,9 +84,14 @@ from bugtracker_tickets.domain.workflow import (
 )
 
 SORTS = ("created_at", "updated_at", "priority", "due_date")
+# Tickets purged per transaction, and how often the purge looks for them.
+PURGE_BATCH = 200
+PURGE_INTERVAL_SECONDS = 3600.0
 MEMBER_LEFT_BATCH = 100
 # The actor of a change the service makes itself, when the event that caused it names none.
 SYSTEM_ACTOR = uuid.UUID(int=0)
+
+logger = logging.getLogger("bugtracker.tickets")
 
 
 @dataclass(frozen=True)
@@ -748,11 +757,41 @@ class TicketUseCases:
                 raise TicketNotFoundError("No such ticket.")
             if ticket.deleted_at is None:
                 return ticket
+            if datetime.now(UTC) - ticket.deleted_at > RESTORE_WINDOW:
+                raise RestoreExpiredError()
             ticket.deleted_at = None
             changes = {"deleted": {"from": True, "to": False}}
             await self._save(uow, ticket, principal, changes, "ticket.updated")
             await uow.commit()
         return ticket
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Purge the tickets deleted longer ago than the restore window, and those of
+        projects deleted that long ago, PURGE_BATCH per transaction; how many. Their
+        attachments' bytes go with the sweep (docs/adr/0041). Nothing is published: each
+        ticket's `ticket.deleted` (or the project's `project.deleted`) told it already."""
+        at = now or datetime.now(UTC)
+        purged = 0
+        while True:
+            async with self.uow() as uow:
+                batch = await uow.tickets.expired(at - RESTORE_WINDOW, limit=PURGE_BATCH)
+                if batch:
+                    await uow.tickets.purge(batch, at)
+                await uow.commit()
+            purged += len(batch)
+            if len(batch) < PURGE_BATCH:
+                if purged:
+                    logger.info("purged %d tickets past the restore window", purged)
+                return purged
+
+    async def keep_purging(self, *, interval: float = PURGE_INTERVAL_SECONDS) -> None:
+        """The background job: `purge_expired` every `interval` seconds (any replica)."""
+        while True:
+            try:
+                await self.purge_expired()
+            except Exception:
+                logger.exception("purging expired tickets failed; retry in %.0f s", interval)
+            await asyncio.sleep(interval)
 
     async def children(
         self, principal: Principal, ticket_ref: str, *, limit: int, cursor: str | None

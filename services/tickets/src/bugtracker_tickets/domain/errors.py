@@ -43,6 +43,11 @@ class CommentNotFoundError(TicketsError):
     code = "not_found"
 
 
+class RestoreExpiredError(TicketsError):
+    code = "restore_expired"
+    message = "The ticket was deleted longer ago than it can be restored."
+
+
 class IdempotencyKeyReusedError(TicketsError):
     code = "idempotency_key_reused"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Final
 
@@ -17,6 +17,10 @@ from bugtracker_tickets.domain.errors import (
     ProjectArchivedError,
     ProjectNotFoundError,
 )
+
+# How long a deleted ticket (or a deleted project's tickets) can be restored; after it,
+# they are purged with everything that is theirs (docs/adr/0041).
+RESTORE_WINDOW: Final = timedelta(days=30)
 
 TICKET_KEY = re.compile(r"^(?P<project>[A-Z][A-Z0-9]{1,9})-(?P<number>[1-9][0-9]{0,8})$")
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")

@@ -32,8 +32,11 @@ class SqlAttachmentRepository:
         row = (await self._session.execute(query)).mappings().first()
         return _attachment(row) if row else None
 
-    async def delete(self, attachment_id: uuid.UUID) -> None:
-        await self._session.execute(delete(attachments).where(attachments.c.id == attachment_id))
+    async def delete(self, attachment_id: uuid.UUID) -> bool:
+        deleted = await self._session.execute(
+            delete(attachments).where(attachments.c.id == attachment_id).returning(attachments.c.id)
+        )
+        return deleted.first() is not None
 
     async def of_ticket(
         self, ticket_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None, limit: int

@@ -78,7 +78,8 @@ class LocalBlobStore:
     async def presigned_url(
         self, sha256: str, *, filename: str, content_type: str, disposition: str
     ) -> str | None:
-        return None  # the service streams the file itself
+        del sha256, filename, content_type, disposition  # no URL: the service streams
+        return None
 
     async def delete(self, sha256: str, *, stored_before: datetime) -> None:
         await anyio.to_thread.run_sync(self._delete, self._path(sha256), stored_before.timestamp())

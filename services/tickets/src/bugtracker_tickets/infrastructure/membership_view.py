@@ -61,11 +61,12 @@ SNAPSHOT_PAGE = 500
 # Insert the project, or move its state and version forward; no row back when the stored
 # version is newer (the change is stale).
 _CLAIM_PROJECT = """
-INSERT INTO tickets.project_view AS p (id, key, archived, deleted, version)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO tickets.project_view AS p (id, key, archived, deleted, version, deleted_at)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 THEN $6::timestamptz END)
 ON CONFLICT (id) DO UPDATE
 SET key = EXCLUDED.key, archived = EXCLUDED.archived, deleted = EXCLUDED.deleted,
-    version = EXCLUDED.version
+    version = EXCLUDED.version,
+    deleted_at = CASE WHEN EXCLUDED.deleted THEN COALESCE(p.deleted_at, EXCLUDED.deleted_at) END
 WHERE p.version <= EXCLUDED.version
 RETURNING p.id
 """
@@ -171,6 +172,7 @@ class MembershipView:
                 project.archived,
                 project.deleted,
                 event.sequence,
+                event.time,
             )
             if claimed is not None and event.name == "project.created":
                 owner = ProjectCreated.model_validate(event.data).owner_id
@@ -230,6 +232,8 @@ class MembershipView:
             project["archived"],
             project["deleted"],
             project["version"],
+            # The snapshot does not say when: from now on, which only purges later.
+            datetime.now(UTC),
         )
         if claimed is None:  # an event newer than the snapshot was applied already
             return

@@ -356,9 +356,36 @@ def _by_id(values: dict[str, Any], ticket_id: uuid.UUID) -> dict[str, Any]:
     return {f"b_{name}": value for name, value in values.items()} | {"b_id": ticket_id}
 
 
+# Tickets to purge (docs/adr/0041): deleted before the cutoff, and every ticket of a
+# project deleted before it; each part served by an index.
+_EXPIRED = """
+(SELECT id FROM tickets.tickets WHERE deleted_at < $1 LIMIT $2)
+UNION
+(SELECT t.id FROM tickets.tickets t
+ JOIN tickets.project_view p ON p.id = t.project_id
+ WHERE p.deleted AND p.deleted_at < $1 LIMIT $2)
+LIMIT $2
+"""
+
+
 class SqlTicketRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def expired(self, cutoff: datetime, *, limit: int) -> list[uuid.UUID]:
+        driver = await session_driver(self._session)
+        return [row["id"] for row in await driver.fetch(_EXPIRED, cutoff, limit)]
+
+    async def purge(self, ticket_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        ids = list(ticket_ids)
+        live = tickets.c.deleted_at.is_(None)
+        await self._session.execute(
+            update(tickets).where(tickets.c.id.in_(ids), live).values(deleted_at=now)
+        )
+        await self._session.execute(
+            update(tickets).where(tickets.c.parent_id.in_(ids)).values(parent_id=None)
+        )
+        await self._session.execute(delete(tickets).where(tickets.c.id.in_(ids)))
 
     async def create(
         self,

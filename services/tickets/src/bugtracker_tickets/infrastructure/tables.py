@@ -123,6 +123,8 @@ tickets = Table(
         postgresql_where=text("milestone_id IS NOT NULL"),
     ),
     Index("ix_tickets_labels", "labels", postgresql_using="gin"),
+    # The purge of tickets deleted longer ago than the restore window.
+    Index("ix_tickets_deleted", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
 )
 
 # Milestones of a project (docs/adr/0039). `total` and `done` are kept by a trigger on
@@ -254,6 +256,9 @@ project_view = Table(
     Column("archived", Boolean, nullable=False),
     Column("deleted", Boolean, nullable=False),
     Column("version", Integer, nullable=False),
+    # When this service learned the project was deleted: its tickets are purged once
+    # the restore window has passed since then (docs/adr/0041).
+    moment("deleted_at", nullable=True),
 )
 
 member_view = Table(
