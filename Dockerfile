@@ -45,6 +45,11 @@ ENV BUGTRACKER_COMPONENT=projects BUGTRACKER_COMPONENT_DIR=services/projects \
 FROM ${BASE_IMAGE} AS tickets-base
 ENV BUGTRACKER_COMPONENT=tickets BUGTRACKER_COMPONENT_DIR=services/tickets \
     BUGTRACKER_COMPONENT_PORT=8003
+# Attachments' bytes (docs/adr/0041): a named volume in compose, a PersistentVolumeClaim
+# in Kubernetes (or an S3-compatible store instead). A volume mounted here takes the
+# directory's owner, the bugtracker user (uid/gid 10001).
+ENV BUGTRACKER_ATTACHMENTS_DIR=/var/lib/bugtracker/attachments
+RUN mkdir -p /var/lib/bugtracker/attachments && chown -R 10001:10001 /var/lib/bugtracker
 
 FROM ${BASE_IMAGE} AS notifications-base
 ENV BUGTRACKER_COMPONENT=notifications BUGTRACKER_COMPONENT_DIR=services/notifications \

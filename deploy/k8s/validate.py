@@ -3,7 +3,8 @@
 Every YAML file that holds Kubernetes objects is validated with kubernetes-validate in
 strict mode. Each kustomization.yaml is checked against the fields used here, its files
 must exist, and it is rendered the way kustomize would for what this layout uses
-(resources, namespace, labels, images, JSON 6902 and strategic-merge patches) so that
+(resources, namespace, labels, images, JSON 6902 and strategic-merge patches, including
+one with `$patch: delete` that removes a resource) so that
 the overlay's patches are proven to apply and the rendered objects are validated too.
 
 Objects of the operators' kinds (CloudNativePG, RabbitMQ Cluster and Messaging Topology
@@ -243,6 +244,11 @@ def apply_patch(docs: list[Doc], patch: Doc, patch_path: Path) -> None:
     ]
     if not matched:
         raise CheckError(f"{patch_path}: no {content['kind']} {name_of(content)}")
+    if content.get("$patch") == "delete":  # kustomize removes the resource itself
+        docs[:] = [doc for doc in docs if not any(doc is found for found in matched)]
+        return
+    if "$patch" in content:
+        raise CheckError(f"{patch_path}: unsupported $patch {content['$patch']}")
     for doc in matched:
         doc.update(merge(doc, content))
 

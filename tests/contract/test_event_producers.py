@@ -30,9 +30,11 @@ from bugtracker_shared.events import CloudEvent, new_event
 from bugtracker_shared.messaging import accepted_event
 from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.tokens import Principal
+from bugtracker_tickets.application.attachments import attachment_data
 from bugtracker_tickets.application.configuration import field_document, project_event
 from bugtracker_tickets.application.milestones import milestone_event
 from bugtracker_tickets.application.ticket_events import ticket_event
+from bugtracker_tickets.domain.attachments import Attachment
 from bugtracker_tickets.domain.configuration import (
     DEFAULT_WORKFLOW,
     FieldDef,
@@ -92,6 +94,7 @@ def tickets_events() -> list[CloudEvent]:
     deleted = Ticket(**{**ticket.__dict__, "deleted_at": NOW, "resolution": "fixed"})
     other = {"id": uuid.uuid4(), "key": "OPS-3", "project_id": uuid.uuid4()}
     relation = {"id": uuid.uuid4(), "type": "blocked_by", "ticket": other}
+    file = an_attachment(ticket)
     return [
         ticket_event("ticket.created", ticket, principal, watchers),
         ticket_event("ticket.assigned", ticket, principal, watchers, changes=assignee),
@@ -130,9 +133,27 @@ def tickets_events() -> list[CloudEvent]:
             for name in ("ticket.related", "ticket.unrelated")
         ),
         ticket_event("ticket.unblocked", ticket, principal, watchers, blocker=other),
+        *(
+            ticket_event(name, ticket, principal, watchers, attachment=attachment_data(file))
+            for name in ("ticket.attachment_added", "ticket.attachment_removed")
+        ),
         *milestone_events(principal, ticket.project_id),
         *configuration_events(principal, ticket.project_id),
     ]
+
+
+def an_attachment(ticket: Ticket) -> Attachment:
+    return Attachment(
+        id=uuid.uuid4(),
+        ticket_id=ticket.id,
+        project_id=ticket.project_id,
+        filename="shot.png",
+        content_type="image/png",
+        size=1234,
+        sha256="0" * 64,
+        uploader_id=ACTOR,
+        created_at=NOW,
+    )
 
 
 def configuration_events(principal: Principal, project_id: uuid.UUID) -> list[CloudEvent]:

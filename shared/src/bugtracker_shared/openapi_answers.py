@@ -94,8 +94,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     "already_member, last_owner, project_archived, restore_expired, invalid_transition, "
     "status_in_use, type_in_use, option_in_use, field_exists",
     412: "precondition_failed: If-Match names a version that is no longer current",
+    416: "range_not_satisfiable: the Range is outside the file (Content-Range: bytes */size)",
     428: "precondition_required: replacing the whole document needs If-Match",
-    413: "payload_too_large: the body is larger than the gateway accepts",
+    413: "payload_too_large: the body is larger than the gateway accepts (an attachment: "
+    "BUGTRACKER_ATTACHMENTS_MAX_BYTES); quota_exceeded: the project's attachments quota",
     422: "validation_error (with errors), or a rule of the request: weak_password, "
     "invalid_cursor, unknown_user, assignee_not_member, resolution_required, "
     "idempotency_key_reused",

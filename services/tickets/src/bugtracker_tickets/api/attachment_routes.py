@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from bugtracker_shared.pagination import Page
+from bugtracker_shared.problems import problem_response
 from bugtracker_shared.web import (
     CurrentPrincipal,
     IfNoneMatch,
@@ -150,7 +151,6 @@ def _content_headers(attachment: Attachment) -> dict[str, str]:
         206: {"content": {"application/octet-stream": {}}, "description": "The range asked"},
         302: {"description": "A presigned URL of the object store, valid at most 5 minutes"},
         304: {"description": "Not modified (If-None-Match names the sha256)"},
-        416: {"description": "The range cannot be satisfied"},
     },
 )
 async def download_attachment(
@@ -172,8 +172,12 @@ async def download_attachment(
     try:
         wanted = byte_range(range_, attachment.size)
     except ValueError:
-        return Response(
-            status_code=416, headers=headers | {"Content-Range": f"bytes */{attachment.size}"}
+        return problem_response(
+            416,
+            "range_not_satisfiable",
+            f"The range is outside the file's {attachment.size} bytes.",
+            instance=f"/api/v1/attachments/{attachment_id}/content",
+            headers={"Content-Range": f"bytes */{attachment.size}"},
         )
     if wanted is None:
         body = cases.store.read(attachment.sha256)
@@ -204,4 +208,5 @@ async def delete_attachment(
 ANSWERS: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/v1/tickets/{ticket_ref}/attachments"): {403, 409, 413},
     ("DELETE", "/api/v1/attachments/{attachment_id}"): {403, 409},
+    ("GET", "/api/v1/attachments/{attachment_id}/content"): {416},
 }
