@@ -54,6 +54,7 @@ CORS_ALLOW_HEADERS = [
     "If-None-Match",
     "Idempotency-Key",
     "X-Request-ID",
+    "Range",  # an attachment's content in parts (docs/adr/0041)
 ]
 CORS_EXPOSE_HEADERS = [
     "X-Request-ID",
@@ -63,6 +64,10 @@ CORS_EXPOSE_HEADERS = [
     "Retry-After",
     "RateLimit",
     "RateLimit-Policy",
+    # An attachment's content (docs/adr/0041).
+    "Content-Disposition",
+    "Content-Range",
+    "Accept-Ranges",
 ]
 # The gateway's own routes (GET), besides the docs assets; /metrics is on the metrics port.
 OWN_PATHS = frozenset(

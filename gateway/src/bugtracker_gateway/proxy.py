@@ -1,9 +1,25 @@
 """Forward a request to its backend and its answer back to the client.
 
-Bodies are buffered up to the size limit (cheaper than streaming small bodies); only
-event streams are streamed back, on connections of their own and under the limits of
-`bugtracker_gateway.streams`. The gateway sends every path that is not its own
-straight here (bugtracker_gateway.main), without Starlette's router.
+Request bodies are read whole up to `max_body_bytes` (cheaper than streaming small
+bodies; more is 413), but for an attachment upload (`POST /api/v1/tickets/{ref}/
+attachments`, docs/adr/0041): its body is passed on to the tickets service as it arrives,
+chunk by chunk, so that no process holds a file in memory. It has a limit of its own
+(`upload_limit_bytes`: the largest attachment plus the multipart overhead): 413 at once
+when its Content-Length declares more, and where a body of unknown length passes it, the
+backend request is aborted and the client gets 413. An upload runs under
+`transfer_timeout_seconds` instead of `backend_timeout_seconds`, since a large file on a
+slow link takes minutes.
+
+Answers are buffered when small and of known length. Larger ones (over
+`BUFFERED_ANSWER_MAX_BYTES`), those of unknown length and every 200 or 206 of an
+attachment's content are streamed to the client chunk by chunk as they come, with their
+headers (Content-Length included), in constant memory: the backend must go on sending
+within `backend_timeout_seconds` of each pause, and the whole body within
+`transfer_timeout_seconds`; a body that breaks off is cut off at the client too (the
+connection is closed, so a truncated download never looks complete). Event streams are
+streamed too, on connections of their own and under the limits of
+`bugtracker_gateway.streams`. The gateway sends every path that is not its own straight
+here (bugtracker_gateway.main), without Starlette's router.
 """
 
 from __future__ import annotations
@@ -12,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +41,12 @@ from starlette.types import Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
 from bugtracker_gateway.observability import BACKEND_ERRORS, BACKEND_REQUEST_DURATION
-from bugtracker_gateway.routing import Backend, backend_for
+from bugtracker_gateway.routing import (
+    Backend,
+    backend_for,
+    is_attachment_content,
+    is_attachment_upload,
+)
 from bugtracker_gateway.settings import Settings
 from bugtracker_gateway.streams import OpenStream, Streams, is_stream_request
 
@@ -58,6 +79,9 @@ EVENT_STREAM = "text/event-stream"
 PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _PROXIED = frozenset({*PROXIED_METHODS, "HEAD"})  # HEAD with GET, as Starlette's routes
 _ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+# An answer with a larger body, or of unknown length, is streamed, not buffered.
+BUFFERED_ANSWER_MAX_BYTES = 256 * 1024
+_STREAMED_CONTENT_STATUSES = frozenset({HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT})
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
@@ -149,6 +173,41 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return bytes(buffer)
 
 
+class RequestBodyStream:
+    """A request body passed on as it arrives (an attachment upload's), cut off past
+    `limit`; what became of it tells the proxy why a backend exchange broke off."""
+
+    def __init__(self, scope: Scope, receive: Receive, limit: int) -> None:
+        self.declared = _declared_length(scope)
+        if self.declared is not None and self.declared > limit:
+            raise _payload_too_large(limit)
+        self.limit = limit
+        self._receive = receive
+        self.received = 0
+        self.finished = False  # the client sent it all (and no more than `limit`)
+        self.too_large = False
+        self.client_left = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's chunks as the server hands them over; raises past the limit and
+        when the client leaves, which aborts the backend request sending them."""
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.client_left = True
+                raise ClientDisconnect
+            chunk: bytes = message.get("body", b"")
+            self.received += len(chunk)
+            if self.received > self.limit:
+                self.too_large = True
+                raise _payload_too_large(self.limit)
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                self.finished = True
+                return
+
+
 def _payload_too_large(limit: int) -> ProblemError:
     return ProblemError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
 
@@ -232,6 +291,17 @@ async def _relay_stream(
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+def _streams_answer(method: str, path: str, upstream: aiohttp.ClientResponse) -> bool:
+    """Whether an answer's body is streamed to the client rather than buffered."""
+    status = upstream.status
+    if method == "HEAD" or status < HTTPStatus.OK or status in _NO_BODY_STATUSES:
+        return False  # no body to speak of
+    if status in _STREAMED_CONTENT_STATUSES and is_attachment_content(path):
+        return True
+    length = upstream.content_length
+    return length is None or length > BUFFERED_ANSWER_MAX_BYTES
+
+
 def _unavailable(backend: Backend) -> ProblemError:
     return ProblemError(
         503,
@@ -288,7 +358,11 @@ class Proxy:
         backend = backend_for(scope["path"])
         if backend is None:
             raise ProblemError(404, "not_found", "No resource is served at this path.")
-        body = await read_body(scope, receive, self.settings.max_body_bytes)
+        body: bytes | RequestBodyStream
+        if is_attachment_upload(method, scope["path"]):
+            body = RequestBodyStream(scope, receive, self.settings.upload_limit_bytes)
+        else:
+            body = await read_body(scope, receive, self.settings.max_body_bytes)
         # A stream is counted (and maybe refused) before it takes a connection, from the
         # streams' own pool.
         streams = self.streams
@@ -297,6 +371,9 @@ class Proxy:
             upstream, content = await self._exchange(
                 scope, method, backend, body, for_stream=stream is not None
             )
+            if content is None and upstream.content_type != EVENT_STREAM:
+                await self._relay_body(upstream, backend, send)
+                return
             if content is None:  # an event stream
                 if stream is None:  # one nobody announced: under the same rules
                     try:
@@ -319,22 +396,74 @@ class Proxy:
         )
         await send({"type": "http.response.body", "body": content})
 
+    async def _relay_body(
+        self, upstream: aiohttp.ClientResponse, backend: Backend, send: Send
+    ) -> None:
+        """Pass a (large) answer on chunk by chunk: never more than a chunk or two of it in
+        memory. When the backend breaks off or stalls, the answer is left unfinished, so
+        the server closes the connection and the client sees it cut short."""
+        settings = self.settings
+        headers = response_headers(upstream.raw_headers)
+        if upstream.content_length is not None:
+            headers.append((b"content-length", str(upstream.content_length).encode()))
+        completed = False
+        try:
+            await send(
+                {"type": "http.response.start", "status": upstream.status, "headers": headers}
+            )
+            async with asyncio.timeout(settings.transfer_timeout_seconds):
+                while True:
+                    async with asyncio.timeout(settings.backend_timeout_seconds):
+                        chunk = await upstream.content.readany()
+                    if not chunk:
+                        break
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            completed = True
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            kind = "timeout" if isinstance(exc, TimeoutError) else "bad_response"
+            BACKEND_ERRORS.labels(backend, kind).inc()
+            logger.warning("%s broke off an answer being streamed: %r", backend, exc)
+            return
+        except OSError:  # sending failed: the client has gone
+            logger.debug("the client left during a streamed answer")
+            return
+        finally:
+            if completed:
+                upstream.release()
+            else:  # cut short: drop the backend connection
+                upstream.close()
+        with contextlib.suppress(OSError):  # the client left meanwhile
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def _exchange(
-        self, scope: Scope, method: str, backend: Backend, body: bytes, *, for_stream: bool = False
+        self,
+        scope: Scope,
+        method: str,
+        backend: Backend,
+        body: bytes | RequestBodyStream,
+        *,
+        for_stream: bool = False,
     ) -> tuple[aiohttp.ClientResponse, bytes | None]:
-        """The backend's answer and its body (None for an event stream, still open).
-        `for_stream`: on a connection of the streams' pool."""
+        """The backend's answer and its body (None for an event stream or an answer to
+        stream, still open). `for_stream`: on a connection of the streams' pool. `body`
+        as a RequestBodyStream is sent as it arrives, under the transfer timeout."""
         settings = self.settings
         backends = self.backends
         url_path = _raw_path(scope)
         query_string = scope.get("query_string", b"").decode("latin-1")
         headers = request_headers(scope)
+        upload, data = _outgoing(body, headers)
+        timeout = (
+            settings.backend_timeout_seconds
+            if upload is None
+            else settings.transfer_timeout_seconds
+        )
         session = backends.stream_session if for_stream else backends.session(backend)
         replicas = backends.replicas[backend]
         tried: set[str] = set()
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(settings.backend_timeout_seconds) as deadline:
+            async with asyncio.timeout(timeout) as deadline:
                 while True:
                     base = replicas.next()
                     tried.add(base)
@@ -343,7 +472,7 @@ class Proxy:
                             method,
                             backends.url(backend, url_path, query_string, base=base),
                             headers=headers,
-                            data=body or None,
+                            data=data,
                             allow_redirects=False,
                         )
                     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
@@ -353,9 +482,12 @@ class Proxy:
                             raise
                         continue
                     break
-                if upstream.content_type == EVENT_STREAM:
-                    # Its end is the relay's business: the token's expiry, the streams'
-                    # lifetime, a revocation (_relay_stream, bugtracker_gateway.streams).
+                if upstream.content_type == EVENT_STREAM or (
+                    upload is None and _streams_answer(method, scope["path"], upstream)
+                ):
+                    # Its end is the relay's business: for an event stream the token's
+                    # expiry, the streams' lifetime, a revocation (_relay_stream,
+                    # bugtracker_gateway.streams); else deadlines of its own (_relay_body).
                     deadline.reschedule(None)
                     _observe(backend, upstream.status, started)
                     return upstream, None
@@ -364,30 +496,53 @@ class Proxy:
                 except BaseException:
                     upstream.close()
                     raise
+                if upload is not None and not upload.finished:
+                    # The backend answered before the whole upload came: stop sending it.
+                    upstream.close()
                 _observe(backend, upstream.status, started)
                 return upstream, content
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            logger.warning("%s unreachable: %s", backend, exc)
-            BACKEND_ERRORS.labels(backend, "unavailable").inc()
-            raise _unavailable(backend) from exc
+        except aiohttp.ClientError as exc:
+            raise _failed(backend, exc, upload) from exc
         except TimeoutError as exc:
             BACKEND_ERRORS.labels(backend, "timeout").inc()
             # No Retry-After: the backend is slow, not down, and the request may have had
             # its effect; whether to repeat it is the client's call.
-            logger.warning(
-                "%s did not answer within %ss", backend, settings.backend_timeout_seconds
-            )
+            logger.warning("%s did not answer within %ss", backend, timeout)
             raise ProblemError(
                 504,
                 "gateway_timeout",
                 f"The {backend} service did not answer in time.",
             ) from exc
-        except aiohttp.ClientError as exc:
-            logger.warning("%s failed mid-exchange: %s", backend, exc)
-            BACKEND_ERRORS.labels(backend, "bad_response").inc()
-            raise ProblemError(
-                502, "bad_gateway", f"The {backend} service gave no valid answer."
-            ) from exc
+
+
+def _outgoing(
+    body: bytes | RequestBodyStream, headers: list[tuple[str, str]]
+) -> tuple[RequestBodyStream | None, bytes | AsyncIterator[bytes] | None]:
+    """The upload (when `body` streams) and the data to send; an upload's Content-Length,
+    checked against its limit (the server holds the client to it), is passed on."""
+    if not isinstance(body, RequestBodyStream):
+        return None, body or None
+    if body.declared is not None:
+        headers.append(("Content-Length", str(body.declared)))
+    return body, body.chunks()
+
+
+def _failed(
+    backend: Backend, exc: aiohttp.ClientError, upload: RequestBodyStream | None
+) -> Exception:
+    """What to answer when an exchange broke off: an upload cut off at its limit or by
+    its client's leaving aborts the backend request, which is not the backend's fault."""
+    if upload is not None and upload.too_large:
+        return _payload_too_large(upload.limit)
+    if upload is not None and upload.client_left:
+        return ClientDisconnect()
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        logger.warning("%s unreachable: %s", backend, exc)
+        BACKEND_ERRORS.labels(backend, "unavailable").inc()
+        return _unavailable(backend)
+    logger.warning("%s failed mid-exchange: %s", backend, exc)
+    BACKEND_ERRORS.labels(backend, "bad_response").inc()
+    return ProblemError(502, "bad_gateway", f"The {backend} service gave no valid answer.")
 
 
 _durations: dict[tuple[Backend, int], Any] = {}  # labelled histograms, looked up once

@@ -57,3 +57,28 @@ def backend_for(path: str) -> Backend | None:
     if any(segment in (".", "..") for segment in segments):
         return None  # never let dot segments reinterpret the path behind our checks
     return next((route.backend for route in ROUTES if route.matches(segments)), None)
+
+
+def _is_path(path: str, pattern: tuple[str, ...]) -> bool:
+    """`path` has exactly the segments of `pattern` (WILDCARD: any one non-empty)."""
+    segments = path[1:].split("/") if path.startswith("/") else []
+    return len(segments) == len(pattern) and all(
+        actual == expected or (expected == WILDCARD and actual != "")
+        for expected, actual in zip(pattern, segments, strict=True)
+    )
+
+
+# The attachment endpoints whose bodies the gateway streams (docs/adr/0041): the upload's
+# request body, the content's response body.
+_UPLOAD = ("api", "v1", "tickets", WILDCARD, "attachments")
+_CONTENT = ("api", "v1", "attachments", WILDCARD, "content")
+
+
+def is_attachment_upload(method: str, path: str) -> bool:
+    """`POST /api/v1/tickets/{ticket_ref}/attachments`, and no other path below or beside it."""
+    return method == "POST" and _is_path(path, _UPLOAD)
+
+
+def is_attachment_content(path: str) -> bool:
+    """`/api/v1/attachments/{attachment_id}/content`."""
+    return _is_path(path, _CONTENT)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from bugtracker_shared.secret_settings import CheckedSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from bugtracker_gateway.forwarding import TrustedProxies
 from bugtracker_gateway.routing import BACKENDS, ROUTES, Backend
 
+MIB = 1024 * 1024
+# What a multipart body of one file takes besides the file's bytes (boundaries, part
+# headers): the tickets service allows as much (bugtracker_tickets.api.uploads).
+UPLOAD_OVERHEAD_BYTES = 16 * 1024
+
 
 class Settings(CheckedSettings):
-    model_config = SettingsConfigDict(env_prefix="BUGTRACKER_GATEWAY_", extra="ignore")
+    # populate_by_name: `Settings(attachments_max_bytes=...)` as for the other fields.
+    model_config = SettingsConfigDict(
+        env_prefix="BUGTRACKER_GATEWAY_", extra="ignore", populate_by_name=True
+    )
 
     # Each backend's base URL; several, comma-separated, for replicas (round robin, and a
     # replica that refused a connection is skipped for `replica_down_seconds`).
@@ -24,7 +33,24 @@ class Settings(CheckedSettings):
     backend_timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 1.0
     health_timeout_seconds: float = 2.0
+    # Request bodies are read whole up to this size (more is 413), except an attachment
+    # upload's, which is streamed to the tickets service (docs/adr/0041).
     max_body_bytes: int = 1024 * 1024
+    # The largest attachment: the deployment's BUGTRACKER_ATTACHMENTS_MAX_BYTES, which the
+    # tickets service reads too (not a BUGTRACKER_GATEWAY_ name). An upload's body may be
+    # this plus UPLOAD_OVERHEAD_BYTES; more is 413, refused at once when its
+    # Content-Length says so, else cut off where it passes the limit.
+    attachments_max_bytes: int = Field(
+        default=25 * MIB,
+        gt=0,
+        validation_alias="BUGTRACKER_ATTACHMENTS_MAX_BYTES",
+    )
+    # An attachment upload (the client's body streamed through, then the answer) and a
+    # streamed response body (after its headers, docs/adr/0041) may take this long in
+    # all, instead of `backend_timeout_seconds`: 25 MiB in 300 s is a client at about
+    # 87 KB/s. A streamed body must still come from the backend without a pause longer
+    # than `backend_timeout_seconds`.
+    transfer_timeout_seconds: float = Field(default=300.0, gt=0)
     # All request header lines together (names and values); more is 431.
     max_header_bytes: int = 16 * 1024
     pool_limit_per_backend: int = 100
@@ -85,6 +111,11 @@ class Settings(CheckedSettings):
     # port (0: any free port, as tests use).
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9000
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        """The most an attachment upload's body may be (file plus multipart overhead)."""
+        return self.attachments_max_bytes + UPLOAD_OVERHEAD_BYTES
 
     def backend_urls(self, backend: Backend) -> tuple[str, ...]:
         """The base URLs of a backend's replicas, without trailing slashes."""
