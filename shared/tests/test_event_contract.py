@@ -42,6 +42,9 @@ API_MD_EVENTS = [
     "milestone.created",
     "milestone.updated",
     "milestone.deleted",
+    "project.workflow_changed",
+    "project.ticket_types_changed",
+    "project.fields_changed",
 ]
 
 
