@@ -39,6 +39,8 @@ API_MD_EVENTS = [
     "ticket.related",
     "ticket.unrelated",
     "ticket.unblocked",
+    "ticket.attachment_added",
+    "ticket.attachment_removed",
     "milestone.created",
     "milestone.updated",
     "milestone.deleted",
