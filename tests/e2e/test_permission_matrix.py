@@ -1,5 +1,5 @@
 """Every (role x endpoint) pair of projects, tickets, planning (milestones, relations,
-children, bulk changes) and tracker configuration, through the gateway.
+children, bulk changes), tracker configuration and attachments, through the gateway.
 
 Each case states who is allowed; everyone else gets the denied status: 403 for a member
 whose role is too low, 404 for a non-member (who must not learn the project exists).
@@ -192,6 +192,20 @@ def field_first(cast: Cast, world: World) -> None:
         )
         assert made.status_code == 201, made.text
         world.made["field"] = "severity"
+
+
+def attachment_first(cast: Cast, world: World) -> None:
+    """An attachment on the world's ticket (once: the shared world's read cases share it),
+    uploaded by the maintainer: the deleting case's allowed are the uploader and those who
+    may delete tickets, maintainers and above either way."""
+    if "attachment" not in world.made:
+        uploaded = cast.client.post(
+            f"/api/v1/tickets/{world.ticket_id}/attachments",
+            files={"file": ("log.txt", b"matrix log", "text/plain")},
+            headers=cast.headers["maintainer"],
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        world.made["attachment"] = uploaded.json()["id"]
 
 
 # A workflow replacing the default one: the world's ticket stays `open`, the other
@@ -510,6 +524,50 @@ CASES = (
         204,
         lambda c, w, h: c.client.delete(f"/api/v1/projects/{w.key}/fields/severity", headers=h),
         prepare=field_first,
+    ),
+    # attachments (docs/adr/0041)
+    Case(
+        "upload attachment",
+        at_least("reporter"),
+        201,
+        lambda c, w, h: c.client.post(
+            f"/api/v1/tickets/{w.ticket_id}/attachments",
+            files={"file": ("notes.txt", b"a note", "text/plain")},
+            headers=h,
+        ),
+    ),
+    Case(
+        "list attachments",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/tickets/{w.ticket_id}/attachments", headers=h),
+        prepare=attachment_first,
+        read_only=True,
+    ),
+    Case(
+        "get attachment",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(f"/api/v1/attachments/{w.made['attachment']}", headers=h),
+        prepare=attachment_first,
+        read_only=True,
+    ),
+    Case(
+        "download attachment",
+        members_and("admin"),
+        200,
+        lambda c, w, h: c.client.get(
+            f"/api/v1/attachments/{w.made['attachment']}/content", headers=h
+        ),
+        prepare=attachment_first,
+        read_only=True,
+    ),
+    Case(
+        "delete attachment",
+        at_least("maintainer"),
+        204,
+        lambda c, w, h: c.client.delete(f"/api/v1/attachments/{w.made['attachment']}", headers=h),
+        prepare=attachment_first,
     ),
 )
 

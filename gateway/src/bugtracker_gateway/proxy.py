@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from bugtracker_shared.problems import ProblemError, problem_response
+from bugtracker_shared.problems import ProblemError, client_left, problem_response
 from bugtracker_shared.request_context import current_request_id
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -345,6 +345,8 @@ class Proxy:
                 extra=problem.extra,
             )
             await response(scope, receive, send)
+        except ClientDisconnect:  # the client left mid-upload: nothing to answer
+            await client_left(scope["method"], scope["path"])(scope, receive, send)
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]

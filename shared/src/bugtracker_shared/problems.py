@@ -13,8 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from bugtracker_shared.db import DATABASE_ERRORS, database_unavailable, unstorable_text
 from bugtracker_shared.request_context import current_request_id
@@ -106,6 +107,18 @@ def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "")} for err in errors]
 
 
+# What an access log and the request metrics record for a request whose client left
+# before the answer (nginx's "client closed request"): not a server error.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def client_left(method: str, path: str) -> Response:
+    """The answer to a request whose client went away mid-body (an abandoned upload): no
+    one reads it; it is logged without a traceback and counted as 499, not as a 500."""
+    logger.info("client left during %s %s", method, path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_problem_handlers(
     app: FastAPI,
     domain_errors: Mapping[type[Exception], int] | None = None,
@@ -177,6 +190,9 @@ def install_problem_handlers(
             headers=headers if isinstance(headers, Mapping) else None,
         )
 
+    async def on_client_left(request: Request, _: Exception) -> Response:
+        return client_left(request.method, request.url.path)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return problem_response(
@@ -208,6 +224,7 @@ def install_problem_handlers(
         )
 
     handlers = app.exception_handlers
+    handlers[ClientDisconnect] = on_client_left
     handlers[ProblemError] = on_problem
     handlers[RequestValidationError] = on_validation
     handlers[StarletteHTTPException] = on_http

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bugtracker_tickets.api.attachment_routes import byte_range
 from bugtracker_tickets.application.attachments import SWEEP_GRACE, Download
 from bugtracker_tickets.application.use_cases import NewTicket
 from bugtracker_tickets.domain.attachments import (
@@ -571,3 +572,26 @@ async def test_a_project_deleted_past_the_window_loses_its_tickets(
     world.database.state.deleted_projects[ticket.project_id] = now - timedelta(days=31)
     assert await world.tickets.purge_expired(now) == 1
     assert ticket.id not in world.database.state.tickets
+
+
+@pytest.mark.parametrize(
+    ("header", "wanted"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 9)),
+        ("bytes=10-", (10, 99)),
+        ("bytes=-5", (95, 99)),
+        ("bytes=90-200", (90, 99)),  # an end past the file stops at its last byte
+        ("bytes=5-3", None),  # invalid: ignored, the whole file
+        ("bytes=0-1,5-6", None),  # several ranges: the whole file
+        ("items=0-1", None),
+    ],
+)
+def test_the_range_asked_for(header: str | None, wanted: tuple[int, int] | None) -> None:
+    assert byte_range(header, 100) == wanted
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-160", "bytes=-0"])
+def test_a_range_outside_the_file_cannot_be_satisfied(header: str) -> None:
+    with pytest.raises(ValueError, match=r"range|suffix"):
+        byte_range(header, 100)

@@ -125,10 +125,11 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise ValueError("empty suffix range")
         return max(size - length, 0), size - 1
     start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    if last and int(last) < start:
+        return None  # not a valid range: ignored (RFC 9110 14.1.1), the whole file
+    if start >= size:
         raise ValueError("range outside the file")
-    return start, end
+    return start, min(int(last), size - 1) if last else size - 1
 
 
 def _content_headers(attachment: Attachment) -> dict[str, str]:
@@ -167,7 +168,10 @@ async def download_attachment(
     headers = _content_headers(attachment)
     if download.redirect is not None:
         return RedirectResponse(download.redirect, status_code=302)
-    if if_none_match is not None and headers["ETag"] in if_none_match:
+    # `*` matches any current representation (RFC 9110 13.1.2).
+    if if_none_match is not None and (
+        if_none_match.strip() == "*" or headers["ETag"] in if_none_match
+    ):
         return Response(status_code=304, headers=headers)
     try:
         wanted = byte_range(range_, attachment.size)
