@@ -11,7 +11,6 @@ behind. The same bytes uploaded twice are stored once.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -20,8 +19,8 @@ from pathlib import Path
 
 import anyio
 
-from bugtracker_tickets.application.ports import BlobTooLargeError, StoredBlob
-from bugtracker_tickets.infrastructure.content_types import HEAD_BYTES
+from bugtracker_tickets.application.ports import StoredBlob
+from bugtracker_tickets.infrastructure.content_types import Received
 
 CHUNK_BYTES = 256 * 1024
 _SHA256_HEX = 64
@@ -40,26 +39,20 @@ class LocalBlobStore:
     async def put(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
         await anyio.Path(self._tmp).mkdir(parents=True, exist_ok=True)
         part = self._tmp / f"{uuid.uuid4()}.part"
-        digest, size, head = hashlib.sha256(), 0, b""
+        received = Received(max_bytes)
         try:
             async with await anyio.open_file(part, "wb") as out:
                 async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise BlobTooLargeError
-                    digest.update(chunk)
-                    if len(head) < HEAD_BYTES:
-                        head += chunk[: HEAD_BYTES - len(head)]
+                    received.add(chunk)
                     await out.write(chunk)
                 await out.flush()
                 await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
-            sha256 = digest.hexdigest()
-            target = self._path(sha256)
+            target = self._path(received.sha256)
             await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
             await anyio.to_thread.run_sync(os.replace, part, target)
         finally:
             await anyio.Path(part).unlink(missing_ok=True)
-        return StoredBlob(sha256=sha256, size=size, head=head)
+        return received.blob()
 
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None

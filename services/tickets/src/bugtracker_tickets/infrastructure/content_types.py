@@ -1,10 +1,14 @@
-"""A file's content type from its first bytes (docs/adr/0041), never from the client."""
+"""A file's content type from its first bytes (docs/adr/0041), never from the client, and
+what both blob stores note of an upload's bytes as they arrive (`Received`)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 
 import puremagic
+
+from bugtracker_tickets.application.ports import BlobTooLargeError, StoredBlob
 
 OCTET_STREAM = "application/octet-stream"
 TEXT = "text/plain"
@@ -35,3 +39,29 @@ def _is_text(head: bytes) -> bool:
         except UnicodeDecodeError:
             return False
     return all(c.isprintable() or c in "\t\n\r\f" for c in text)
+
+
+class Received:
+    """An upload's bytes as both blob stores take them in: counted against the limit
+    (BlobTooLargeError past it), hashed, and the head kept for sniffing."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise BlobTooLargeError
+        self._digest.update(chunk)
+        if len(self.head) < HEAD_BYTES:
+            self.head += chunk[: HEAD_BYTES - len(self.head)]
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def blob(self) -> StoredBlob:
+        return StoredBlob(sha256=self.sha256, size=self.size, head=self.head)

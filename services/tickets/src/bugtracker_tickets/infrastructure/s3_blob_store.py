@@ -39,7 +39,6 @@ botocore sends CRC32 trailers by default, which some S3-compatible stores refuse
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -52,8 +51,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import ClientError
 
-from bugtracker_tickets.application.ports import BlobTooLargeError, StoredBlob
-from bugtracker_tickets.infrastructure.content_types import HEAD_BYTES
+from bugtracker_tickets.application.ports import StoredBlob
+from bugtracker_tickets.infrastructure.content_types import Received
 from bugtracker_tickets.settings import MIB, AttachmentSettings
 
 if TYPE_CHECKING:
@@ -141,25 +140,20 @@ class S3BlobStore:
     # -- put ---------------------------------------------------------------------------------
 
     async def put(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
-        digest, size, head = hashlib.sha256(), 0, b""
+        received = Received(max_bytes)
         part = io.BytesIO()
         async with self._client() as s3:
             upload: _MultipartUpload | None = None
             try:
                 async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise BlobTooLargeError
-                    digest.update(chunk)
-                    if len(head) < HEAD_BYTES:
-                        head += chunk[: HEAD_BYTES - len(head)]
+                    received.add(chunk)
                     part.write(chunk)
                     if part.tell() >= PART_BYTES:
                         if upload is None:
                             upload = await _MultipartUpload.start(s3, self._bucket)
                         await upload.add(part)
                         part = io.BytesIO()
-                sha256 = digest.hexdigest()
+                sha256 = received.sha256
                 if upload is None:
                     part.seek(0)
                     await s3.put_object(Bucket=self._bucket, Key=_blob_key(sha256), Body=part)
@@ -172,7 +166,7 @@ class S3BlobStore:
                 if upload is not None:
                     await upload.abort()
                 raise
-        return StoredBlob(sha256=sha256, size=size, head=head)
+        return received.blob()
 
     # -- reading -----------------------------------------------------------------------------
 
