@@ -357,6 +357,26 @@ def test_ranges_and_revalidation_on_the_directory(
         assert changed.content == body
 
 
+def test_ranges_on_s3_are_the_stores_behind_the_redirect(
+    s3_storage: Storage, team: Team, settle_tickets_view: Callable[[str], None]
+) -> None:
+    """With S3, the gateway answers 302 and the presigned URL serves Range and the
+    attachment's headers itself."""
+    with httpx.Client(base_url=s3_storage.gateway_url, timeout=30) as client:
+        place = new_world(client, team, settle_tickets_view)
+        reporter = team.headers["reporter"]
+        body = bytes(range(256)) * 4
+        attachment_id = uploaded(client, place, reporter, body)
+        redirect = client.get(f"/api/v1/attachments/{attachment_id}/content", headers=reporter)
+        assert redirect.status_code == 302, redirect.text
+        location = redirect.headers["location"]
+        part = httpx.get(location, headers={"Range": "bytes=2-5"}, timeout=30)
+        assert part.status_code == 206, part.text
+        assert part.content == body[2:6]
+        assert part.headers["content-range"] == f"bytes 2-5/{len(body)}"
+        assert part.headers["content-disposition"].startswith("attachment;")
+
+
 def test_an_attachment_over_the_limit_is_refused(
     api: httpx.Client, storage: Storage, team: Team, world: World
 ) -> None:
