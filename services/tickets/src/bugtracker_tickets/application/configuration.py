@@ -165,10 +165,7 @@ class ConfigurationUseCases:
             check_version(old.version, expected_version)
             removed = [s.key for s in old.statuses if workflow.status(s.key) is None]
             counts = await uow.configuration.status_counts(access.project_id, removed)
-            moves = check_migrate(counts, migrate, workflow.keys(), "status")
-            unmoved = {key: n for key, n in counts.items() if key not in moves}
-            if unmoved:
-                raise StatusInUseError("statuses", unmoved)
+            moves = check_migrate(counts, migrate, workflow.keys(), StatusInUseError)
             new = dataclasses.replace(workflow, version=old.version + 1)
             await uow.configuration.save_workflow(access.project_id, new)
             # Kept statuses in another category: their tickets take it as a move would
@@ -226,10 +223,7 @@ class ConfigurationUseCases:
             check_version(config.types.version, expected_version)
             removed = [t.key for t in config.types.types if t.key not in kept]
             counts = await uow.configuration.type_counts(access.project_id, removed)
-            moves = check_migrate(counts, migrate, kept, "type")
-            unmoved = {key: n for key, n in counts.items() if key not in moves}
-            if unmoved:
-                raise TypeInUseError("ticket types", unmoved)
+            moves = check_migrate(counts, migrate, kept, TypeInUseError)
             new = dataclasses.replace(types, version=config.types.version + 1)
             await uow.configuration.save_types(access.project_id, new)
             await self._rescope_fields(uow, config, removed, kept, migrate)
@@ -351,18 +345,9 @@ class ConfigurationUseCases:
                 return old
             removed = [v for v in old.option_values() if v not in new.option_values()]
             counts = await uow.configuration.option_counts(old, removed)
-            kept = new.option_values()
-            wrong = sorted(o for o, n in migrate.items() if n is not None and n not in kept)
-            if wrong:
-                raise InvalidConfigurationError(
-                    [f"`migrate` must move each option to one that is kept: {', '.join(wrong)}."]
-                )
-            unmoved = {v: n for v, n in counts.items() if v not in migrate}
-            if unmoved:
-                raise OptionInUseError("options", unmoved)
+            moves = check_migrate(counts, migrate, new.option_values(), OptionInUseError)
             new = dataclasses.replace(new, version=old.version + 1, updated_at=datetime.now(UTC))
             await uow.configuration.update_field(new)
-            moves = {v: migrate[v] for v in counts}
             if moves:
                 await self._migrate(
                     uow,

@@ -676,10 +676,8 @@ class TicketUseCases:
     async def transitions(self, principal: Principal, ticket_ref: str) -> list[Transition]:
         ticket, access = await self.visible_ticket(principal, ticket_ref)
         async with self.uow() as uow:
-            config = await uow.configuration.load(ticket.project_id)
-        return available(
-            access, principal.user_id, ticket.reporter_id, config.workflow, ticket.status
-        )
+            workflow = await uow.configuration.workflow(ticket.project_id)
+        return available(access, principal.user_id, ticket.reporter_id, workflow, ticket.status)
 
     async def transition(
         self,
@@ -697,7 +695,7 @@ class TicketUseCases:
         comment_html = await to_html(comment) if comment else ""
         async with self.uow() as uow:
             # The configuration lock before the ticket's (see update_ticket).
-            workflow = (await uow.configuration.load(found.project_id, lock="share")).workflow
+            workflow = await uow.configuration.workflow(found.project_id, lock="share")
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
             new_resolution = plan_transition(
