@@ -1,5 +1,8 @@
 """Access-token check in front of every backend: public endpoints are listed here,
-everything else needs a valid `Authorization: Bearer` token (forwarded unchanged)."""
+everything else needs a valid `Authorization: Bearer` token (forwarded unchanged), or a
+personal access token (`btp_...`), forwarded as the access token minted for it
+(bugtracker_gateway.personal_tokens, docs/adr/0042). A token whose scopes lack `write`
+may only GET and HEAD (403 `insufficient_scope`)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,16 @@ from bugtracker_shared.tokens import (
     TokenVerifier,
     bearer_token,
 )
-from bugtracker_shared.web import missing_token, unauthorized
+from bugtracker_shared.web import insufficient_scope, missing_token, unauthorized
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bugtracker_gateway.backends import Backends
+from bugtracker_gateway.personal_tokens import (
+    ExchangeUnavailableError,
+    PersonalTokens,
+    is_personal_token,
+)
 from bugtracker_gateway.ratelimit import Limits, client_ip, rate_limited, remember_user
 from bugtracker_gateway.revocations import RevokedSessions
 
@@ -88,18 +96,22 @@ class AuthenticationMiddleware:
         verifier: TokenVerifier,
         revoked: RevokedSessions | None = None,
         limiter: Limits | None = None,
+        personal_tokens: PersonalTokens | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.revoked = revoked
         self.limiter = limiter
+        self.personal_tokens = personal_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         try:
-            principal = await self._authenticate(Headers(scope=scope).get("authorization"))
+            principal, minted = await self._authenticate(Headers(scope=scope).get("authorization"))
+            if not principal.may(scope["method"]):
+                raise insufficient_scope()
         except ProblemError as problem:
             headers = dict(problem.headers or {})
             if problem.status == HTTPStatus.UNAUTHORIZED and self.limiter is not None:
@@ -117,17 +129,37 @@ class AuthenticationMiddleware:
             )
             await response(scope, receive, send)
             return
+        if minted is not None:
+            # The services see the access token minted for the personal token, never it.
+            scope = dict(scope)
+            scope["headers"] = [
+                *((k, v) for k, v in scope["headers"] if k != b"authorization"),
+                (b"authorization", b"Bearer " + minted.encode()),
+            ]
         remember_user(scope, principal.user_id)  # the rate limit counts per user
         scope[PRINCIPAL_SCOPE_KEY] = principal
         bind_log_context(user_id=principal.user_id)
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, authorization: str | None) -> Principal:
+    async def _authenticate(self, authorization: str | None) -> tuple[Principal, str | None]:
+        """The verified caller, and the access token minted for a personal token."""
         token = bearer_token(authorization)
         if token is None:
             raise missing_token()
+        minted = None
         try:
-            principal = await self.verifier.verify(token)
+            if self.personal_tokens is not None and is_personal_token(token):
+                exchanged = await self.personal_tokens.resolve(token)
+                principal, minted = exchanged.principal, exchanged.access_token
+            else:
+                principal = await self.verifier.verify(token)
+        except ExchangeUnavailableError as exc:
+            raise ProblemError(
+                503,
+                "service_unavailable",
+                "Personal access tokens cannot be checked right now; try again shortly.",
+                headers={"Retry-After": "1"},
+            ) from exc
         except InvalidTokenError as exc:
             if _keys_unavailable(exc):
                 raise ProblemError(
@@ -139,7 +171,9 @@ class AuthenticationMiddleware:
             raise unauthorized(str(exc), exc.code) from exc
         # Separate from the verifier's cache on purpose: a cached token is checked too.
         if self.revoked is not None and principal.session_id in self.revoked:
+            if minted is not None and self.personal_tokens is not None:
+                self.personal_tokens.revoked([principal.session_id], None)
             raise unauthorized(
                 "The session of this access token has ended; log in again.", "token_revoked"
             )
-        return principal
+        return principal, minted

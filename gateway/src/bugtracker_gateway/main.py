@@ -33,6 +33,7 @@ from bugtracker_gateway.forwarding import ClientAddressMiddleware
 from bugtracker_gateway.health import health_router
 from bugtracker_gateway.observability import MetricsServer, RouteTemplates, gateway_route
 from bugtracker_gateway.openapi import OpenApiAggregator, openapi_router
+from bugtracker_gateway.personal_tokens import PersonalTokens
 from bugtracker_gateway.proxy import PROXIED_METHODS, Proxy
 from bugtracker_gateway.ratelimit import Limits, RateLimiter, RateLimitMiddleware
 from bugtracker_gateway.revocations import (
@@ -121,11 +122,27 @@ def rate_limits(settings: Settings) -> Limits:
     )
 
 
+def personal_token_exchange(
+    settings: Settings, backends: Backends, verifier: TokenVerifier
+) -> PersonalTokens:
+    """Personal access tokens (docs/adr/0042): exchanged at auth, cached, uses reported."""
+    return PersonalTokens(
+        backends,
+        verifier,
+        internal_token=settings.internal_token,
+        timeout_seconds=settings.backend_timeout_seconds,
+        cache_size=settings.personal_token_cache_size,
+        refresh_margin_seconds=settings.personal_token_refresh_margin_seconds,
+        flush_seconds=settings.personal_token_flush_seconds,
+    )
+
+
 def _add_token_check_and_rate_limit(
     app: FastAPI,
     verifier: TokenVerifier,
     revoked: RevokedSessions,
     limits: Limits,
+    personal_tokens: PersonalTokens | None = None,
 ) -> None:
     """The rate limit (per user, so after the token check), then the token check, which
     shares the limiter for its per-IP budget of 401 answers."""
@@ -133,11 +150,15 @@ def _add_token_check_and_rate_limit(
     if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(
-        AuthenticationMiddleware, verifier=verifier, revoked=revoked, limiter=limiter
+        AuthenticationMiddleware,
+        verifier=verifier,
+        revoked=revoked,
+        limiter=limiter,
+        personal_tokens=personal_tokens,
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: PLR0915 (the wiring)
     settings = settings or Settings()
     configure_logging("gateway", settings.log_level)
     tracing.configure_tracing("gateway")
@@ -166,6 +187,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_lifetime_seconds=settings.stream_max_lifetime_seconds,
     )
     revoked.subscribe(streams.revoked)
+    # Personal access tokens (docs/adr/0042): evicted when their id is revoked.
+    personal_tokens = personal_token_exchange(settings, backends, verifier)
+    revoked.subscribe(personal_tokens.revoked)
 
     limits = rate_limits(settings)
     templates = RouteTemplates()  # the route labels of proxied paths, from the documents
@@ -188,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics_server.port,
         )
         feed.start()
+        personal_tokens.start()
         # The merged document is built at start, in the background, until every backend's
         # document is in (backends may still be starting): its paths are the route labels.
         prefetch = asyncio.create_task(aggregator.keep_warm(), name="openapi-prefetch")
@@ -200,7 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             prefetch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await prefetch
-            await asyncio.gather(feed.close(), limits.close())
+            await asyncio.gather(feed.close(), limits.close(), personal_tokens.close())
             await backends.close()
             metrics_server.stop()
             tracing.flush()
@@ -218,12 +243,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.revocations = feed
     app.state.streams = streams
+    app.state.personal_tokens = personal_tokens
     app.state.metrics_server = metrics_server
     # Added innermost first: own routes or the proxy, rate limit (per user, so after the
     # token check), token check, header size, CORS, security headers, then request id,
     # metrics and access log in one, the client address, and the tracing span outermost.
     app.add_middleware(OwnRoutesFirst, proxy=Proxy(backends, settings, streams))
-    _add_token_check_and_rate_limit(app, verifier, revoked, limits)
+    _add_token_check_and_rate_limit(app, verifier, revoked, limits, personal_tokens)
     app.add_middleware(HeaderSizeLimitMiddleware, limit=settings.max_header_bytes)
     app.add_middleware(
         CORSMiddleware,

@@ -24,6 +24,13 @@ ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "iat", "exp", "role")
 ROLES = ("admin", "member")
+# Scopes of a token minted for a personal access token (its optional `scope` claim, space
+# separated as in RFC 8693); a token without the claim is a session's, with every scope.
+READ_SCOPE = "read"
+WRITE_SCOPE = "write"
+SCOPES = (READ_SCOPE, WRITE_SCOPE)
+# What a principal without the `write` scope may still do.
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 INVALID = "The access token is invalid."  # why exactly is logged, never told the client
@@ -48,10 +55,23 @@ class Principal:
     session_id: uuid.UUID
     role: str
     token: str
+    # The `scope` claim of a token minted for a personal access token (docs/adr/0042);
+    # None for a session's token, which may do everything its user may.
+    scopes: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_personal_token(self) -> bool:
+        """The token was minted for a personal access token (`sid` is that token's id)."""
+        return self.scopes is not None
+
+    def may(self, method: str) -> bool:
+        """Whether the token's scopes allow a request of this HTTP method: without
+        `write`, only GET and HEAD."""
+        return self.scopes is None or WRITE_SCOPE in self.scopes or method in READ_METHODS
 
 
 class SigningKeys:
@@ -185,12 +205,26 @@ class TokenVerifier:
                 session_id=uuid.UUID(str(claims["sid"])),
                 role=str(claims["role"]),
                 token=token,
+                scopes=_scopes(claims.get("scope")),
             )
         except ValueError as exc:
             raise InvalidTokenError("The access token has malformed claims.") from exc
         if principal.role not in ROLES:
             raise InvalidTokenError("The access token has an unknown role.")
         return principal, float(claims["exp"])
+
+
+def _scopes(claim: object) -> frozenset[str] | None:
+    """The `scope` claim as a set (None when absent); anything but a space-separated string
+    of known scopes is a malformed claim."""
+    if claim is None:
+        return None
+    if not isinstance(claim, str):
+        raise ValueError("the scope claim is not a string")
+    scopes = frozenset(claim.split())
+    if not scopes or not scopes <= set(SCOPES):
+        raise ValueError("the scope claim names an unknown scope")
+    return scopes
 
 
 def bearer_token(authorization: str | None) -> str | None:

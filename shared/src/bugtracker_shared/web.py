@@ -181,7 +181,22 @@ async def current_principal(request: Request) -> Principal:
     except InvalidTokenError as exc:
         raise unauthorized(str(exc), exc.code) from exc
     bind_log_context(user_id=principal.user_id)
+    if not principal.may(request.method):
+        # The gateway refuses these already; a service reached another way does too.
+        raise insufficient_scope()
     return principal
+
+
+def insufficient_scope(
+    detail: str = "The token's scopes do not allow this request (it needs `write`).",
+) -> ProblemError:
+    """403 for a token whose scopes do not cover the request (RFC 6750 section 3.1)."""
+    return ProblemError(
+        403,
+        "insufficient_scope",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+    )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -31,6 +31,12 @@ TEST_ENV = {
     # replicas in Redis: ten a minute would hold back every other test's login. The limits
     # per account and client still hold (tests/e2e/test_replicas.py relies on them).
     "BUGTRACKER_AUTH_LOGIN_IP_FAILURES_PER_MINUTE": "100000",
+    # Webhook retries a test can wait for (the default schedule spans a day and a half),
+    # and receivers on 127.0.0.1 allowed (the SSRF tests start their own service to check
+    # the refusals).
+    "BUGTRACKER_WEBHOOKS_RETRY_SCHEDULE": "0.5,0.5,0.5,0.5",
+    "BUGTRACKER_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1",
+    "BUGTRACKER_WEBHOOKS_POLL_SECONDS": "0.2",
 }
 
 

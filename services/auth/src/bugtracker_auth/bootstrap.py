@@ -13,9 +13,15 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from bugtracker_auth.application.personal_tokens import PersonalTokenUseCases
 from bugtracker_auth.application.ports import ProjectDirectory
 from bugtracker_auth.application.use_cases import AuthUseCases
-from bugtracker_auth.infrastructure.keys import JwtIssuer, KeyStore, OpaqueRefreshTokens
+from bugtracker_auth.infrastructure.keys import (
+    JwtIssuer,
+    KeyStore,
+    OpaquePersonalAccessTokens,
+    OpaqueRefreshTokens,
+)
 from bugtracker_auth.infrastructure.passwords import Argon2PasswordHasher, BundledCommonPasswords
 from bugtracker_auth.infrastructure.projects_client import HttpProjectDirectory
 from bugtracker_auth.infrastructure.tables import SCHEMA, outbox
@@ -58,7 +64,7 @@ def login_throttle(settings: Settings) -> InMemoryLoginThrottle | RedisLoginThro
 
 def build(
     settings: Settings, *, projects_transport: httpx.AsyncBaseTransport | None = None
-) -> tuple[ServiceRuntime, KeyStore, AuthUseCases]:
+) -> tuple[ServiceRuntime, KeyStore, AuthUseCases, PersonalTokenUseCases]:
     keys = KeyStore(settings.keys_dir)
     keys.load()
 
@@ -94,19 +100,24 @@ def build(
         )
         runtime.http_clients.append(client)
         projects = HttpProjectDirectory(client, settings.internal_token)
+
+    def uow() -> AuthUnitOfWork:
+        return AuthUnitOfWork(runtime.session_factory, runtime.after_commit)
+
+    issuer = JwtIssuer(
+        keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
     use_cases = AuthUseCases(
-        uow=lambda: AuthUnitOfWork(runtime.session_factory, runtime.after_commit),
+        uow=uow,
         hasher=Argon2PasswordHasher(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
             parallelism=settings.argon2_parallelism,
         ),
-        tokens=JwtIssuer(
-            keys,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            ttl_seconds=settings.access_token_ttl_seconds,
-        ),
+        tokens=issuer,
         refresh_tokens=OpaqueRefreshTokens(),
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
         session_max_lifetime=timedelta(seconds=settings.session_max_lifetime_seconds),
@@ -116,4 +127,11 @@ def build(
         registration_open=settings.registration_open,
         projects=projects,
     )
-    return runtime, keys, use_cases
+    personal_tokens = PersonalTokenUseCases(
+        uow=uow,
+        tokens=issuer,
+        secrets=OpaquePersonalAccessTokens(),
+        revocation_horizon=use_cases.revocation_horizon,
+        max_live_tokens=settings.max_personal_access_tokens,
+    )
+    return runtime, keys, use_cases, personal_tokens

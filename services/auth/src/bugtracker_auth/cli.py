@@ -24,7 +24,7 @@ async def create_admin(email: str | None = None, password: str | None = None) ->
     email = email or os.environ.get("BUGTRACKER_ADMIN_EMAIL", "admin@bugtracker.local")
     given = password or os.environ.get("BUGTRACKER_ADMIN_PASSWORD")
     password = given or secrets.token_urlsafe(18)
-    runtime, _, use_cases = build(Settings())
+    runtime, _, use_cases, _ = build(Settings())
     try:
         user, created = await use_cases.ensure_admin(email=email, password=password)
     finally:

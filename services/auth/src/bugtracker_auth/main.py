@@ -10,12 +10,16 @@ from bugtracker_auth.bootstrap import build
 from bugtracker_auth.domain.errors import (
     EmailTakenError,
     ForbiddenError,
+    InsufficientScopeError,
     InvalidCredentialsError,
+    InvalidPersonalAccessTokenError,
     InvalidRefreshTokenError,
+    PersonalAccessTokenNotFoundError,
     RateLimitedError,
     RegistrationClosedError,
     SessionRevokedError,
     ThrottleUnavailableError,
+    TooManyTokensError,
     UserNotFoundError,
     WeakPasswordError,
     WrongCurrentPasswordError,
@@ -34,6 +38,10 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     WeakPasswordError: 422,
     RateLimitedError: 429,
     ThrottleUnavailableError: 503,
+    InsufficientScopeError: 403,
+    TooManyTokensError: 409,
+    PersonalAccessTokenNotFoundError: 404,
+    InvalidPersonalAccessTokenError: 401,
 }
 
 
@@ -45,9 +53,12 @@ def create_app(
     settings = settings or Settings()
 
     def wire(app: FastAPI) -> ServiceRuntime:
-        runtime, keys, use_cases = build(settings, projects_transport=projects_transport)
+        runtime, keys, use_cases, personal_tokens = build(
+            settings, projects_transport=projects_transport
+        )
         app.state.keys = keys
         app.state.use_cases = use_cases
+        app.state.personal_tokens = personal_tokens
         return runtime
 
     app = service_app(

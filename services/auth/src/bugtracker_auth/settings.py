@@ -49,3 +49,5 @@ class Settings(ServiceSettings, PeerSettings):
     # The projects service, asked (with the internal token) who shares a project with the
     # caller of the user directory (docs/adr/0028).
     projects_url: str = "http://127.0.0.1:8002"
+    # How many live personal access tokens a user may hold (docs/adr/0042).
+    max_personal_access_tokens: int = 100

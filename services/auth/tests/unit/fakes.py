@@ -23,14 +23,17 @@ import dataclasses
 import hashlib
 import itertools
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bugtracker_auth.application.personal_tokens import PersonalTokenUseCases
 from bugtracker_auth.application.ports import (
     LoginThrottle,
     PasswordHasher,
+    PersonalAccessTokenRepository,
+    PersonalTokenFactory,
     ProjectDirectory,
     RefreshTokenFactory,
     SessionRepository,
@@ -44,6 +47,7 @@ from bugtracker_auth.domain.errors import (
     RateLimitedError,
     ThrottleUnavailableError,
 )
+from bugtracker_auth.domain.personal_tokens import LAST_USED_PRECISION, PersonalAccessToken
 from bugtracker_auth.domain.users import (
     GlobalRole,
     RefreshTokenRecord,
@@ -51,6 +55,7 @@ from bugtracker_auth.domain.users import (
     Session,
     User,
 )
+from bugtracker_auth.infrastructure.keys import OpaquePersonalAccessTokens
 from bugtracker_auth.infrastructure.passwords import Argon2PasswordHasher
 from bugtracker_shared.events import CloudEvent
 from bugtracker_shared.pagination import Listing, decode_time_id_cursor, time_id_key
@@ -81,6 +86,8 @@ class AuthState:
     users: dict[uuid.UUID, User] = field(default_factory=dict)
     sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
     refresh_tokens: dict[bytes, StoredRefreshToken] = field(default_factory=dict)
+    # Personal access tokens by the hash of their secret.
+    personal_tokens: dict[bytes, PersonalAccessToken] = field(default_factory=dict)
     outbox: list[CloudEvent] = field(default_factory=list)
 
 
@@ -274,6 +281,80 @@ class FakeSessionRepository:
         return [RevokedSession(s.id, s.user_id, s.revoked_at or since) for s in revoked]
 
 
+class FakePersonalTokenRepository:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _tokens(self) -> dict[bytes, PersonalAccessToken]:
+        return self._uow.state.personal_tokens
+
+    async def add(self, token: PersonalAccessToken, token_hash: bytes) -> None:
+        if token_hash in self._tokens or any(t.id == token.id for t in self._tokens.values()):
+            raise ValueError("duplicate token")  # the unique hash and the primary key
+        self._tokens[token_hash] = copy.deepcopy(token)
+
+    async def count_live(self, user_id: uuid.UUID, *, now: datetime) -> int:
+        return sum(1 for t in self._tokens.values() if t.user_id == user_id and t.live_at(now))
+
+    async def list_tokens(
+        self, user_id: uuid.UUID, limit: int, cursor: str | None
+    ) -> Listing[PersonalAccessToken]:
+        found = sorted(
+            (t for t in self._tokens.values() if t.user_id == user_id and t.revoked_at is None),
+            key=lambda t: (t.created_at, t.id),
+            reverse=True,
+        )
+        if cursor:
+            before = decode_time_id_cursor(cursor)
+            found = [t for t in found if (t.created_at, t.id) < before]
+        rows = copy.deepcopy(found[: limit + 1])
+        return Listing.from_overfetch(rows, limit, lambda t: time_id_key(t.created_at, t.id))
+
+    async def find(self, token_hash: bytes) -> PersonalAccessToken | None:
+        token = self._tokens.get(token_hash)
+        return copy.deepcopy(token) if token else None
+
+    async def revoke(
+        self, user_id: uuid.UUID, *, now: datetime, only: uuid.UUID | None = None
+    ) -> list[uuid.UUID]:
+        revoked = []
+        for token in self._tokens.values():
+            if (
+                token.user_id == user_id
+                and token.revoked_at is None
+                and (only is None or token.id == only)
+            ):
+                token.revoked_at = now
+                revoked.append(token.id)
+        return revoked
+
+    async def is_live(self, token_id: uuid.UUID, user_id: uuid.UUID, *, now: datetime) -> bool:
+        user = self._uow.state.users.get(user_id)
+        return any(
+            t.id == token_id and t.user_id == user_id and t.live_at(now)
+            for t in self._tokens.values()
+        ) and (user is not None and user.is_active)
+
+    async def record_uses(self, uses: Mapping[uuid.UUID, datetime]) -> int:
+        changed = 0
+        for token in self._tokens.values():
+            used_at = uses.get(token.id)
+            if used_at is not None and (
+                token.last_used_at is None or token.last_used_at < used_at - LAST_USED_PRECISION
+            ):
+                token.last_used_at = used_at
+                changed += 1
+        return changed
+
+    async def revoked_since(self, since: datetime) -> Sequence[RevokedSession]:
+        return [
+            RevokedSession(t.id, t.user_id, t.revoked_at)
+            for t in sorted(self._tokens.values(), key=lambda t: t.revoked_at or since)
+            if t.revoked_at is not None and t.revoked_at >= since
+        ]
+
+
 class FakeOutbox(InMemoryOutbox[AuthState]):
     pass
 
@@ -283,12 +364,14 @@ class FakeUnitOfWork(InMemoryUnitOfWork[AuthState]):
 
     users: UserRepository
     sessions: SessionRepository
+    personal_tokens: PersonalAccessTokenRepository
     outbox: EventSink
 
     def __init__(self, database: FakeAuthDatabase) -> None:
         super().__init__(database)
         self.users = FakeUserRepository(self)
         self.sessions = FakeSessionRepository(self)
+        self.personal_tokens = FakePersonalTokenRepository(self)
         self.outbox = FakeOutbox(self)
 
 
@@ -321,13 +404,25 @@ class CountingHasher:
 
 
 class FakeTokenIssuer:
-    """Access tokens that say whose and which session they are: `access:<user>:<sid>:<role>`."""
+    """Access tokens that say whose and which session they are: `access:<user>:<sid>:<role>`,
+    and `:<scope>` for a personal access token's."""
 
     def __init__(self, ttl_seconds: int = 600) -> None:
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, user: User, session: Session) -> tuple[str, int]:
-        return f"access:{user.id}:{session.id}:{user.role.value}", self.ttl_seconds
+    def issue(
+        self,
+        user: User,
+        session: Session,
+        *,
+        scope: str | None = None,
+        not_after: datetime | None = None,
+    ) -> tuple[str, int]:
+        token = f"access:{user.id}:{session.id}:{user.role.value}"
+        lifetime = self.ttl_seconds
+        if not_after is not None:
+            lifetime = max(0, min(lifetime, int((not_after - datetime.now(UTC)).total_seconds())))
+        return (token if scope is None else f"{token}:{scope}"), lifetime
 
 
 class FakeRefreshTokens:
@@ -399,6 +494,7 @@ class AuthWorld:
     projects: FakeProjectDirectory = field(default_factory=FakeProjectDirectory)
     common_passwords: frozenset[str] = frozenset({"correct horse battery staple"})
     auth: AuthUseCases = field(init=False)
+    personal_tokens: PersonalTokenUseCases = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthUseCases(
@@ -410,6 +506,12 @@ class AuthWorld:
             common_passwords=self.common_passwords,
             throttle=self.throttle,
             projects=self.projects,
+        )
+        self.personal_tokens = PersonalTokenUseCases(
+            uow=self.database.unit_of_work,
+            tokens=FakeTokenIssuer(),
+            secrets=OpaquePersonalAccessTokens(),
+            revocation_horizon=self.auth.revocation_horizon,
         )
 
     def use_cases(self, **changes: Any) -> AuthUseCases:
@@ -441,7 +543,7 @@ class AuthWorld:
 
 def session_of(access_token: str) -> tuple[uuid.UUID, uuid.UUID]:
     """(user id, session id) of a `FakeTokenIssuer` access token."""
-    _, user_id, session_id, _ = access_token.split(":")
+    _, user_id, session_id, *_ = access_token.split(":")
     return uuid.UUID(user_id), uuid.UUID(session_id)
 
 
@@ -450,9 +552,12 @@ def _conforms(database: FakeAuthDatabase) -> None:
     uow: UnitOfWork = FakeUnitOfWork(database)
     make_uow: Callable[[], UnitOfWork] = database.unit_of_work
     fake = FakeUnitOfWork(database)
-    repositories: tuple[UserRepository, SessionRepository, EventSink] = (
+    repositories: tuple[
+        UserRepository, SessionRepository, PersonalAccessTokenRepository, EventSink
+    ] = (
         FakeUserRepository(fake),
         FakeSessionRepository(fake),
+        FakePersonalTokenRepository(fake),
         FakeOutbox(fake),
     )
     hasher: PasswordHasher = CountingHasher(fast_hasher())
@@ -460,4 +565,5 @@ def _conforms(database: FakeAuthDatabase) -> None:
     refresh: RefreshTokenFactory = FakeRefreshTokens()
     throttle: LoginThrottle = FakeLoginThrottle()
     projects: ProjectDirectory = FakeProjectDirectory()
-    del uow, make_uow, repositories, hasher, tokens, refresh, throttle, projects
+    secrets: PersonalTokenFactory = OpaquePersonalAccessTokens()
+    del uow, make_uow, repositories, hasher, tokens, refresh, throttle, projects, secrets

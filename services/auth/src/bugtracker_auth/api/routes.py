@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
 from bugtracker_shared.tokens import Principal
@@ -17,23 +18,35 @@ from pydantic import StringConstraints
 from bugtracker_auth.api.schemas import (
     AdminUpdateUserRequest,
     ChangePasswordRequest,
+    CreatedTokenResponse,
+    CreateTokenRequest,
+    ExchangeRequest,
+    ExchangeResponse,
     LoginRequest,
     PublicUserResponse,
     RefreshRequest,
     RegisterRequest,
     RevokedSessionItem,
     RevokedSessionsResponse,
+    TokenPage,
     TokenResponse,
+    TokenSummary,
+    TokenUsesRequest,
     UpdateProfileRequest,
     UserPage,
     UserResponse,
     UserSummary,
 )
+from bugtracker_auth.application.personal_tokens import PersonalTokenUseCases
 from bugtracker_auth.application.use_cases import AuthUseCases
 from bugtracker_auth.domain.errors import SessionRevokedError
+from bugtracker_auth.domain.personal_tokens import PersonalAccessToken, canonical_scopes
 from bugtracker_auth.domain.users import GlobalRole, IssuedTokens, User
 
 UseCases = Annotated[AuthUseCases, Depends(from_app_state(AuthUseCases))]
+TokenCases = Annotated[
+    PersonalTokenUseCases, Depends(from_app_state(PersonalTokenUseCases, "personal_tokens"))
+]
 
 
 async def active_principal(principal: CurrentPrincipal, cases: UseCases) -> Principal:
@@ -41,7 +54,9 @@ async def active_principal(principal: CurrentPrincipal, cases: UseCases) -> Prin
     Auth owns that state, so it checks it on every request (one indexed lookup)."""
     try:
         await cases.ensure_session_active(
-            user_id=principal.user_id, session_id=principal.session_id
+            user_id=principal.user_id,
+            session_id=principal.session_id,
+            personal_token=principal.is_personal_token,
         )
     except SessionRevokedError as exc:
         raise unauthorized(str(exc), exc.code) from exc
@@ -149,7 +164,53 @@ async def change_password(
         current_password=body.current_password,
         new_password=body.new_password,
         client_ip=ip,
+        via_personal_token=principal.is_personal_token,
     )
+    return Response(status_code=204)
+
+
+def _token_summary(token: PersonalAccessToken) -> TokenSummary:
+    return TokenSummary.from_attributes(token, scopes=[s.value for s in token.scopes])
+
+
+@router.post("/users/me/tokens", status_code=201, tags=["users"])
+async def create_token(
+    body: CreateTokenRequest, principal: ActivePrincipal, cases: TokenCases, response: Response
+) -> CreatedTokenResponse:
+    """A personal access token for scripts (`Authorization: Bearer btp_...`), with the
+    caller's roles, read-only or read-write. The secret is in this answer only. Not with
+    a personal access token (403 `insufficient_scope`); at most 100 live tokens (409)."""
+    created = await cases.create(
+        user_id=principal.user_id,
+        via_personal_token=principal.is_personal_token,
+        name=body.name,
+        scopes=canonical_scopes(body.scopes),
+        lifetime=timedelta(days=body.expires_in_days),
+    )
+    response.headers["Location"] = f"/api/v1/users/me/tokens/{created.token.id}"
+    response.headers["Cache-Control"] = "no-store"
+    token = created.token
+    return CreatedTokenResponse.from_attributes(
+        token, scopes=[s.value for s in token.scopes], token=created.secret
+    )
+
+
+@router.get("/users/me/tokens", tags=["users"])
+async def list_tokens(principal: ActivePrincipal, cases: TokenCases, paging: Paging) -> TokenPage:
+    """The caller's personal access tokens that are not revoked, newest first; never
+    their secrets."""
+    page = await cases.list_tokens(
+        user_id=principal.user_id, limit=paging.limit, cursor=paging.cursor
+    )
+    return paging.answer(TokenPage, page, _token_summary)
+
+
+@router.delete("/users/me/tokens/{token_id}", status_code=204, tags=["users"])
+async def revoke_token(
+    token_id: uuid.UUID, principal: ActivePrincipal, cases: TokenCases
+) -> Response:
+    """Revoke one of the caller's tokens: refused everywhere within a second."""
+    await cases.revoke(user_id=principal.user_id, token_id=token_id)
     return Response(status_code=204)
 
 
@@ -212,6 +273,32 @@ async def revoked_sessions(cases: UseCases) -> RevokedSessionsResponse:
     )
 
 
+@internal.post("/tokens/exchange")
+async def exchange_token(body: ExchangeRequest, cases: TokenCases) -> ExchangeResponse:
+    """The gateway's exchange of a personal access token for an access token of its
+    owner (docs/adr/0042); 401 `invalid_token` for any token that is not live."""
+    exchanged = await cases.exchange(secret=body.token)
+    token = exchanged.token
+    return ExchangeResponse(
+        access_token=exchanged.access_token,
+        expires_in=exchanged.expires_in,
+        token_id=token.id,
+        user_id=token.user_id,
+        scopes=[s.value for s in token.scopes],
+        expires_at=token.expires_at,
+    )
+
+
+@internal.post("/tokens/used", status_code=204)
+async def tokens_used(body: TokenUsesRequest, cases: TokenCases) -> Response:
+    """The gateway's report of when each token was last used (every minute)."""
+    uses: dict[uuid.UUID, Any] = {}
+    for use in body.uses:
+        uses[use.id] = max(use.used_at, uses.get(use.id, use.used_at))
+    await cases.record_uses(uses)
+    return Response(status_code=204)
+
+
 # The error answers of each operation that its route does not reveal (the OpenAPI
 # document derives the rest: bugtracker_shared.openapi_answers, docs/adr/0031).
 ANSWERS: dict[tuple[str, str], set[int]] = {
@@ -220,5 +307,6 @@ ANSWERS: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/v1/auth/token"): {401},
     ("POST", "/api/v1/auth/refresh"): {401},
     ("POST", "/api/v1/users/me/password"): {403},
+    ("POST", "/api/v1/users/me/tokens"): {403, 409},
     ("PATCH", "/api/v1/users/{user_id}"): {403},
 }

@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from bugtracker_shared.pagination import Page
 from bugtracker_shared.web import ResponseModel, StrictModel, example
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator
+
+from bugtracker_auth.domain.personal_tokens import MAX_LIFETIME_DAYS, MIN_LIFETIME_DAYS
 
 Password = Annotated[str, Field(min_length=15, max_length=128)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -92,3 +94,70 @@ class RevokedSessionItem(ResponseModel):
 
 class RevokedSessionsResponse(BaseModel):
     items: list[RevokedSessionItem]
+
+
+TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ScopeName = Literal["read", "write"]
+
+
+class CreateTokenRequest(StrictModel):
+    model_config = example(name="nightly export", scopes=["read"], expires_in_days=90)
+
+    name: TokenName
+    # `["read"]`, or `["read", "write"]` for a token that may change things too.
+    scopes: list[ScopeName] = Field(min_length=1, max_length=2)
+    expires_in_days: int = Field(ge=MIN_LIFETIME_DAYS, le=MAX_LIFETIME_DAYS)
+
+    @field_validator("scopes")
+    @classmethod
+    def _read_and_maybe_write(cls, scopes: list[str]) -> list[str]:
+        if "read" not in scopes or len(set(scopes)) != len(scopes):
+            raise ValueError('must be ["read"] or ["read", "write"]')
+        return scopes
+
+
+class TokenSummary(ResponseModel):
+    """A personal access token as its owner sees it: never the secret."""
+
+    id: uuid.UUID
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+
+
+class CreatedTokenResponse(ResponseModel):
+    id: uuid.UUID
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
+    # The secret, shown this once: store it now (auth keeps only its hash).
+    token: str
+
+
+class TokenPage(Page[TokenSummary]):
+    pass
+
+
+class ExchangeRequest(StrictModel):
+    token: str = Field(min_length=1, max_length=256)
+
+
+class ExchangeResponse(BaseModel):
+    access_token: str
+    expires_in: int
+    token_id: uuid.UUID
+    user_id: uuid.UUID
+    scopes: list[str]
+    expires_at: datetime
+
+
+class TokenUse(StrictModel):
+    id: uuid.UUID
+    used_at: datetime
+
+
+class TokenUsesRequest(StrictModel):
+    uses: list[TokenUse] = Field(max_length=100_000)

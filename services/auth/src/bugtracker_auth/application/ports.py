@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from bugtracker_shared.pagination import Listing
 from bugtracker_shared.ports import EventSink, Transaction
 
+from bugtracker_auth.domain.personal_tokens import PersonalAccessToken
 from bugtracker_auth.domain.users import (
     GlobalRole,
     IssuedTokens,
@@ -88,9 +89,46 @@ class SessionRepository(Protocol):
     async def revoked_since(self, since: datetime) -> Sequence[RevokedSession]: ...
 
 
+class PersonalAccessTokenRepository(Protocol):
+    """Personal access tokens (docs/adr/0042), by id and by the hash of their secret."""
+
+    async def add(self, token: PersonalAccessToken, token_hash: bytes) -> None: ...
+    async def count_live(self, user_id: uuid.UUID, *, now: datetime) -> int:
+        """The user's live tokens, counted under a lock on the user's row (held until the
+        transaction ends), so that concurrent creations cannot pass the cap together."""
+        ...
+
+    async def list_tokens(
+        self, user_id: uuid.UUID, limit: int, cursor: str | None
+    ) -> Listing[PersonalAccessToken]:
+        """The user's tokens that are not revoked, newest first."""
+        ...
+
+    async def find(self, token_hash: bytes) -> PersonalAccessToken | None: ...
+    async def revoke(
+        self, user_id: uuid.UUID, *, now: datetime, only: uuid.UUID | None = None
+    ) -> list[uuid.UUID]:
+        """Revoke the user's tokens that are not revoked yet (just `only`); their ids."""
+        ...
+
+    async def is_live(self, token_id: uuid.UUID, user_id: uuid.UUID, *, now: datetime) -> bool:
+        """The token is neither revoked nor expired and its user is active."""
+        ...
+
+    async def record_uses(self, uses: Mapping[uuid.UUID, datetime]) -> int:
+        """Set `last_used_at` of these tokens where it is unset or more than a minute
+        older than the use; how many rows changed."""
+        ...
+
+    async def revoked_since(self, since: datetime) -> Sequence[RevokedSession]:
+        """Tokens revoked since then, as sessions (the gateway's revocation list)."""
+        ...
+
+
 class UnitOfWork(Transaction, Protocol):
     users: UserRepository
     sessions: SessionRepository
+    personal_tokens: PersonalAccessTokenRepository
     outbox: EventSink
 
 
@@ -130,8 +168,17 @@ class ProjectDirectory(Protocol):
 
 
 class TokenIssuer(Protocol):
-    def issue(self, user: User, session: Session) -> tuple[str, int]:
-        """An access token for this session and its lifetime in seconds."""
+    def issue(
+        self,
+        user: User,
+        session: Session,
+        *,
+        scope: str | None = None,
+        not_after: datetime | None = None,
+    ) -> tuple[str, int]:
+        """An access token for this session and its lifetime in seconds; with `scope`
+        (a personal access token's), that claim too, and it expires no later than
+        `not_after`."""
         ...
 
 
@@ -143,11 +190,21 @@ class RefreshTokenFactory(Protocol):
     def hash(self, token: str) -> bytes: ...
 
 
+class PersonalTokenFactory(Protocol):
+    def new(self) -> tuple[str, bytes]:
+        """A fresh personal access token (`btp_...`) and the hash stored in its place."""
+        ...
+
+    def hash(self, token: str) -> bytes: ...
+
+
 __all__ = [
     "CommonPasswords",
     "IssuedTokens",
     "LoginThrottle",
     "PasswordHasher",
+    "PersonalAccessTokenRepository",
+    "PersonalTokenFactory",
     "ProjectDirectory",
     "RefreshTokenFactory",
     "SessionRepository",

@@ -25,6 +25,7 @@ from bugtracker_auth.application.ports import (
 from bugtracker_auth.domain.errors import (
     EmailTakenError,
     ForbiddenError,
+    InsufficientScopeError,
     InvalidCredentialsError,
     InvalidRefreshTokenError,
     RegistrationClosedError,
@@ -253,10 +254,13 @@ class AuthUseCases:
         current_password: str,
         new_password: str,
         client_ip: str | None = None,
+        via_personal_token: bool = False,
     ) -> None:
         """Verify the current password, set the new one, end every other session. Wrong
         current passwords are throttled like failed logins (a stolen access token must not
-        give unlimited guesses at the password)."""
+        give unlimited guesses at the password); a personal access token may not try."""
+        if via_personal_token:
+            raise InsufficientScopeError("A personal access token cannot change the password.")
         user = await self.get_user(user_id)
         if self.throttle is not None:
             await self.throttle.check(client_ip, user.email)
@@ -315,7 +319,12 @@ class AuthUseCases:
             if user is None:
                 raise UserNotFoundError("No such user.")
             if before.is_active and not user.is_active:
-                revoked = await uow.sessions.revoke(user_id, now=now)
+                # Its personal access tokens end with it (docs/adr/0042): their ids are
+                # the sessions of the access tokens the gateway minted for them.
+                revoked = [
+                    *await uow.sessions.revoke(user_id, now=now),
+                    *await uow.personal_tokens.revoke(user_id, now=now),
+                ]
                 await uow.outbox.add(
                     new_event(
                         "user.deactivated",
@@ -379,18 +388,28 @@ class AuthUseCases:
             )
         )
 
-    async def ensure_session_active(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
-        """For this service's own endpoints: the database is right here, so it is asked."""
+    async def ensure_session_active(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, personal_token: bool = False
+    ) -> None:
+        """For this service's own endpoints: the database is right here, so it is asked.
+        For an access token minted for a personal access token, `session_id` is that
+        token's id, which must be live."""
         async with self.uow() as uow:
-            if not await uow.sessions.is_active(session_id, user_id):
-                raise SessionRevokedError
+            if personal_token:
+                live = await uow.personal_tokens.is_live(session_id, user_id, now=datetime.now(UTC))
+            else:
+                live = await uow.sessions.is_active(session_id, user_id)
+        if not live:
+            raise SessionRevokedError
 
     async def recently_revoked(self) -> tuple[Sequence[RevokedSession], timedelta]:
         """Sessions revoked recently enough that one of their access tokens may still be
         valid: what a verifier needs to start with an exact revocation list."""
         since = datetime.now(UTC) - self.revocation_horizon
         async with self.uow() as uow:
-            return await uow.sessions.revoked_since(since), self.revocation_horizon
+            sessions = await uow.sessions.revoked_since(since)
+            tokens = await uow.personal_tokens.revoked_since(since)
+        return [*sessions, *tokens], self.revocation_horizon
 
     async def get_user(self, user_id: uuid.UUID) -> User:
         async with self.uow() as uow:

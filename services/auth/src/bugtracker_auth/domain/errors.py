@@ -70,3 +70,28 @@ class ThrottleUnavailableError(AuthError):
     code = "throttle_unavailable"
     message = "Passwords cannot be checked right now; try again shortly."
     headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
+
+
+class InsufficientScopeError(AuthError):
+    """A token minted for a personal access token asks for what tokens may not do
+    (make tokens, change the password)."""
+
+    code = "insufficient_scope"
+    message = "A personal access token cannot do this; use a session (log in)."
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+
+
+class TooManyTokensError(AuthError):
+    code = "conflict"
+
+
+class PersonalAccessTokenNotFoundError(AuthError):
+    code = "not_found"
+    message = "No such personal access token."
+
+
+class InvalidPersonalAccessTokenError(AuthError):
+    """Unknown, revoked or expired token, or its owner is deactivated: one answer."""
+
+    code = "invalid_token"
+    message = "The personal access token is not valid."

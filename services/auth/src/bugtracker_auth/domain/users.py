@@ -85,6 +85,8 @@ class RevocationReason(StrEnum):
     REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 (a reason, not a secret)
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason, not a secret)
     USER_DEACTIVATED = "user_deactivated"
+    # A personal access token revoked by its owner: `session_ids` is [the token's id].
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (a reason, not a secret)
 
 
 @dataclass(frozen=True)

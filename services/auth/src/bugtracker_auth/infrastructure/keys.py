@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import secrets
+import string
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
+from bugtracker_auth.domain.personal_tokens import TOKEN_PREFIX
 from bugtracker_auth.domain.users import Session, User
 
 
@@ -127,26 +129,38 @@ class JwtIssuer:
         self._audience = audience
         self._ttl = ttl_seconds
 
-    def issue(self, user: User, session: Session) -> tuple[str, int]:
+    def issue(
+        self,
+        user: User,
+        session: Session,
+        *,
+        scope: str | None = None,
+        not_after: datetime | None = None,
+    ) -> tuple[str, int]:
         now = datetime.now(UTC)
         key = self._keys.current
-        claims = {
+        expires = now + timedelta(seconds=self._ttl)
+        if not_after is not None:
+            expires = min(expires, not_after)
+        claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": str(user.id),
             "sid": str(session.id),
             "jti": str(uuid.uuid4()),
             "iat": int(now.timestamp()),
-            "exp": int((now + timedelta(seconds=self._ttl)).timestamp()),
+            "exp": int(expires.timestamp()),
             "role": user.role.value,
         }
+        if scope is not None:
+            claims["scope"] = scope
         token = jwt.encode(
             claims,
             key.private_key,
             algorithm="EdDSA",
             headers={"kid": key.kid, "typ": "at+jwt"},
         )
-        return token, self._ttl
+        return token, max(0, int(expires.timestamp()) - int(now.timestamp()))
 
 
 class OpaqueRefreshTokens:
@@ -154,6 +168,28 @@ class OpaqueRefreshTokens:
 
     def new(self) -> tuple[str, bytes]:
         token = secrets.token_urlsafe(32)
+        return token, self.hash(token)
+
+    def hash(self, token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+# 62**43 > 2**256: 43 base62 digits hold 32 random bytes.
+_BASE62_DIGITS = 43
+
+
+class OpaquePersonalAccessTokens:
+    """`btp_` and 32 random bytes (256 bits) in base62; only their SHA-256 is stored (a
+    slow hash buys nothing against 256 bits of randomness: docs/adr/0042)."""
+
+    def new(self) -> tuple[str, bytes]:
+        number = int.from_bytes(secrets.token_bytes(32), "big")
+        digits = []
+        for _ in range(_BASE62_DIGITS):
+            number, digit = divmod(number, 62)
+            digits.append(BASE62[digit])
+        token = TOKEN_PREFIX + "".join(reversed(digits))
         return token, self.hash(token)
 
     def hash(self, token: str) -> bytes:

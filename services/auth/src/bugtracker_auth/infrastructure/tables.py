@@ -11,9 +11,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 SCHEMA = "auth"
 metadata = MetaData(schema=SCHEMA)
@@ -65,6 +67,34 @@ refresh_tokens = Table(
     moment("expires_at"),
     moment("used_at", nullable=True),
     Index("ix_refresh_tokens_session_id", "session_id"),
+)
+
+# Personal access tokens (docs/adr/0042): only the SHA-256 of the secret is stored.
+personal_access_tokens = Table(
+    "personal_access_tokens",
+    metadata,
+    uuid_key(),
+    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    moment("created_at"),
+    moment("expires_at"),
+    moment("last_used_at", nullable=True),
+    moment("revoked_at", nullable=True),
+)
+# The owner's list, newest first (keyset pagination on created_at, id).
+Index(
+    "ix_personal_access_tokens_user_created",
+    personal_access_tokens.c.user_id,
+    personal_access_tokens.c.created_at.desc(),
+    personal_access_tokens.c.id.desc(),
+)
+# What the gateway seeds its revocation list from, with the sessions.
+Index(
+    "ix_personal_access_tokens_revoked_at",
+    personal_access_tokens.c.revoked_at,
+    postgresql_where=personal_access_tokens.c.revoked_at.is_not(None),
 )
 
 outbox = outbox_table(metadata)
