@@ -1,7 +1,8 @@
 # check=skip=InvalidDefaultArgInFrom
 # Every component's image, from this one file: only bugtracker-<component> and
 # bugtracker-shared with their locked dependencies. Build it from the repository root (the
-# uv workspace), naming the component (gateway, auth, projects, tickets or notifications):
+# uv workspace), naming the component (gateway, auth, projects, tickets, notifications or
+# webhooks):
 #   docker build --build-arg COMPONENT=tickets -t bugtracker-tickets .
 # One file, not one per component (docs/adr/0008): the build, the user, the health check
 # and the server flags are written once and cannot drift apart. What differs is written
@@ -54,6 +55,10 @@ RUN mkdir -p /var/lib/bugtracker/attachments && chown -R 10001:10001 /var/lib/bu
 FROM ${BASE_IMAGE} AS notifications-base
 ENV BUGTRACKER_COMPONENT=notifications BUGTRACKER_COMPONENT_DIR=services/notifications \
     BUGTRACKER_COMPONENT_PORT=8004
+
+FROM ${BASE_IMAGE} AS webhooks-base
+ENV BUGTRACKER_COMPONENT=webhooks BUGTRACKER_COMPONENT_DIR=services/webhooks \
+    BUGTRACKER_COMPONENT_PORT=8005
 
 FROM ${COMPONENT}-base AS build
 COPY --from=uv /opt/uv /opt/uv
@@ -119,4 +124,5 @@ FROM service AS auth
 FROM service AS projects
 FROM service AS tickets
 FROM service AS notifications
+FROM service AS webhooks
 FROM ${COMPONENT}

@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen
 .PHONY: hooks hooks-check coverage-report changelog
 
 help:
-	@echo "make up      run the whole system locally (PostgreSQL, RabbitMQ, 4 services, gateway)"
+	@echo "make up      run the whole system locally (PostgreSQL, RabbitMQ, 5 services, gateway)"
 	@echo "make down    stop what a running 'make up' started"
 	@echo "make test    lint, then unit, integration and e2e tests on a throw-away stack"
 	@echo "make lint    ruff, ruff format --check, mypy --strict, import-linter, deploy-check, hooks-check"

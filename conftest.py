@@ -41,12 +41,14 @@ def app_factories() -> dict[str, Callable[[], FastAPI]]:
     from bugtracker_notifications.main import create_app as notifications
     from bugtracker_projects.main import create_app as projects
     from bugtracker_tickets.main import create_app as tickets
+    from bugtracker_webhooks.main import create_app as webhooks
 
     return {
         "auth": auth,
         "projects": projects,
         "tickets": tickets,
         "notifications": notifications,
+        "webhooks": webhooks,
         "gateway": gateway,
     }
 

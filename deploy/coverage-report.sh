@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make test`, after `coverage run -m pytest`: combine the data of the test process and of
-# every Python child it started (the e2e suite's five uvicorn processes, migrations, CLIs),
+# every Python child it started (the e2e suite's six uvicorn processes, migrations, CLIs),
 # print branch coverage per package and the ten least-covered modules, and fail under the
 # bar set in pyproject.toml ([tool.coverage.report] fail_under).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-uv run --frozen}
-PACKAGES=(shared gateway services/auth services/projects services/tickets services/notifications deploy/devstack)
+PACKAGES=(shared gateway services/auth services/projects services/tickets services/notifications
+  services/webhooks deploy/devstack)
 
 $RUN coverage combine --quiet
 

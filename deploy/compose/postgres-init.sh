@@ -6,7 +6,7 @@
 set -euo pipefail
 
 DATABASE=${BUGTRACKER_DATABASE:-bugtracker}
-SERVICES=(auth projects tickets notifications)
+SERVICES=(auth projects tickets notifications webhooks)
 
 psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --quiet)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make container-check`: build the five images with podman, run docker-compose.yml with
+# `make container-check`: build the six images with podman, run docker-compose.yml with
 # podman-compose, drive the README's walk-through through the gateway container, print the
 # timings, and tear everything down whatever happened. Not part of `make test`.
 #
@@ -12,11 +12,11 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 HERE=deploy/container
 PROJECT=bugtracker-check
-COMPONENTS=(gateway auth projects tickets notifications)
+COMPONENTS=(gateway auth projects tickets notifications webhooks)
 # Every service outside a profile. podman-compose 1.0.3 knows no `profiles:` and would
 # create the observability profile's containers (pulling their images) unless told which.
 STACK=(postgres rabbitmq redis migrate-auth migrate-projects migrate-tickets migrate-notifications
-  create-admin "${COMPONENTS[@]}")
+  migrate-webhooks create-admin "${COMPONENTS[@]}")
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 DEADLINE_SECONDS=${CONTAINER_CHECK_DEADLINE:-240}
 
@@ -54,6 +54,9 @@ WORK=$(mktemp -d /tmp/bugtracker-container-check.XXXXXX)
 while IFS= read -r line; do
   case "$line" in
     ''|'#'*) continue ;;
+    # A key, not a password: base64 of 32 bytes.
+    BUGTRACKER_WEBHOOKS_SECRET_KEY=change-me*)
+      echo "${line%%=*}=$(python3 -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())')" ;;
     *=change-me*) echo "${line%%=*}=$(python3 -c 'import secrets; print(secrets.token_hex(16))')" ;;
     *) echo "$line" ;;
   esac
@@ -161,15 +164,17 @@ wait_for postgres podman exec "$(container postgres)" pg_isready -h 127.0.0.1 -U
 wait_for rabbitmq podman exec "$(container rabbitmq)" rabbitmq-diagnostics -q check_port_connectivity
 wait_for redis podman exec "$(container redis)" redis-cli ping
 echo "  postgres, rabbitmq and redis ready after $(($(now) - t0))s"
-one_shot migrate-auth migrate-projects migrate-tickets migrate-notifications
+one_shot migrate-auth migrate-projects migrate-tickets migrate-notifications migrate-webhooks
 one_shot create-admin
 start auth
 wait_for auth http_ok auth 8001/health/ready
 start projects notifications
 wait_for projects http_ok projects 8002/health/ready
+start webhooks
 start tickets
 wait_for tickets http_ok tickets 8003/health/ready
 wait_for notifications http_ok notifications 8004/health/ready
+wait_for webhooks http_ok webhooks 8005/health/ready
 start gateway
 wait_for "gateway /health" curl -fsS "http://127.0.0.1:$PORT/health"
 t_start=$(($(now) - t0))
@@ -196,6 +201,6 @@ unauthorized=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/ap
 echo "unauthenticated GET /api/v1/projects -> $unauthorized"
 
 log "timings"
-printf '  base image   %4ss\n  build (5)    %4ss\n  start        %4ss\n  walk-through %4ss\n' \
+printf '  base image   %4ss\n  build (6)    %4ss\n  start        %4ss\n  walk-through %4ss\n' \
   "$t_base" "$t_build" "$t_start" "$t_walk"
 cd "$ROOT"

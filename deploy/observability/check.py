@@ -57,6 +57,7 @@ COMPONENTS: dict[str, int] = {
     "projects": 8002,
     "tickets": 8003,
     "notifications": 8004,
+    "webhooks": 8005,
 }
 GATEWAY_METRICS_PORT = COMPONENTS["gateway"]
 METRICS_PATH = "/metrics"
@@ -97,6 +98,8 @@ METRICS: dict[str, Metric] = {
     "bugtracker_consumer_queue_messages": metric("gauge", "queue"),
     "bugtracker_gateway_backend_request_duration_seconds": metric("histogram", "backend", "status"),
     "bugtracker_gateway_backend_errors_total": metric("counter", "backend", "reason"),
+    "bugtracker_gateway_personal_token_exchanges_total": metric("counter", "outcome"),
+    "bugtracker_webhook_attempts_total": metric("counter", "result"),
 }
 # prometheus-client's default collectors (process_*, python_gc_*, python_info).
 RUNTIME_PREFIXES = ("process_", "python_")

@@ -31,9 +31,16 @@ ISSUER = "bugtracker-auth"
 AUDIENCE = "bugtracker"
 KEY_ID = "test-key-1"
 SIGNING_KEY = Ed25519PrivateKey.generate()
-SERVICES = ("auth", "projects", "tickets", "notifications")
+SERVICES = ("auth", "projects", "tickets", "notifications", "webhooks")
 BOOKKEEPING_PATHS = frozenset(
-    {"/.well-known/jwks.json", "/health/ready", "/openapi.json", "/internal/revoked-sessions"}
+    {
+        "/.well-known/jwks.json",
+        "/health/ready",
+        "/openapi.json",
+        "/internal/revoked-sessions",
+        "/internal/tokens/exchange",
+        "/internal/tokens/used",
+    }
 )
 INTERNAL_TOKEN = "gateway-test-internal-token"
 
@@ -112,6 +119,14 @@ class FakeBackend:
     readiness_checks: int = 0
     revoked_sessions: list[dict[str, Any]] = field(default_factory=list)
     internal_token_seen: list[str | None] = field(default_factory=list)
+    # Personal access tokens auth knows (secret -> claims of the tokens it mints for
+    # them: `sub`, `sid`, `scope`, and `lifetime_seconds`), the exchanges it answered, the
+    # usage reports it got; `exchange_gate` holds every exchange until it is set.
+    personal_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exchanges: int = 0
+    uses_reported: list[dict[str, Any]] = field(default_factory=list)
+    exchange_gate: asyncio.Event = field(default_factory=asyncio.Event)
+    exchange_started: asyncio.Event = field(default_factory=asyncio.Event)
     release_slow: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
 
@@ -127,6 +142,9 @@ class FakeBackend:
         if self.name == "auth":
             app.router.add_get("/.well-known/jwks.json", self.keys)
             app.router.add_get("/internal/revoked-sessions", self.revoked)
+            app.router.add_post("/internal/tokens/exchange", self.exchange)
+            app.router.add_post("/internal/tokens/used", self.used)
+            self.exchange_gate.set()
         app.router.add_route("*", "/{tail:.*}", self.echo)
         return app
 
@@ -150,6 +168,35 @@ class FakeBackend:
         if token != INTERNAL_TOKEN:
             return web.json_response({"status": 404}, status=404)
         return web.json_response({"items": self.revoked_sessions})
+
+    async def exchange(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-Internal-Token") != INTERNAL_TOKEN:
+            return web.json_response({"status": 404}, status=404)
+        assert request.content_type == "application/json"  # as auth insists
+        self.exchanges += 1
+        self.exchange_started.set()
+        await self.exchange_gate.wait()
+        claims = self.personal_tokens.get((await request.json())["token"])
+        if claims is None:
+            return web.json_response({"status": 401, "code": "invalid_token"}, status=401)
+        lifetime = claims.get("lifetime_seconds", 600)
+        minted = {k: v for k, v in claims.items() if k != "lifetime_seconds"}
+        return web.json_response(
+            {
+                "access_token": mint_token(lifetime_seconds=lifetime, **minted),
+                "expires_in": lifetime,
+                "token_id": claims["sid"],
+                "user_id": claims["sub"],
+                "scopes": claims["scope"].split(),
+                "expires_at": "2030-01-01T00:00:00+00:00",
+            }
+        )
+
+    async def used(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-Internal-Token") != INTERNAL_TOKEN:
+            return web.json_response({"status": 404}, status=404)
+        self.uses_reported.append(await request.json())
+        return web.Response(status=204)
 
     async def echo(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -262,6 +309,15 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
             },
         ),
         "notifications": document({"/api/v1/notifications": {"get": _operation("list_items")}}, {}),
+        "webhooks": document(
+            {
+                "/api/v1/projects/{project_ref}/webhooks": {
+                    "get": _operation("list_project_webhooks")
+                },
+                "/api/v1/webhooks/{webhook_id}": {"get": _operation("get_webhook")},
+            },
+            {},
+        ),
     }
 
 
@@ -301,6 +357,7 @@ def settings(backends: dict[str, FakeBackend]) -> Settings:
         projects_url=backends["projects"].url,
         tickets_url=backends["tickets"].url,
         notifications_url=backends["notifications"].url,
+        webhooks_url=backends["webhooks"].url,
         issuer=ISSUER,
         audience=AUDIENCE,
         # No broker in these tests: revocations come from the seed (or are fed directly).

@@ -18,6 +18,7 @@ async def test_health_is_ok_when_every_backend_is_ready(gateway: httpx.AsyncClie
             "projects": "ok",
             "tickets": "ok",
             "notifications": "ok",
+            "webhooks": "ok",
         },
         "revocations": "ok",
         "rate_limits": "local",  # no store configured
@@ -40,6 +41,7 @@ async def test_health_is_degraded_when_a_backend_is_not_ready_or_down(
             "projects": "unavailable",
             "tickets": "ok",
             "notifications": "unavailable",
+            "webhooks": "ok",
         },
         "revocations": "ok",
         "rate_limits": "local",  # no store configured

@@ -81,7 +81,11 @@ async def test_openapi_merges_every_backends_paths_and_adds_the_bearer_scheme(
         "/api/v1/projects/{project_ref}/tickets",
         "/api/v1/tickets/{ticket_id}",
         "/api/v1/notifications",
+        "/api/v1/projects/{project_ref}/webhooks",
+        "/api/v1/webhooks/{webhook_id}",
     }
+    project_webhooks = document["paths"]["/api/v1/projects/{project_ref}/webhooks"]["get"]
+    assert project_webhooks["operationId"] == "list_project_webhooks"
     project_tickets = document["paths"]["/api/v1/projects/{project_ref}/tickets"]["get"]
     assert project_tickets["operationId"] == "list_project_tickets"  # tickets', not projects'
     assert project_tickets["responses"]["200"]["content"]["application/json"]["schema"] == {

@@ -24,6 +24,12 @@ from bugtracker_gateway.routing import backend_for
         ("/api/v1/tickets", "tickets"),
         ("/api/v1/tickets/PRJ-1/comments", "tickets"),
         ("/api/v1/notifications/unread-count", "notifications"),
+        ("/api/v1/projects/PRJ/webhooks", "webhooks"),
+        ("/api/v1/projects/0b0e/webhooks/", "webhooks"),
+        ("/api/v1/projects//webhooks", "projects"),
+        ("/api/v1/webhooks", "webhooks"),
+        ("/api/v1/webhooks/0b0e/deliveries/1/redeliver", "webhooks"),
+        ("/api/v1/webhooksx", None),
         ("/api/v1/projectsx", None),
         ("/api/v1/unknown", None),
         ("/api/v2/projects", None),
@@ -51,6 +57,10 @@ def test_the_first_matching_prefix_names_the_backend(path: str, backend: str | N
         ("PATCH", "/api/v1/tickets/PRJ-1", "tickets"),
         ("PUT", "/api/v1/tickets/PRJ-1/assignee", "tickets"),
         ("GET", "/api/v1/notifications/unread-count", "notifications"),
+        ("POST", "/api/v1/projects/PRJ/webhooks", "webhooks"),
+        ("GET", "/api/v1/projects/PRJ/webhooks?limit=10", "webhooks"),
+        ("PATCH", "/api/v1/webhooks/0b0e", "webhooks"),
+        ("POST", "/api/v1/webhooks/0b0e/ping", "webhooks"),
     ],
 )
 async def test_requests_reach_the_backend_of_their_path(

@@ -49,6 +49,9 @@ async def events_exchange(infra: Stack) -> None:
         ("auth", "auth.session_revoked", "project.deleted"),
         ("projects", "project.created", "auth.session_revoked"),
         ("tickets", "ticket.created", "user.deactivated"),
+        ("webhooks", "webhook.created", "ticket.created"),
+        ("webhooks", "webhook.disabled", "project.member_removed"),
+        ("tickets", "ticket.created", "webhook.disabled"),
     ],
 )
 async def test_a_service_publishes_only_its_own_event_types(
@@ -67,7 +70,7 @@ async def test_a_consumer_cannot_publish_events(infra: Stack, component: str) ->
 
 
 @pytest.mark.usefixtures("events_exchange")
-@pytest.mark.parametrize("component", ["notifications", "tickets", "auth", "projects"])
+@pytest.mark.parametrize("component", ["notifications", "tickets", "auth", "projects", "webhooks"])
 async def test_only_the_gateway_reads_its_revocation_queue(infra: Stack, component: str) -> None:
     connection = await aio_pika.connect(infra.amqp_url(component))
     try:
@@ -95,5 +98,29 @@ async def test_a_consumer_binds_only_the_keys_it_consumes(infra: Stack) -> None:
         await queue.bind(exchange, routing_key="user.deactivated")
         with pytest.raises(REFUSED):
             await queue.bind(exchange, routing_key="ticket.assigned")
+    finally:
+        await connection.close()
+
+
+@pytest.mark.usefixtures("events_exchange")
+async def test_webhooks_binds_the_events_it_delivers_and_not_its_own(infra: Stack) -> None:
+    connection = await aio_pika.connect(infra.amqp_url("webhooks"))
+    try:
+        channel = await connection.channel()
+        exchange = await declare_exchange(channel)
+        # Not `webhooks.events`: the service declares that one itself in the e2e tests.
+        queue = await declare_consumer_queue(
+            channel, exchange, "webhooks.broker-test", ["ticket.created", "project.deleted"]
+        )
+        await queue.bind(exchange, routing_key="milestone.created")
+        with pytest.raises(REFUSED):
+            await queue.bind(exchange, routing_key="auth.session_revoked")
+    finally:
+        await connection.close()
+    connection = await aio_pika.connect(infra.amqp_url("webhooks"))
+    try:
+        channel = await connection.channel()
+        for name in ("webhooks.broker-test", "webhooks.broker-test.dlq"):
+            await channel.queue_delete(name)
     finally:
         await connection.close()

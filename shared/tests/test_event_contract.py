@@ -47,6 +47,10 @@ API_MD_EVENTS = [
     "project.workflow_changed",
     "project.ticket_types_changed",
     "project.fields_changed",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.disabled",
 ]
 
 

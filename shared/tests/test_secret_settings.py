@@ -12,6 +12,7 @@ from bugtracker_gateway.settings import Settings as GatewaySettings
 from bugtracker_notifications.settings import Settings as NotificationsSettings
 from bugtracker_projects.settings import Settings as ProjectsSettings
 from bugtracker_tickets.settings import Settings as TicketsSettings
+from bugtracker_webhooks.settings import Settings as WebhooksSettings
 from pydantic import ValidationError
 
 COMPONENTS: list[tuple[Callable[..., Any], str]] = [
@@ -19,6 +20,7 @@ COMPONENTS: list[tuple[Callable[..., Any], str]] = [
     (ProjectsSettings, "BUGTRACKER_PROJECTS_"),
     (TicketsSettings, "BUGTRACKER_TICKETS_"),
     (NotificationsSettings, "BUGTRACKER_NOTIFICATIONS_"),
+    (WebhooksSettings, "BUGTRACKER_WEBHOOKS_"),
     (GatewaySettings, "BUGTRACKER_GATEWAY_"),
 ]
 REMOTE_DB = "postgresql+asyncpg://bugtracker_x:{}@db.internal:5432/bugtracker"

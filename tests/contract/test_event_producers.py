@@ -24,6 +24,10 @@ from bugtracker_shared.event_schemas import (
     ProjectUpdated,
     UserDeactivated,
     UserRegistered,
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookDisabled,
+    WebhookUpdated,
 )
 from bugtracker_shared.event_schemas import Comment as CommentData
 from bugtracker_shared.events import CloudEvent, new_event
@@ -44,6 +48,7 @@ from bugtracker_tickets.domain.configuration import (
 )
 from bugtracker_tickets.domain.planning import Milestone, MilestoneState
 from bugtracker_tickets.domain.tickets import Priority, Ticket
+from bugtracker_webhooks.domain.webhooks import Webhook
 
 NOW = datetime.now(UTC)
 ACTOR = uuid.uuid4()
@@ -305,8 +310,53 @@ async def auth_events() -> list[CloudEvent]:
     ]
 
 
+def webhooks_events() -> list[CloudEvent]:
+    """The webhook as the webhooks service's events carry it (`Webhook.event_fields`)."""
+    webhook = Webhook(
+        id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        url="https://hooks.example.com/bugtracker",
+        events=["ticket.created", "ticket.status_changed"],
+        description="CI",
+        active=True,
+        secret="whsec_current",
+        previous_secret=None,
+        previous_secret_expires_at=None,
+        failing_since=None,
+        disabled_at=None,
+        created_by=ACTOR,
+        created_at=NOW,
+        updated_at=NOW,
+        version=1,
+    )
+
+    def webhook_event(
+        name: str, data: WebhookCreated | WebhookUpdated | WebhookDeleted | WebhookDisabled
+    ) -> CloudEvent:
+        return new_event(
+            name,
+            service="webhooks",
+            subject=webhook.id,
+            sequence=webhook.version,
+            data=data,
+            actor_id=ACTOR,
+            correlation_id=None,
+        )
+
+    changes = {"active": {"from": True, "to": False}}
+    return [
+        webhook_event("webhook.created", WebhookCreated(**webhook.event_fields())),
+        webhook_event("webhook.updated", WebhookUpdated(**webhook.event_fields(), changes=changes)),
+        webhook_event("webhook.deleted", WebhookDeleted(**webhook.event_fields(deleted=True))),
+        webhook_event(
+            "webhook.disabled",
+            WebhookDisabled(**webhook.event_fields(), maintainer_ids=[ACTOR, uuid.uuid4()]),
+        ),
+    ]
+
+
 async def test_every_event_the_services_produce_passes_the_consumers_checks() -> None:
-    events = tickets_events() + await projects_events() + await auth_events()
+    events = tickets_events() + await projects_events() + await auth_events() + webhooks_events()
     assert sorted({event.name for event in events}) == sorted(EVENT_DATA)
     for event in events:
         accepted = accepted_event(wire(event), event.name)
@@ -324,9 +374,12 @@ def test_ticket_events_declare_what_the_producer_emits() -> None:
         assert not undeclared, f"{event.name} carries undeclared {sorted(undeclared)}"
 
 
-@pytest.mark.parametrize("producer", ["projects", "auth"])
+@pytest.mark.parametrize("producer", ["projects", "auth", "webhooks"])
 async def test_project_and_auth_events_declare_what_the_producer_emits(producer: str) -> None:
-    events = await projects_events() if producer == "projects" else await auth_events()
+    if producer == "webhooks":
+        events = webhooks_events()
+    else:
+        events = await projects_events() if producer == "projects" else await auth_events()
     for event in events:
         model = EVENT_DATA[event.name]
         declared = {field.alias or name for name, field in model.model_fields.items()}

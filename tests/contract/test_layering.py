@@ -20,6 +20,7 @@ SOURCES = [
     "services/projects/src",
     "services/tickets/src",
     "services/notifications/src",
+    "services/webhooks/src",
     "testkit/src",
 ]
 PLANTED = {

@@ -43,7 +43,7 @@ class System:
 
 @pytest.fixture(scope="session")
 def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """The five processes, each `infra.replicas` times (two in `make test`): the services'
+    """The six processes, each `infra.replicas` times (two in `make test`): the services'
     replicas behind balancers on the services' ports, the gateways side by side."""
     logs = tmp_path_factory.mktemp("e2e-logs")
     for service in SERVICES:
@@ -74,7 +74,12 @@ def system(infra: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     # After the whole e2e run: no process logged a token or a known secret (test_logs.py
     # checks the passwords and refresh tokens it makes itself, too).
     text = "\n".join(path.read_text(errors="replace") for path in logs.glob("*.log"))
-    known = [ADMIN_PASSWORD, infra.internal_token, *infra.role_passwords.values()]
+    known = [
+        ADMIN_PASSWORD,
+        infra.internal_token,
+        infra.webhooks_secret_key,
+        *infra.role_passwords.values(),
+    ]
     assert not [secret for secret in known if secret in text], "a secret is in the e2e logs"
     assert not JWT_PATTERN.search(text), "a JSON Web Token is in the e2e logs"
 

@@ -1,4 +1,4 @@
-"""What the five processes log, as an operator reads it: JSON lines that follow one request
+"""What the six processes log, as an operator reads it: JSON lines that follow one request
 across processes, and never a password or a token."""
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Backend = Literal["auth", "projects", "tickets", "notifications"]
-BACKENDS: tuple[Backend, ...] = ("auth", "projects", "tickets", "notifications")
+Backend = Literal["auth", "projects", "tickets", "notifications", "webhooks"]
+BACKENDS: tuple[Backend, ...] = ("auth", "projects", "tickets", "notifications", "webhooks")
 
 WILDCARD = "*"  # stands for exactly one non-empty path segment
 
@@ -38,6 +38,7 @@ ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/projects/*/workflow", "tickets"),
     PrefixRoute("/api/v1/projects/*/ticket-types", "tickets"),
     PrefixRoute("/api/v1/projects/*/fields", "tickets"),
+    PrefixRoute("/api/v1/projects/*/webhooks", "webhooks"),
     PrefixRoute("/api/v1/auth", "auth"),
     PrefixRoute("/api/v1/users", "auth"),
     PrefixRoute("/.well-known/jwks.json", "auth"),
@@ -46,6 +47,7 @@ ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/milestones", "tickets"),
     PrefixRoute("/api/v1/attachments", "tickets"),
     PrefixRoute("/api/v1/notifications", "notifications"),
+    PrefixRoute("/api/v1/webhooks", "webhooks"),
 )
 
 

@@ -27,6 +27,7 @@ class Settings(CheckedSettings):
     projects_url: str = "http://127.0.0.1:8002"
     tickets_url: str = "http://127.0.0.1:8003"
     notifications_url: str = "http://127.0.0.1:8004"
+    webhooks_url: str = "http://127.0.0.1:8005"
     replica_down_seconds: float = 5.0
     issuer: str = "bugtracker-auth"
     audience: str = "bugtracker"
@@ -106,6 +107,12 @@ class Settings(CheckedSettings):
     internal_token: str = ""
     access_token_ttl_seconds: int = 600
     revocations_startup_wait_seconds: float = 3.0
+    # Personal access tokens (docs/adr/0042): how many exchanged tokens are cached, how
+    # long before its access token expires an entry is exchanged again, and how often the
+    # tokens' last uses are reported to auth.
+    personal_token_cache_size: int = 10_000
+    personal_token_refresh_margin_seconds: float = 30.0
+    personal_token_flush_seconds: float = 60.0
     log_level: str = "INFO"
     # Prometheus metrics are served on this internal address only, never on the public
     # port (0: any free port, as tests use).
@@ -124,6 +131,7 @@ class Settings(CheckedSettings):
             "projects": self.projects_url,
             "tickets": self.tickets_url,
             "notifications": self.notifications_url,
+            "webhooks": self.webhooks_url,
         }
         found = tuple(url.strip().rstrip("/") for url in urls[backend].split(",") if url.strip())
         if not found:

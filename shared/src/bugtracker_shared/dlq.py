@@ -31,7 +31,12 @@ from bugtracker_shared.events import CONTENT_TYPE, EXCHANGE, UNROUTED_QUEUE
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # The consumer queues of this repository; `list` without arguments looks at their DLQs.
-KNOWN_QUEUES = ("notifications.events", "gateway.revocations", UNROUTED_QUEUE)
+KNOWN_QUEUES = (
+    "notifications.events",
+    "webhooks.events",
+    "gateway.revocations",
+    UNROUTED_QUEUE,
+)
 
 
 def dead_letter_queue(queue: str) -> str:

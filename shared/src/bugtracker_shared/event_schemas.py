@@ -80,6 +80,8 @@ class RevocationReason(StrEnum):
     REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 (a reason, not a secret)
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason, not a secret)
     USER_DEACTIVATED = "user_deactivated"
+    # A personal access token revoked by its owner: `session_ids` is [the token's id].
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (a reason, not a secret)
 
 
 class AuthSessionRevoked(RevocationData):
@@ -337,6 +339,45 @@ class ProjectFieldsChanged(_Data):
     field: dict[str, Any] = Field(description="The field's definition after the change, as GET")
 
 
+# -- webhooks (service webhooks, docs/adr/0043) ---------------------------------------------
+
+
+class WebhookData(_Data):
+    """The webhook after the change; never its secret."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    url: str
+    events: list[str]
+    description: str
+    active: bool
+    disabled_at: Instant | None
+    version: int
+    created_at: Instant
+    updated_at: Instant
+    deleted: bool
+
+
+class WebhookCreated(WebhookData):
+    pass
+
+
+class WebhookUpdated(WebhookData):
+    changes: Changes
+
+
+class WebhookDeleted(WebhookData):
+    pass
+
+
+class WebhookDisabled(WebhookData):
+    """Every attempt failed for days: the endpoint is off until a maintainer turns it on."""
+
+    maintainer_ids: list[uuid.UUID] = Field(
+        description="The project's maintainers and owners when it was disabled (they are told)"
+    )
+
+
 # Routing key (event name) -> the model of its `data`, in the order of docs/api.md.
 EVENT_DATA: dict[str, type[BaseModel]] = {
     "user.registered": UserRegistered,
@@ -366,11 +407,16 @@ EVENT_DATA: dict[str, type[BaseModel]] = {
     "project.workflow_changed": ProjectWorkflowChanged,
     "project.ticket_types_changed": ProjectTicketTypesChanged,
     "project.fields_changed": ProjectFieldsChanged,
+    "webhook.created": WebhookCreated,
+    "webhook.updated": WebhookUpdated,
+    "webhook.deleted": WebhookDeleted,
+    "webhook.disabled": WebhookDisabled,
 }
 
 EVENT_SOURCES: dict[str, str] = {"user": "auth", "auth": "auth", "project": "projects"} | {
     "ticket": "tickets",
     "milestone": "tickets",
+    "webhook": "webhooks",
 }
 
 

@@ -37,6 +37,7 @@ class Permission(StrEnum):
     PROJECT_UPDATE = "project.update"
     PROJECT_ARCHIVE = "project.archive"
     MEMBER_MANAGE = "member.manage"
+    WEBHOOK_MANAGE = "webhook.manage"
     OWNER_MANAGE = "owner.manage"
     PROJECT_DELETE = "project.delete"
 
@@ -58,6 +59,7 @@ _GRANTED_AT: dict[ProjectRole, tuple[Permission, ...]] = {
         Permission.PROJECT_UPDATE,
         Permission.PROJECT_ARCHIVE,
         Permission.MEMBER_MANAGE,
+        Permission.WEBHOOK_MANAGE,
     ),
     ProjectRole.OWNER: (Permission.OWNER_MANAGE, Permission.PROJECT_DELETE),
 }
@@ -119,6 +121,9 @@ PERMISSION_MEANINGS: dict[Permission, str] = {
     Permission.PROJECT_UPDATE: "change the project's name and description",
     Permission.PROJECT_ARCHIVE: "archive and unarchive the project",
     Permission.MEMBER_MANAGE: "add members, change roles, remove members (not owners)",
+    Permission.WEBHOOK_MANAGE: (
+        "create, change, rotate, ping and delete webhooks; read their deliveries"
+    ),
     Permission.OWNER_MANAGE: "grant, change and remove the owner role",
     Permission.PROJECT_DELETE: "delete and restore the project",
 }

@@ -83,7 +83,7 @@ class CheckedSettings(BaseSettings):
 
 
 class ServiceSettings(CheckedSettings):
-    """What each of the four services reads alike (the broker, the access tokens it
+    """What each of the five services reads alike (the broker, the access tokens it
     accepts, its pool, its log level). A subclass sets `env_prefix` and the default of
     `database_url` (its own role)."""
 

@@ -26,17 +26,26 @@ from bugtracker_devstack.stack import (
     Ports,
     Stack,
     new_password,
+    new_secret_key,
     read_env_file,
     wait_until_ready,
 )
 
 DOWN_TIMEOUT_SECONDS = 60
 
-COLORS = {"auth": 36, "projects": 32, "tickets": 33, "notifications": 35, "gateway": 34}
+COLORS = {
+    "auth": 36,
+    "projects": 32,
+    "tickets": 33,
+    "notifications": 35,
+    "webhooks": 31,
+    "gateway": 34,
+}
 
 
 def _secrets(data: Path) -> dict[str, str]:
-    """Role passwords and the admin's credentials, made once and kept in .data/ (0600)."""
+    """Role passwords, the admin's credentials and the webhooks' secret key, made once and
+    kept in .data/ (0600): the key must outlive a restart, it decrypts the stored secrets."""
     path = data / "secrets.env"
     values = read_env_file(path)
     changed = False
@@ -54,6 +63,10 @@ def _secrets(data: Path) -> dict[str, str]:
         values["BUGTRACKER_ADMIN_PASSWORD"] = os.environ.get(
             "BUGTRACKER_ADMIN_PASSWORD", new_password()
         )
+        changed = True
+    if "BUGTRACKER_WEBHOOKS_SECRET_KEY" not in values:
+        # Not from the environment: `.env` holds compose's placeholder for it.
+        values["BUGTRACKER_WEBHOOKS_SECRET_KEY"] = new_secret_key()
         changed = True
     if changed:
         path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
@@ -166,6 +179,7 @@ def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
         attachments_dir=data / "attachments",
         redis=Redis(base=data / "redis", port=redis_port),
         role_passwords={s: secrets[f"PG_PASSWORD_{s.upper()}"] for s in SERVICES},
+        webhooks_secret_key=secrets["BUGTRACKER_WEBHOOKS_SECRET_KEY"],
         # Readable key=value lines in a terminal; containers and CI keep the JSON default.
         extra_env={"BUGTRACKER_LOG_FORMAT": os.environ.get("BUGTRACKER_LOG_FORMAT", "console")},
     )
@@ -223,6 +237,9 @@ def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
                 else ""
             )
             + f"  Files:    {_attachments_at(stack)} (attachments)\n"
+            + f"  Webhooks: may call {stack.env('webhooks')['BUGTRACKER_WEBHOOKS_ALLOWED_HOSTS']}"
+            " over http (BUGTRACKER_WEBHOOKS_ALLOWED_HOSTS); secrets encrypted with the key"
+            f" in {data / 'secrets.env'}\n"
             + f"  Metrics:  {stack.metrics_url('gateway')} and /metrics on each service\n"
             f"  Admin:    {secrets['BUGTRACKER_ADMIN_EMAIL']} / "
             f"{secrets['BUGTRACKER_ADMIN_PASSWORD']}  (kept in {data / 'secrets.env'})\n"

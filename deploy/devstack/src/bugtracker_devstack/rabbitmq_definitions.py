@@ -4,14 +4,15 @@ One user per component, with rights limited to what it does (deploy/rabbitmq/REA
 publishers may declare and write the events exchange and read nothing; a consumer may
 declare and read its own `<component>.*` queues, bind them to the events exchange and
 declare the dead-letter exchange (tickets is both: it consumes `project.*` for its
-membership view); `bugtracker_ops` may read dead letters and republish
+membership view; so is webhooks: it consumes the events it delivers and publishes
+`webhook.*`); `bugtracker_ops` may read dead letters and republish
 them (the dlq tool). Topic permissions on the events exchange narrow the routing keys:
 each publisher may publish only the event types it owns (`ticket.*` only tickets,
-`project.*` only projects, `user.*` and `auth.*` only auth), and each consumer may bind
-only the keys it consumes; the consumers check the rest (an event's `type` matches its
-routing key and its `source` the service that owns the type). The policy makes
-`bugtracker.unrouted` the alternate exchange of `bugtracker.events`, so an event no queue
-is bound to is kept (7 days, 100,000 messages) instead of lost.
+`project.*` only projects, `user.*` and `auth.*` only auth, `webhook.*` only webhooks),
+and each consumer may bind only the keys it consumes; the consumers check the rest (an
+event's `type` matches its routing key and its `source` the service that owns the type).
+The policy makes `bugtracker.unrouted` the alternate exchange of `bugtracker.events`, so
+an event no queue is bound to is kept (7 days, 100,000 messages) instead of lost.
 
     BUGTRACKER_RABBITMQ_PASSWORD_TICKETS=... (one per user) \
       uv run python -m bugtracker_devstack.rabbitmq_definitions > definitions.json
@@ -34,8 +35,8 @@ VHOST = "/"
 EVENTS = "bugtracker.events"
 UNROUTED = "bugtracker.unrouted"
 DLX = "bugtracker.dlx"
-PUBLISHERS = ("auth", "projects", "tickets")
-CONSUMERS = ("notifications", "gateway", "tickets")
+PUBLISHERS = ("auth", "projects", "tickets", "webhooks")
+CONSUMERS = ("notifications", "gateway", "tickets", "webhooks")
 OPS_USER = "bugtracker_ops"
 UNROUTED_TTL_MS = 7 * 24 * 3600 * 1000
 UNROUTED_MAX_LENGTH = 100_000
@@ -88,8 +89,16 @@ TOPICS: dict[str, dict[str, str]] = {
         "write": rf"^((ticket|milestone)\.[a-z0-9_]+|project\.{_TRACKER_EVENTS})$",
         "read": r"^project\.[a-z0-9_]+$",
     },
-    "notifications": {"write": "^$", "read": r"^(ticket|project)\.[a-z0-9_]+$"},
+    "notifications": {
+        "write": "^$",
+        "read": r"^((ticket|project)\.[a-z0-9_]+|webhook\.disabled)$",
+    },
     "gateway": {"write": "^$", "read": r"^(auth\.session_revoked|user\.deactivated)$"},
+    # Its queue `webhooks.events` takes the projects' events it delivers to endpoints.
+    "webhooks": {
+        "write": r"^webhook\.[a-z0-9_]+$",
+        "read": r"^(ticket|project|milestone|webhook)\.[a-z0-9_]+$",
+    },
 }
 
 

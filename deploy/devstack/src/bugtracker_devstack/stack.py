@@ -1,9 +1,10 @@
 """The whole system on one machine: infrastructure (PostgreSQL, RabbitMQ, Redis), database
-bootstrap, migrations and the five processes, wired through environment variables exactly
+bootstrap, migrations and the six processes, wired through environment variables exactly
 as in production."""
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -22,7 +23,7 @@ from bugtracker_devstack.postgres import Postgres
 from bugtracker_devstack.rabbitmq import RabbitMQ
 from bugtracker_devstack.redis import Redis
 
-SERVICES = ("auth", "projects", "tickets", "notifications")
+SERVICES = ("auth", "projects", "tickets", "notifications", "webhooks")
 PROCESSES = (*SERVICES, "gateway")
 DATABASE = "bugtracker"
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -43,6 +44,11 @@ def role_name(service: str) -> str:
     return f"bugtracker_{service}"
 
 
+def new_secret_key() -> str:
+    """Base64 of 32 random bytes (BUGTRACKER_WEBHOOKS_SECRET_KEY)."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def replica_name(process: str, replica: int) -> str:
     """How the stack's users name one replica: "tickets" for the first, "tickets#1", ..."""
     return process if replica == 0 else f"{process}#{replica}"
@@ -55,6 +61,7 @@ class Ports:
     projects: int = 8002
     tickets: int = 8003
     notifications: int = 8004
+    webhooks: int = 8005
     # The gateway's internal Prometheus endpoint (not on its public port).
     gateway_metrics: int = 9000
 
@@ -87,6 +94,9 @@ class Stack:
     # Guards the /internal endpoints (auth's revoked sessions for the gateway, projects'
     # membership snapshot for tickets); one per run of the stack.
     internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The key that encrypts webhooks' signing secrets at rest: `make up` keeps one in
+    # .data/secrets.env (a new key could not decrypt the stored secrets).
+    webhooks_secret_key: str = field(default_factory=new_secret_key)
 
     def database_url(self, service: str) -> str:
         password = self.role_passwords[service]
@@ -140,13 +150,13 @@ class Stack:
             values["JWKS_URL"] = f"{self.url('auth')}/.well-known/jwks.json"
         if process == "auth":
             values["KEYS_DIR"] = str(self.keys_dir)
-        if process in ("auth", "gateway", "projects", "tickets"):
+        if process in ("auth", "gateway", "projects", "tickets", "webhooks"):
             values["INTERNAL_TOKEN"] = self.internal_token
         if process == "gateway":
             values["AMQP_URL"] = self.amqp_url(process)
         if process in ("projects", "gateway"):
             values["AUTH_URL"] = self.url("auth")
-        if process in ("auth", "tickets", "gateway"):
+        if process in ("auth", "tickets", "gateway", "webhooks"):
             values["PROJECTS_URL"] = self.url("projects")
         if process in ("auth", "gateway") and self.redis is not None:
             values["REDIS_URL"] = self.redis.url
@@ -154,7 +164,13 @@ class Stack:
             values["METRICS_PORT"] = str(self.replica_port("gateway_metrics", replica))
             values["TICKETS_URL"] = self.url("tickets")
             values["NOTIFICATIONS_URL"] = self.url("notifications")
+            values["WEBHOOKS_URL"] = self.url("webhooks")
+        if process == "webhooks":
+            values["SECRET_KEY"] = self.webhooks_secret_key
         env.update({prefix + key: value for key, value in values.items()})
+        if process == "webhooks":
+            # Endpoints on this machine (a receiver a developer or a test runs locally).
+            env.setdefault("BUGTRACKER_WEBHOOKS_ALLOWED_HOSTS", "127.0.0.1,localhost")
         if process == "tickets" and self.attachments_dir is not None:
             env.setdefault("BUGTRACKER_ATTACHMENTS_DIR", str(self.attachments_dir))
         env.setdefault("PYTHONUNBUFFERED", "1")
