@@ -127,6 +127,7 @@ def test_the_consumer_binds_exactly_the_events_that_have_rules() -> None:
         "ticket.unblocked",
         "project.member_added",
         "project.member_removed",  # notifies nobody; marks the user as gone (ADR 0030)
+        "webhook.disabled",
     ]
 
 
@@ -307,6 +308,30 @@ def test_the_added_member_is_told() -> None:
     ]
     self_added = EventFacts(event.id, event.name, ANN, event.data)
     assert plan_notifications(self_added) == []
+
+
+def test_the_maintainers_are_told_that_a_webhook_was_turned_off() -> None:
+    lead, owner = uuid.uuid4(), uuid.uuid4()
+    webhook = {
+        "id": str(uuid.uuid4()),
+        "project_id": str(PROJECT),
+        "url": "https://ci.example.com/hook",
+        "events": ["ticket.*"],
+        "description": "",
+        "active": False,
+        "disabled_at": "2026-11-30T12:00:00Z",
+        "version": 3,
+        "created_at": "2026-11-25T12:00:00Z",
+        "updated_at": "2026-11-30T12:00:00Z",
+        "deleted": False,
+        "maintainer_ids": [str(lead), str(owner)],
+    }
+    drafts = plan_notifications(facts("webhook.disabled", None, webhook))
+    assert [(d.user_id, d.type, d.project_id, d.ticket_id) for d in drafts] == [
+        (lead, "webhook.disabled", PROJECT, None),
+        (owner, "webhook.disabled", PROJECT, None),
+    ]
+    assert "https://ci.example.com/hook" in drafts[0].summary
 
 
 def test_a_summary_is_bounded_whatever_the_event_holds() -> None:

@@ -236,6 +236,15 @@ class FakeAccessReader:
         }
         return sorted({uid for (pid, uid) in state.members if pid in shared and uid != user_id})
 
+    async def members_with_roles(
+        self, project_id: uuid.UUID, roles: list[ProjectRole]
+    ) -> list[uuid.UUID]:
+        return sorted(
+            uid
+            for (pid, uid), member in self.database.state.members.items()
+            if pid == project_id and member.role in roles
+        )
+
 
 @dataclass
 class ProjectsWorld:

@@ -3,6 +3,7 @@ real use cases and domain rules, no database, no broker, no HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -298,3 +299,11 @@ async def test_membership_views_and_co_members_read_committed_state(
         {people["owner"].user_id: R.OWNER, people["dev"].user_id: R.DEVELOPER},
     )
     assert await world.projects.co_members(people["dev"].user_id) == [people["owner"].user_id]
+
+
+async def test_the_maintainers_are_the_maintainers_and_owners(world: ProjectsWorld) -> None:
+    project, people = await world.project_with(dev=R.DEVELOPER, lead=R.MAINTAINER, viewer=R.VIEWER)
+    assert await world.projects.maintainers(project.id) == sorted(
+        [people["owner"].user_id, people["lead"].user_id]
+    )
+    assert await world.projects.maintainers(uuid.uuid4()) == []

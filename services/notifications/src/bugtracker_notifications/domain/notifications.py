@@ -16,6 +16,7 @@ from bugtracker_shared.event_schemas import (
     TicketData,
     TicketStatusChanged,
     TicketUnblocked,
+    WebhookDisabled,
 )
 from pydantic import BaseModel, ValidationError
 
@@ -208,6 +209,23 @@ def _project_member_added(data: ProjectMemberAdded) -> list[NotificationDraft]:
     ]
 
 
+def _webhook_disabled(data: WebhookDisabled) -> list[NotificationDraft]:
+    """The project's maintainers (as the webhooks service read them when it disabled it)."""
+    summary = _shorten(
+        f"A webhook was turned off after days of failed deliveries: {data.url}",
+        SUMMARY_MAX_CHARS,
+    )
+    return [
+        NotificationDraft(
+            user_id=user_id,
+            type="webhook.disabled",
+            summary=summary,
+            project_id=data.project_id,
+        )
+        for user_id in data.maintainer_ids
+    ]
+
+
 def _nobody(_data: BaseModel) -> list[NotificationDraft]:
     return []
 
@@ -241,6 +259,7 @@ RULES: Mapping[str, Rule[Any]] = {
     # Notifies nobody; the consumer notes who left, so they hear nothing more of the
     # project (docs/adr/0030).
     "project.member_removed": Rule(ProjectMemberRemoved, _nobody),
+    "webhook.disabled": Rule(WebhookDisabled, _webhook_disabled),
 }
 
 

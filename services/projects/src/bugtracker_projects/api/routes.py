@@ -232,6 +232,13 @@ async def co_members(user_id: uuid.UUID, cases: UseCases) -> CoMembersResponse:
     return CoMembersResponse(user_ids=await cases.co_members(user_id))
 
 
+@internal.get("/projects/{project_id}/maintainers")
+async def maintainers(project_id: uuid.UUID, cases: UseCases) -> CoMembersResponse:
+    """The project's maintainers and owners: whom the webhooks service tells that one of
+    the project's webhooks was turned off (docs/adr/0043)."""
+    return CoMembersResponse(user_ids=await cases.maintainers(project_id))
+
+
 # The error answers of each operation that its route does not reveal (the OpenAPI
 # document derives the rest: bugtracker_shared.openapi_answers, docs/adr/0031).
 _WRITE = {403, 409}  # the role does not allow it; last owner, archived, taken, expired

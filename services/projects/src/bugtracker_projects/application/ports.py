@@ -94,6 +94,12 @@ class AccessReader(Protocol):
         excluded): who shares a project with them."""
         ...
 
+    async def members_with_roles(
+        self, project_id: uuid.UUID, roles: list[ProjectRole]
+    ) -> list[uuid.UUID]:
+        """The project's members who hold one of `roles` (none for an unknown project)."""
+        ...
+
 
 class UnitOfWork(Transaction, Protocol):
     projects: ProjectRepository

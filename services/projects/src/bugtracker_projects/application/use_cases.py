@@ -214,6 +214,12 @@ class ProjectUseCases:
         that is not deleted with this user."""
         return await self.reads.co_members(user_id)
 
+    async def maintainers(self, project_id: uuid.UUID) -> list[uuid.UUID]:
+        """For the webhooks service (an internal call, no caller): whom to tell that one
+        of the project's webhooks was turned off."""
+        roles = [role for role in ProjectRole if role.at_least(ProjectRole.MAINTAINER)]
+        return await self.reads.members_with_roles(project_id, roles)
+
     async def update_project(
         self, caller: Caller, ref: str, changes: ProjectChanges, *, expected_version: int | None
     ) -> Project:

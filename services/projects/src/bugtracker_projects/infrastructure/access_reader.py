@@ -47,6 +47,13 @@ JOIN projects.memberships other ON other.project_id = mine.project_id
 WHERE mine.user_id = $1 AND other.user_id <> $1
 """
 
+# The members of $1 whose role is one of $2.
+_WITH_ROLES = """
+SELECT user_id FROM projects.memberships
+WHERE project_id = $1 AND role = ANY($2::text[])
+ORDER BY user_id
+"""
+
 
 class DriverAccessReader:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -84,4 +91,11 @@ class DriverAccessReader:
     async def co_members(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         async with driver_connection(self._engine) as conn:
             rows = await conn.fetch(_CO_MEMBERS, user_id)
+        return [row["user_id"] for row in rows]
+
+    async def members_with_roles(
+        self, project_id: uuid.UUID, roles: list[ProjectRole]
+    ) -> list[uuid.UUID]:
+        async with driver_connection(self._engine) as conn:
+            rows = await conn.fetch(_WITH_ROLES, project_id, [role.value for role in roles])
         return [row["user_id"] for row in rows]
