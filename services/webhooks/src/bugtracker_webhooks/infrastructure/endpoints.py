@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client import Counter
 
 from bugtracker_webhooks.domain.errors import InvalidWebhookError
 from bugtracker_webhooks.domain.webhooks import AttemptResult
@@ -21,6 +22,12 @@ from bugtracker_webhooks.infrastructure.egress import (
     resolve_checked,
 )
 from bugtracker_webhooks.infrastructure.signing import signature_header
+
+ATTEMPTS = Counter(
+    "bugtracker_webhook_attempts_total",
+    "Delivery attempts to webhook endpoints, by result (success, http_error, network_error).",
+    ["result"],
+)
 
 USER_AGENT = "Bugtracker-Webhooks/1"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -71,6 +78,10 @@ class HttpSender:
             outcome = await post(
                 self._client, url, payload, headers, timeout_seconds=self._timeout_seconds
             )
+        if outcome.succeeded:
+            ATTEMPTS.labels("success").inc()
+        else:
+            ATTEMPTS.labels("http_error" if outcome.status is not None else "network_error").inc()
         return AttemptResult(
             status=outcome.status,
             duration_ms=outcome.duration_ms,
