@@ -79,9 +79,15 @@ def build(
     def uow() -> WebhooksUnitOfWork:
         return WebhooksUnitOfWork(runtime.session_factory, runtime.after_commit, box)
 
+    def quiet_uow() -> WebhooksUnitOfWork:
+        """For the recorder and the dispatcher, which commit for every event and every
+        attempt and almost never write an event (a `webhook.disabled` goes out at the
+        relay's next poll): their commits do not wake the relay."""
+        return WebhooksUnitOfWork(runtime.session_factory, None, box)
+
     projects = HttpProjectDirectory(projects_client, settings.internal_token)
     dispatcher = Dispatcher(
-        uow=uow,
+        uow=quiet_uow,
         sender=HttpSender(
             receivers,
             HostLimiter(settings.max_connections_per_host),
@@ -104,5 +110,5 @@ def build(
         new_secret=new_secret,
         wake=dispatcher.wake,
     )
-    recorder = EventRecorder(uow=uow, wake=dispatcher.wake)
+    recorder = EventRecorder(uow=quiet_uow, wake=dispatcher.wake)
     return Wired(runtime=runtime, webhooks=webhooks, recorder=recorder, dispatcher=dispatcher)

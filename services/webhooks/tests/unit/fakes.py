@@ -99,6 +99,11 @@ class FakeWebhookRepository:
             rows = [w for w in rows if (w.created_at, w.id) < (after.created_at, after.id)]
         return copy.deepcopy(rows[:limit])
 
+    async def clear_failing(self, webhook_id: uuid.UUID) -> None:
+        webhook = self._rows.get(webhook_id)
+        if webhook is not None:
+            webhook.failing_since = None
+
     async def active_for_project(self, project_id: uuid.UUID) -> list[Webhook]:
         return [
             copy.deepcopy(w) for w in self._rows.values() if w.project_id == project_id and w.active

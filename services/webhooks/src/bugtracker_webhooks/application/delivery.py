@@ -263,13 +263,11 @@ class Dispatcher:
         maintainers: list[uuid.UUID] | None,
     ) -> None:
         """Keep the endpoint's failure clock; turn it off after days of failures."""
+        if result.succeeded:
+            await uow.webhooks.clear_failing(delivery.webhook_id)
+            return
         webhook = await uow.webhooks.get(delivery.webhook_id, for_update=True)
         if webhook is None or not webhook.active:
-            return
-        if result.succeeded:
-            if webhook.failing_since is not None:
-                webhook.failing_since = None
-                await uow.webhooks.save(webhook)
             return
         if webhook.failing_since is None:
             webhook.failing_since = now

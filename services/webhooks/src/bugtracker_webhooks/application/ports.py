@@ -52,6 +52,11 @@ class WebhookRepository(Protocol):
         """The project's active webhooks, whose patterns an event is matched against."""
         ...
 
+    async def clear_failing(self, webhook_id: uuid.UUID) -> None:
+        """A success: the webhook's failure clock stops (it locks nothing when it was not
+        running, so the successes of one endpoint do not queue on its row)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DueDelivery:

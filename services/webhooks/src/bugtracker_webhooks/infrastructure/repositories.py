@@ -9,7 +9,19 @@ from typing import Any
 
 from bugtracker_shared.inbox import claim_event
 from bugtracker_shared.rows import Columns
-from sqlalchemy import and_, delete, exists, func, select, tuple_, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +46,51 @@ _ATTEMPT = DELIVERIES.only(
 )
 # The log reads everything but the payload.
 _LISTED = [c for c in DELIVERIES.columns if c.name != "payload"]
+
+
+def _claim_statement() -> Select[Any]:
+    """Due pending deliveries of active webhooks, not leased, held back by no earlier
+    pending delivery of the same webhook and ordering key; leased in the same statement
+    and returned with their webhook's URL and secrets. Built once (the dispatcher runs it
+    after every send): `now`, `lease_until` and `limit` are bound per call."""
+    now = bindparam("now", type_=DateTime(timezone=True))
+    earlier = _d.alias("earlier")
+    held_back = exists().where(
+        earlier.c.webhook_id == _d.c.webhook_id,
+        earlier.c.ordering_key == _d.c.ordering_key,
+        earlier.c.status == DeliveryStatus.PENDING.value,
+        tuple_(earlier.c.sequence, earlier.c.position) < tuple_(_d.c.sequence, _d.c.position),
+    )
+    due = (
+        select(_d.c.id)
+        .join(_w, and_(_w.c.id == _d.c.webhook_id, _w.c.active))
+        .where(
+            _d.c.status == DeliveryStatus.PENDING.value,
+            _d.c.next_attempt_at <= now,
+            (_d.c.leased_until.is_(None)) | (_d.c.leased_until < now),
+            ~held_back,
+        )
+        .order_by(_d.c.next_attempt_at)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(of=_d, skip_locked=True)
+        .cte("due")
+    )
+    claimed = (
+        update(_d)
+        .where(_d.c.id.in_(select(due.c.id)))
+        .values(leased_until=bindparam("lease_until", type_=DateTime(timezone=True)))
+        .returning(*DELIVERIES.columns)
+        .cte("claimed")
+    )
+    return (
+        select(claimed, _w.c.url, _w.c.secret, _w.c.previous_secret)
+        .add_columns(_w.c.previous_secret_expires_at)
+        .join(_w, _w.c.id == claimed.c.webhook_id)
+        .order_by(claimed.c.sequence)
+    )
+
+
+_CLAIM = _claim_statement()
 
 
 class SqlWebhookRepository:
@@ -130,6 +187,13 @@ class SqlWebhookRepository:
         rows = (await self._session.execute(query)).mappings().all()
         return [self._webhook(row) for row in rows]
 
+    async def clear_failing(self, webhook_id: uuid.UUID) -> None:
+        await self._session.execute(
+            update(_w)
+            .where(_w.c.id == webhook_id, _w.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+
 
 class SqlDeliveryRepository:
     def __init__(self, session: AsyncSession, box: SecretBox) -> None:
@@ -173,41 +237,10 @@ class SqlDeliveryRepository:
     async def claim_due(
         self, now: datetime, *, lease_until: datetime, limit: int
     ) -> list[DueDelivery]:
-        earlier = _d.alias("earlier")
-        held_back = exists().where(
-            earlier.c.webhook_id == _d.c.webhook_id,
-            earlier.c.ordering_key == _d.c.ordering_key,
-            earlier.c.status == DeliveryStatus.PENDING.value,
-            tuple_(earlier.c.sequence, earlier.c.position) < tuple_(_d.c.sequence, _d.c.position),
-        )
-        due = (
-            select(_d.c.id)
-            .join(_w, and_(_w.c.id == _d.c.webhook_id, _w.c.active))
-            .where(
-                _d.c.status == DeliveryStatus.PENDING.value,
-                _d.c.next_attempt_at <= now,
-                (_d.c.leased_until.is_(None)) | (_d.c.leased_until < now),
-                ~held_back,
-            )
-            .order_by(_d.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(of=_d, skip_locked=True)
-            .cte("due")
-        )
-        claimed = (
-            update(_d)
-            .where(_d.c.id.in_(select(due.c.id)))
-            .values(leased_until=lease_until)
-            .returning(*DELIVERIES.columns)
-            .cte("claimed")
-        )
         rows = (
             (
                 await self._session.execute(
-                    select(claimed, _w.c.url, _w.c.secret, _w.c.previous_secret)
-                    .add_columns(_w.c.previous_secret_expires_at)
-                    .join(_w, _w.c.id == claimed.c.webhook_id)
-                    .order_by(claimed.c.sequence)
+                    _CLAIM, {"now": now, "lease_until": lease_until, "limit": limit}
                 )
             )
             .mappings()
