@@ -498,7 +498,7 @@ def facts(args: argparse.Namespace) -> list[str]:
         f"{args.paced_seconds:g}` against `make up` (rate limit off), commit {commit}"
         f"{' (with local changes)' if dirty else ''}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}. Webhooks settings: the service's defaults "
-        f"(poll 1 s, 4 connections per host, 64 deliveries in flight, prefetch 1)"
+        f"(poll 1 s, 4 connections per host, 64 deliveries in flight, prefetch 20 with one subject at a time)"
         f"{'; overridden: ' + ', '.join(sorted(env)) if env else ''}. The receiver "
         "(bugtracker_testkit.receiver, answers 204) and the load run in this one process "
         "(`bench` CPU column).",
@@ -582,7 +582,7 @@ def report_text(runs: list[Run], directs: list[Direct], args: argparse.Namespace
             "event's `time` -> its `tickets.outbox.sent_at` (the request's commit, then the "
             "outbox relay's claim, publish and confirm); `queue` = `sent_at` -> "
             "`webhooks.inbox.processed_at` (RabbitMQ, then waiting in the `webhooks.events` "
-            "queue, consumed one event at a time (prefetch 1), until the recorder's "
+            "queue, consumed up to 20 at a time, one per ticket, until the recorder's "
             "transaction starts); `dispatch` = `processed_at` -> arrival, per delivery (the "
             "recording's commit, the dispatcher's wake-up, claim, signing and the POST, at "
             "most 4 at once per host). The rates are events per second through each stage "

@@ -20,9 +20,6 @@ from bugtracker_webhooks.infrastructure.egress import Resolver
 from bugtracker_webhooks.settings import Settings
 
 EVENTS_QUEUE = "webhooks.events"
-# One event at a time per replica: the deliveries of a ticket are recorded in the order
-# the broker hands its events over.
-EVENTS_PREFETCH = 1
 
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     WebhookNotFoundError: 404,
@@ -49,9 +46,9 @@ def create_app(
         app.state.recorder = wired.recorder
         app.state.internal_token = settings.internal_token
         # Registered before the broker starts: the queue is declared and consumed on connect.
-        wired.runtime.broker.add_consumer(
-            EVENTS_QUEUE, HANDLED_EVENTS, wired.recorder.handle_event, prefetch=EVENTS_PREFETCH
-        )
+        # Events of different subjects are recorded concurrently; the consumer handles
+        # one subject's events one at a time, in the order the queue delivers them.
+        wired.runtime.broker.add_consumer(EVENTS_QUEUE, HANDLED_EVENTS, wired.recorder.handle_event)
         return wired.runtime
 
     return service_app(
