@@ -8,12 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bugtracker_shared.event_schemas import AuthSessionRevoked
-from bugtracker_shared.events import new_event
 from bugtracker_shared.pagination import Listing
-from bugtracker_shared.request_context import current_request_id
 
 from bugtracker_auth.application.ports import PersonalTokenFactory, TokenIssuer, UnitOfWork
+from bugtracker_auth.application.revocations import session_revoked
 from bugtracker_auth.domain.errors import (
     InsufficientScopeError,
     InvalidPersonalAccessTokenError,
@@ -30,8 +28,6 @@ from bugtracker_auth.domain.personal_tokens import (
     TokenScope,
 )
 from bugtracker_auth.domain.users import RevocationReason, Session
-
-SERVICE = "auth"
 
 
 @dataclass
@@ -98,21 +94,13 @@ class PersonalTokenUseCases:
             if user is None or not revoked:
                 raise PersonalAccessTokenNotFoundError
             await uow.outbox.add(
-                new_event(
-                    "auth.session_revoked",
-                    service=SERVICE,
-                    subject=user.id,
-                    sequence=user.version,
-                    data=AuthSessionRevoked(
-                        user_id=user.id,
-                        session_ids=revoked,
-                        revoked_at=now,
-                        forget_after=now + self.revocation_horizon,
-                        revoked_by=user.id,
-                        reason=RevocationReason.TOKEN_REVOKED.value,
-                    ),
+                session_revoked(
+                    user,
+                    revoked,
+                    now,
+                    horizon=self.revocation_horizon,
+                    reason=RevocationReason.TOKEN_REVOKED,
                     actor_id=user.id,
-                    correlation_id=current_request_id(),
                 )
             )
             await uow.commit()

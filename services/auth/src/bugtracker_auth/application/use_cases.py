@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bugtracker_shared.event_schemas import AuthSessionRevoked, UserDeactivated, UserRegistered
+from bugtracker_shared.event_schemas import UserDeactivated, UserRegistered
 from bugtracker_shared.events import new_event
 from bugtracker_shared.pagination import Listing
 from bugtracker_shared.request_context import current_request_id
@@ -22,6 +22,7 @@ from bugtracker_auth.application.ports import (
     TokenIssuer,
     UnitOfWork,
 )
+from bugtracker_auth.application.revocations import revocation_data, session_revoked
 from bugtracker_auth.domain.errors import (
     EmailTakenError,
     ForbiddenError,
@@ -333,7 +334,13 @@ class AuthUseCases:
                         sequence=user.version,
                         data=UserDeactivated(
                             **public_user(user),
-                            **self._revocation_data(user.id, revoked, now, actor_id),
+                            **revocation_data(
+                                user.id,
+                                revoked,
+                                now,
+                                horizon=self.revocation_horizon,
+                                actor_id=actor_id,
+                            ),
                         ),
                         actor_id=actor_id,
                         correlation_id=current_request_id(),
@@ -346,24 +353,6 @@ class AuthUseCases:
             await uow.commit()
         return user
 
-    def _revocation_data(
-        self,
-        user_id: uuid.UUID,
-        session_ids: Sequence[uuid.UUID],
-        now: datetime,
-        actor_id: uuid.UUID | None,
-    ) -> dict[str, Any]:
-        """The fields of event_schemas.RevocationData."""
-        return {
-            "user_id": user_id,
-            "session_ids": list(session_ids),
-            "revoked_at": now,
-            # After this instant no access token of these sessions can verify any more,
-            # so consumers may forget them.
-            "forget_after": now + self.revocation_horizon,
-            "revoked_by": actor_id,
-        }
-
     async def _session_revoked(
         self,
         uow: UnitOfWork,
@@ -374,17 +363,13 @@ class AuthUseCases:
         actor_id: uuid.UUID | None,
     ) -> None:
         await uow.outbox.add(
-            new_event(
-                "auth.session_revoked",
-                service=SERVICE,
-                subject=user.id,
-                sequence=user.version,
-                data=AuthSessionRevoked(
-                    **self._revocation_data(user.id, session_ids, now, actor_id),
-                    reason=reason.value,
-                ),
+            session_revoked(
+                user,
+                session_ids,
+                now,
+                horizon=self.revocation_horizon,
+                reason=reason,
                 actor_id=actor_id,
-                correlation_id=current_request_id(),
             )
         )
 
