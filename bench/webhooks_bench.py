@@ -498,7 +498,8 @@ def facts(args: argparse.Namespace) -> list[str]:
         f"{args.paced_seconds:g}` against `make up` (rate limit off), commit {commit}"
         f"{' (with local changes)' if dirty else ''}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}. Webhooks settings: the service's defaults "
-        f"(poll 1 s, 4 connections per host, 64 deliveries in flight, prefetch 20 with one subject at a time)"
+        "(poll 1 s, 4 connections per host, 64 deliveries in flight, prefetch 20, "
+        "one subject at a time)"
         f"{'; overridden: ' + ', '.join(sorted(env)) if env else ''}. The receiver "
         "(bugtracker_testkit.receiver, answers 204) and the load run in this one process "
         "(`bench` CPU column).",

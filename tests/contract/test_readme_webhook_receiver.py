@@ -27,7 +27,8 @@ def receiver_source() -> str:
 
 
 def test_the_readme_receiver_is_short() -> None:
-    assert len(receiver_source().strip().splitlines()) <= 25
+    lines = [line for line in receiver_source().splitlines() if line.strip()]
+    assert len(lines) <= 22
 
 
 def test_the_readme_receiver_verifies_what_the_service_signs(tmp_path: Path) -> None:
