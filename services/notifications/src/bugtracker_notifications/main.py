@@ -5,9 +5,14 @@ from bugtracker_shared.runtime import ServiceRuntime
 from bugtracker_shared.service_app import service_app
 from fastapi import FastAPI
 
+from bugtracker_notifications.api.preference_routes import router as preferences_router
 from bugtracker_notifications.api.routes import router
 from bugtracker_notifications.bootstrap import build
-from bugtracker_notifications.domain.errors import NotificationNotFoundError
+from bugtracker_notifications.domain.errors import (
+    InvalidPreferencesError,
+    InvalidUnsubscribeLinkError,
+    NotificationNotFoundError,
+)
 from bugtracker_notifications.domain.notifications import handled_events
 from bugtracker_notifications.settings import Settings
 
@@ -15,6 +20,8 @@ EVENTS_QUEUE = "notifications.events"
 
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     NotificationNotFoundError: 404,
+    InvalidPreferencesError: 422,
+    InvalidUnsubscribeLinkError: 422,
 }
 
 
@@ -24,16 +31,19 @@ def create_app(
     settings = settings or Settings()
 
     def wire(app: FastAPI) -> ServiceRuntime:
-        runtime, use_cases = build(settings, http_transport=http_transport)
-        app.state.use_cases = use_cases
+        wired = build(settings, http_transport=http_transport)
+        app.state.use_cases = wired.notifications
+        app.state.preference_cases = wired.preferences
         # Registered before the broker starts: the queue is declared and consumed on connect.
-        runtime.broker.add_consumer(EVENTS_QUEUE, handled_events(), use_cases.handle_event)
-        return runtime
+        wired.runtime.broker.add_consumer(
+            EVENTS_QUEUE, handled_events(), wired.notifications.handle_event
+        )
+        return wired.runtime
 
     return service_app(
         name="notifications",
         wire=wire,
-        routers=[router],
+        routers=[router, preferences_router],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
     )

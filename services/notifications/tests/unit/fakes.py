@@ -17,6 +17,7 @@ module is in its `files`) reports a fake that drifts from its port.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,16 +25,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bugtracker_notifications.application.ports import (
+    DueDigest,
     FormerMembers,
     Inbox,
     Keyset,
+    MailRepository,
     NotificationFeed,
     NotificationRepository,
+    PreferencesRepository,
     Subscription,
     UnitOfWork,
 )
 from bugtracker_notifications.application.use_cases import NotificationUseCases
+from bugtracker_notifications.domain.mail import Mail, MailStatus
 from bugtracker_notifications.domain.notifications import Notification
+from bugtracker_notifications.domain.preferences import Preferences
 from bugtracker_testkit.in_memory import InMemoryDatabase, InMemoryUnitOfWork
 
 
@@ -47,6 +53,9 @@ class NotificationsState:
     former_members: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
     # The transaction's `add_many` batches (what was inserted), announced on commit.
     announced: list[list[Notification]] = field(default_factory=list)
+    preferences: dict[uuid.UUID, Preferences] = field(default_factory=dict)
+    mails: dict[uuid.UUID, Mail] = field(default_factory=dict)  # in insertion order
+    leases: dict[uuid.UUID, datetime] = field(default_factory=dict)
 
 
 class FakeNotificationsDatabase(InMemoryDatabase[NotificationsState]):
@@ -163,12 +172,108 @@ class FakeFormerMembers:
         return {u for u in user_ids if (project_id, u) in self._uow.state.former_members}
 
 
+class FakePreferencesRepository:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> Preferences:
+        found = self._uow.state.preferences.get(user_id)
+        return copy.deepcopy(found) if found is not None else Preferences(user_id=user_id)
+
+    async def get_many(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
+        return {u: await self.get(u) for u in user_ids}
+
+    async def save(self, preferences: Preferences) -> None:
+        self._uow.state.preferences[preferences.user_id] = copy.deepcopy(preferences)
+
+
+class FakeMailRepository:
+    """The SQL's rules: unique (event, user) and (user, group); due, unleased pending
+    mails claimed; queued mails of users whose interval has passed."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _rows(self) -> dict[uuid.UUID, Mail]:
+        return self._uow.state.mails
+
+    async def add_many(self, mails: Sequence[Mail]) -> None:
+        for mail in mails:
+            clash = any(
+                (
+                    mail.event_id is not None
+                    and (m.event_id, m.user_id) == (mail.event_id, mail.user_id)
+                )
+                or (
+                    mail.group_key is not None
+                    and (m.user_id, m.group_key) == (mail.user_id, mail.group_key)
+                )
+                for m in self._rows.values()
+            )
+            if not clash:
+                self._rows[mail.id] = copy.deepcopy(mail)
+
+    async def claim_due(self, now: datetime, *, lease_until: datetime, limit: int) -> list[Mail]:
+        leases = self._uow.state.leases
+        due = [
+            m
+            for m in self._rows.values()
+            if m.status is MailStatus.PENDING
+            and m.next_attempt_at is not None
+            and m.next_attempt_at <= now
+            and (m.id not in leases or leases[m.id] < now)
+        ][:limit]
+        for mail in due:
+            leases[mail.id] = lease_until
+        return copy.deepcopy(due)
+
+    async def save_attempt(self, mail: Mail) -> None:
+        self._rows[mail.id] = copy.deepcopy(mail)
+        self._uow.state.leases.pop(mail.id, None)
+
+    async def due_digests(self, now: datetime) -> list[DueDigest]:
+        due: list[DueDigest] = []
+        for user_id, preferences in self._uow.state.preferences.items():
+            queued = [
+                m
+                for m in self._rows.values()
+                if m.user_id == user_id and m.status is MailStatus.QUEUED
+            ]
+            if not queued:
+                continue
+            since = preferences.last_digest_at or min(m.created_at for m in queued)
+            interval = timedelta(minutes=preferences.digest_interval_minutes)
+            if since + interval <= now:
+                due.append(DueDigest(user_id, preferences.digest_interval_minutes))
+        return due
+
+    async def take_queued(self, user_id: uuid.UUID) -> list[Mail]:
+        return copy.deepcopy(
+            [
+                m
+                for m in self._rows.values()
+                if m.user_id == user_id and m.status is MailStatus.QUEUED
+            ]
+        )
+
+    async def mark_digested(self, mail_ids: Sequence[uuid.UUID], digest_id: uuid.UUID) -> None:
+        for mail_id in mail_ids:
+            self._rows[mail_id].status = MailStatus.DIGESTED
+            self._rows[mail_id].digest_id = digest_id
+
+    async def digest_items(self, digest_id: uuid.UUID) -> list[Mail]:
+        return copy.deepcopy([m for m in self._rows.values() if m.digest_id == digest_id])
+
+
 class FakeUnitOfWork(InMemoryUnitOfWork[NotificationsState]):
     """One transaction on a `FakeNotificationsDatabase`."""
 
     notifications: NotificationRepository
     inbox: Inbox
     former_members: FormerMembers
+    preferences: PreferencesRepository
+    mails: MailRepository
 
     def __init__(self, database: FakeNotificationsDatabase) -> None:
         super().__init__(database)
@@ -176,6 +281,8 @@ class FakeUnitOfWork(InMemoryUnitOfWork[NotificationsState]):
         self.notifications = FakeNotificationRepository(self)
         self.inbox = FakeInbox(self)
         self.former_members = FakeFormerMembers(self)
+        self.preferences = FakePreferencesRepository(self)
+        self.mails = FakeMailRepository(self)
 
     async def commit(self) -> None:
         announced, self.state.announced = self.state.announced, []

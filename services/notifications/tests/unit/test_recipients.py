@@ -72,6 +72,7 @@ def test_the_new_assignee_is_told_who_what_and_where() -> None:
             project_id=PROJECT,
             ticket_id=TICKET,
             ticket_key="BUG-1",
+            title="Crash on save",
         )
     ]
 
@@ -156,6 +157,7 @@ def test_a_bulk_assignment_tells_of_the_whole_change_grouped_by_the_bulk() -> No
             ticket_id=TICKET,
             ticket_key="BUG-1",
             group_key=BULK,
+            title="Crash on save",
         )
     ]
 
@@ -197,6 +199,7 @@ def test_an_unblocked_ticket_tells_its_assignee_only() -> None:
             project_id=PROJECT,
             ticket_id=TICKET,
             ticket_key="BUG-7",
+            title="Crash on save",
         )
     ]
 

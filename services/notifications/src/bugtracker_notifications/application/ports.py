@@ -10,7 +10,9 @@ from typing import Protocol
 
 from bugtracker_shared.ports import Transaction
 
+from bugtracker_notifications.domain.mail import Mail, MailContent
 from bugtracker_notifications.domain.notifications import Notification
+from bugtracker_notifications.domain.preferences import Preferences
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,86 @@ class FormerMembers(Protocol):
         ...
 
 
+class PreferencesRepository(Protocol):
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> Preferences:
+        """The user's preferences (the defaults, version 0, when none were saved);
+        `for_update` locks a saved row until the unit of work ends."""
+        ...
+
+    async def get_many(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
+        """Each user's preferences (the defaults for those without a row)."""
+        ...
+
+    async def save(self, preferences: Preferences) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DueDigest:
+    user_id: uuid.UUID
+    interval_minutes: int
+
+
+class MailRepository(Protocol):
+    async def add_many(self, mails: Sequence[Mail]) -> None:
+        """Insert; a mail of an (event, user) that exists already is skipped."""
+        ...
+
+    async def claim_due(self, now: datetime, *, lease_until: datetime, limit: int) -> list[Mail]:
+        """Pending mails that are due and not leased, leased until `lease_until`."""
+        ...
+
+    async def save_attempt(self, mail: Mail) -> None:
+        """Store the attempt's outcome and release the lease."""
+        ...
+
+    async def due_digests(self, now: datetime) -> list[DueDigest]:
+        """Users with queued mails whose digest is due: an interval after their last
+        digest (or after their oldest queued mail)."""
+        ...
+
+    async def take_queued(self, user_id: uuid.UUID) -> list[Mail]:
+        """The user's queued mails, oldest first, locked (another replica's digest job
+        skips them); empty when another holds them."""
+        ...
+
+    async def mark_digested(self, mail_ids: Sequence[uuid.UUID], digest_id: uuid.UUID) -> None: ...
+
+    async def digest_items(self, digest_id: uuid.UUID) -> list[Mail]:
+        """The mails a digest carries, oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    email: str
+    display_name: str
+    is_active: bool
+
+
+class UserDirectory(Protocol):
+    async def lookup(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserInfo]:
+        """The users that exist among `user_ids` (raises when auth cannot answer)."""
+        ...
+
+
+class Mailer(Protocol):
+    async def send(self, content: MailContent) -> None:
+        """Render and send one message; `MailDeferredError` when the server is away or
+        answers "later", `MailRefusedError` when it refuses the message for good."""
+        ...
+
+
+class UnsubscribeLinks(Protocol):
+    def url_for(self, user_id: uuid.UUID, notification_type: str) -> str: ...
+    def read(self, token: str) -> tuple[uuid.UUID, str]:
+        """The (user, type) a link was made for; `InvalidUnsubscribeLinkError` when it is
+        tampered with, expired or malformed."""
+        ...
+
+
 class UnitOfWork(Transaction, Protocol):
     notifications: NotificationRepository
     inbox: Inbox
     former_members: FormerMembers
+    preferences: PreferencesRepository
+    mails: MailRepository

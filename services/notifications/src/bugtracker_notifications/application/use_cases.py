@@ -17,6 +17,7 @@ from bugtracker_shared.pagination import (
     time_id_key,
 )
 
+from bugtracker_notifications.application.mail import plan_mails
 from bugtracker_notifications.application.ports import (
     Keyset,
     NotificationFeed,
@@ -33,6 +34,7 @@ from bugtracker_notifications.domain.notifications import (
     parse_optional_uuid,
     plan_notifications,
 )
+from bugtracker_notifications.domain.preferences import Preferences
 
 logger = logging.getLogger("bugtracker.notifications")
 
@@ -60,6 +62,9 @@ class NotificationUseCases:
     uow: Callable[[], UnitOfWork]
     feed: NotificationFeed
     clock: Callable[[], datetime] = field(default=utc_now)
+    # E-mail is on when the deployment has a mail server (BUGTRACKER_SMTP_HOST).
+    mail_enabled: bool = False
+    wake_mail: Callable[[], None] = lambda: None
 
     async def handle_event(self, event: CloudEvent) -> None:
         """Turn one delivered event into notifications, exactly once per event id; an event
@@ -87,6 +92,17 @@ class NotificationUseCases:
             )
             now = self.clock()
             drafts = await self._for_members(uow, facts, plan_notifications(facts), now)
+            wanted = await uow.preferences.get_many(list({d.user_id for d in drafts}))
+            mails = (
+                plan_mails(drafts, wanted, event_id=event.id, actor_id=facts.actor_id, now=now)
+                if self.mail_enabled
+                else []
+            )
+            drafts = [
+                d
+                for d in drafts
+                if (wanted.get(d.user_id) or Preferences(user_id=d.user_id)).wants_in_app(d.type)
+            ]
             created = [
                 Notification(
                     id=uuid.uuid4(),
@@ -107,7 +123,12 @@ class NotificationUseCases:
             # notification of the draft's group (another event of the same bulk change,
             # handled first, by any replica) gets none: the insert skips it.
             await uow.notifications.add_many(created)
+            # The e-mails in the same transaction: a mail exists if, and only if, its
+            # event was handled.
+            await uow.mails.add_many(mails)
             await uow.commit()
+        if mails:
+            self.wake_mail()
 
     @staticmethod
     async def _for_members(

@@ -59,6 +59,8 @@ class NotificationDraft:
     ticket_id: uuid.UUID | None = None
     ticket_key: str | None = None
     group_key: uuid.UUID | None = None
+    # The ticket's title, for an e-mail's subject (`[KEY-1] Title`).
+    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,7 @@ class _TicketRef:
             ticket_id=self.id,
             ticket_key=self.key,
             group_key=group_key,
+            title=self.title,
         )
 
 

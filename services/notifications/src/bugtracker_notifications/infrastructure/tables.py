@@ -5,6 +5,7 @@ from bugtracker_shared.schema import moment, uuid_key
 from sqlalchemy import (
     Column,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 SCHEMA = "notifications"
 metadata = MetaData(schema=SCHEMA)
@@ -75,3 +77,73 @@ former_members = Table(
     Column("user_id", Uuid, primary_key=True),
     moment("left_at"),
 )
+
+# A user's notification preferences (docs/api.md, "E-mail notifications and preferences");
+# no row: the defaults. `events` holds only the types set: {type: {in_app, email}}.
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("email", String(16), nullable=False),
+    Column("digest_interval_minutes", Integer, nullable=False),
+    Column("events", JSONB, nullable=False),
+    moment("updated_at", nullable=True),
+    Column("version", Integer, nullable=False),
+    # When the user's last digest went out: the next goes an interval later.
+    moment("last_digest_at", nullable=True),
+)
+
+# The e-mails: one per notification a user wants by e-mail (written with it), and the
+# digests. Sent at least once by the mail sender (a lease per attempt), each with a
+# Message-ID made from its id, so a resend after a crash is the same message.
+mails = Table(
+    "mails",
+    metadata,
+    uuid_key(),
+    Column("user_id", Uuid, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("notification_type", String(64)),
+    Column("event_id", Uuid),
+    Column("actor_id", Uuid),
+    Column("project_id", Uuid),
+    Column("ticket_id", Uuid),
+    Column("ticket_key", String(64)),
+    Column("title", Text),
+    Column("summary", Text, nullable=False),
+    moment("created_at"),
+    Column("attempts", Integer, nullable=False),
+    moment("next_attempt_at", nullable=True),
+    moment("leased_until", nullable=True),
+    moment("sent_at", nullable=True),
+    Column("error", Text),
+    # The digest mail that carried this one.
+    Column("digest_id", Uuid),
+    # As for notifications: one mail per user for the events of one bulk change.
+    Column("group_key", Uuid),
+)
+Index(
+    "uq_mails_user_id_group_key",
+    mails.c.user_id,
+    mails.c.group_key,
+    unique=True,
+    postgresql_where=mails.c.group_key.is_not(None),
+)
+# A redelivered event cannot mail the same user twice.
+Index(
+    "uq_mails_event_id_user_id",
+    mails.c.event_id,
+    mails.c.user_id,
+    unique=True,
+    postgresql_where=mails.c.event_id.is_not(None),
+)
+# The sender's scan: what is due.
+Index("ix_mails_due", mails.c.next_attempt_at, postgresql_where=mails.c.status == "pending")
+# The digest job's scan, and a digest's items.
+Index(
+    "ix_mails_queued",
+    mails.c.user_id,
+    mails.c.created_at,
+    postgresql_where=mails.c.status == "queued",
+)
+Index("ix_mails_digest_id", mails.c.digest_id, postgresql_where=mails.c.digest_id.is_not(None))
