@@ -126,6 +126,9 @@ async def test_public_endpoints_pass_without_a_token(
         ("POST", "/api/v1/auth/register/extra"),
         ("POST", "/health"),
         ("GET", "/docs/../api/v1/projects"),
+        ("GET", "/api/v1/notifications/unsubscribe"),
+        ("POST", "/api/v1/notifications/unsubscribe/x"),
+        ("POST", "/api/v1/notifications"),
     ],
 )
 async def test_only_the_listed_method_and_path_are_public(
@@ -135,6 +138,26 @@ async def test_only_the_listed_method_and_path_are_public(
 
     assert response.status_code == 401
     assert all(fake.proxied() == [] for fake in backends.values())
+
+
+async def test_one_click_unsubscribe_passes_without_a_token_with_its_form_body(
+    gateway: httpx.AsyncClient, backends: dict[str, Any]
+) -> None:
+    """RFC 8058: a mail client POSTs `List-Unsubscribe=One-Click` as a form, with no
+    token; the signed link's query string is the credential, which notifications checks."""
+    path = "/api/v1/notifications/unsubscribe?token=signed.link"
+    response = await gateway.post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["x-backend"] == "notifications"
+    [seen] = backends["notifications"].proxied()
+    assert (seen.method, seen.path_qs, seen.body) == ("POST", path, b"List-Unsubscribe=One-Click")
+    assert seen.header("content-type") == "application/x-www-form-urlencoded"
+    assert seen.header("authorization") is None
 
 
 async def test_auth_being_unreachable_for_the_keys_is_503_not_401(

@@ -27,6 +27,7 @@ PUBLIC = {
     ("POST", "/api/v1/auth/refresh"),
     ("GET", "/api/v1/auth/jwks.json"),
     ("GET", "/.well-known/jwks.json"),
+    ("POST", "/api/v1/notifications/unsubscribe"),  # RFC 8058 one-click, from an e-mail
 }
 
 

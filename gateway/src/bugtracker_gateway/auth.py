@@ -44,6 +44,9 @@ PUBLIC_ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/auth/token"),
         ("POST", "/api/v1/auth/refresh"),
         ("GET", "/api/v1/auth/jwks.json"),
+        # RFC 8058 one-click unsubscribe: mail clients POST it without any token; the
+        # signed link in the URL is the credential (the notifications service checks it).
+        ("POST", "/api/v1/notifications/unsubscribe"),
         ("GET", JWKS_PATH),
         ("GET", "/health"),
         ("GET", "/health/live"),

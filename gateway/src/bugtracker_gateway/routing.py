@@ -40,6 +40,8 @@ ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/projects/*/fields", "tickets"),
     PrefixRoute("/api/v1/projects/*/webhooks", "webhooks"),
     PrefixRoute("/api/v1/auth", "auth"),
+    # A user's e-mail notification settings: the notifications service keeps them.
+    PrefixRoute("/api/v1/users/me/notification-preferences", "notifications"),
     PrefixRoute("/api/v1/users", "auth"),
     PrefixRoute("/.well-known/jwks.json", "auth"),
     PrefixRoute("/api/v1/projects", "projects"),

@@ -137,6 +137,10 @@ class FakeUserRepository:
                 return copy.deepcopy(user)
         return None
 
+    async def get_many(self, user_ids: Collection[uuid.UUID]) -> Sequence[User]:
+        wanted = set(user_ids)
+        return [copy.deepcopy(u) for u in self._users.values() if u.id in wanted]
+
     async def email_exists(self, email: str) -> bool:
         return any(u.email == email for u in self._users.values())
 

@@ -636,3 +636,22 @@ async def test_without_a_project_directory_a_member_finds_only_themself(
     alone = world.use_cases(projects=None)
     page = await alone.search_users(caller_id=ann.id, q="an", limit=10, cursor=None)
     assert [e.id for e in page.items] == [ann.id]
+
+
+# -- lookup (POST /internal/users/lookup) ------------------------------------------------
+
+
+async def test_lookup_answers_the_users_that_exist_active_or_not(world: AuthWorld) -> None:
+    admin = await world.user("root", role=GlobalRole.ADMIN)
+    ann = await world.user("ann")
+    bob = await world.user("bob")
+    await world.auth.administer_user(actor_id=admin.id, user_id=bob.id, role=None, is_active=False)
+    unknown = uuid.uuid4()
+
+    found = await world.auth.lookup_users([ann.id, bob.id, unknown, ann.id])
+
+    assert sorted((u.email, u.display_name, u.is_active) for u in found) == [
+        ("ann@example.com", "Ann", True),
+        ("bob@example.com", "Bob", False),
+    ]
+    assert await world.auth.lookup_users([unknown]) == []

@@ -33,6 +33,9 @@ from bugtracker_auth.api.schemas import (
     TokenSummary,
     TokenUsesRequest,
     UpdateProfileRequest,
+    UserContact,
+    UserLookupRequest,
+    UserLookupResponse,
     UserPage,
     UserResponse,
     UserSummary,
@@ -271,6 +274,14 @@ async def revoked_sessions(cases: UseCases) -> RevokedSessionsResponse:
             for s in sessions
         ]
     )
+
+
+@internal.post("/users/lookup")
+async def lookup_users(body: UserLookupRequest, cases: UseCases) -> UserLookupResponse:
+    """Other services' lookup of users by id (1 to 500, one query): the ones that exist,
+    active or not, with their email and display name; unknown ids are left out."""
+    users = await cases.lookup_users(body.ids)
+    return UserLookupResponse(users=[UserContact.from_attributes(u) for u in users])
 
 
 @internal.post("/tokens/exchange")

@@ -85,6 +85,27 @@ class UserPage(Page[UserSummary]):
     pass
 
 
+# At most this many ids in one `POST /internal/users/lookup`.
+MAX_LOOKUP_IDS = 500
+
+
+class UserLookupRequest(StrictModel):
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_LOOKUP_IDS)
+
+
+class UserContact(ResponseModel):
+    """A user as other services need to write to them: never the password hash or role."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    is_active: bool
+
+
+class UserLookupResponse(BaseModel):
+    users: list[UserContact]
+
+
 class RevokedSessionItem(ResponseModel):
     session_id: uuid.UUID
     user_id: uuid.UUID

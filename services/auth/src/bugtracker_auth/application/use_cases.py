@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -402,6 +402,13 @@ class AuthUseCases:
         if user is None:
             raise UserNotFoundError("No such user.")
         return user
+
+    async def lookup_users(self, user_ids: Collection[uuid.UUID]) -> Sequence[User]:
+        """The users among these ids that exist, active or not: for other services (the
+        notifications mail sender reads the recipient's address and whether the account is
+        active, and the actor's display name). Unknown ids are left out."""
+        async with self.uow() as uow:
+            return await uow.users.get_many(set(user_ids))
 
     async def search_users(
         self, *, caller_id: uuid.UUID, q: str, limit: int, cursor: str | None

@@ -70,6 +70,12 @@ class SqlUserRepository:
         row = (await self._session.execute(select(users).where(users.c.email == email))).first()
         return _user(row._mapping) if row else None
 
+    async def get_many(self, user_ids: Collection[uuid.UUID]) -> Sequence[User]:
+        # One array parameter on the primary key, however many ids.
+        ids = bindparam("ids", list(user_ids), type_=ARRAY(Uuid))
+        rows = await self._session.execute(select(users).where(users.c.id == any_(ids)))
+        return [_user(row._mapping) for row in rows]
+
     async def email_exists(self, email: str) -> bool:
         return bool(await self._session.scalar(select(exists().where(users.c.email == email))))
 
