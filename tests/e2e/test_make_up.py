@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bugtracker_devstack.processes import free_port, stop_group
+from bugtracker_devstack.processes import free_port, port_free, port_open, stop_group
 from bugtracker_devstack.stack import PROCESSES, read_env_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -31,7 +31,7 @@ def _port_env() -> dict[str, str]:
     own stack (nor `.env`, whose keys only fill what the environment leaves unset)."""
     names = [f"BUGTRACKER_{p.upper()}_PORT" for p in (*PROCESSES, "gateway_metrics")]
     names += ["BUGTRACKER_PG_PORT", "BUGTRACKER_AMQP_PORT", "BUGTRACKER_AMQP_DIST_PORT"]
-    names += ["BUGTRACKER_EPMD_PORT"]
+    names += ["BUGTRACKER_EPMD_PORT", "BUGTRACKER_MAILSINK_PORT"]
     return {name: str(free_port()) for name in names}
 
 
@@ -120,6 +120,8 @@ def test_a_second_make_up_leaves_the_running_stack_alone(data_dir: Path) -> None
             timeout=10,
         )
         assert login.status_code == httpx.codes.OK, login.text
+        mail_port = int(env["BUGTRACKER_MAILSINK_PORT"])
+        assert port_open(mail_port)  # the SMTP sink notifications sends to
 
         # `make down` waits until the stack has gone; reaping it is this test's job, as
         # `make` reaps `make up` (a zombie would look alive to `make down`).
@@ -134,6 +136,7 @@ def test_a_second_make_up_leaves_the_running_stack_alone(data_dir: Path) -> None
         output, _ = down.communicate(timeout=30)
         assert down.returncode == 0, output
         assert not (data_dir / "postgres" / "data" / "postmaster.pid").exists()
+        assert port_free(mail_port)  # the sink stopped with the rest
     finally:
         stop_group(first, timeout=60)
 

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from bugtracker_devstack.mailsink import DEFAULT_PORT as MAILSINK_PORT
+from bugtracker_devstack.mailsink import MailSink
 from bugtracker_devstack.postgres import PG_USER, Postgres
 from bugtracker_devstack.processes import data_dir_for_servers, port_free, stop_group
 from bugtracker_devstack.rabbitmq import RABBIT_USER, RabbitMQ
@@ -40,12 +42,15 @@ COLORS = {
     "notifications": 35,
     "webhooks": 31,
     "gateway": 34,
+    "mailsink": 90,
 }
 
 
 def _secrets(data: Path) -> dict[str, str]:
-    """Role passwords, the admin's credentials and the webhooks' secret key, made once and
-    kept in .data/ (0600): the key must outlive a restart, it decrypts the stored secrets."""
+    """Role passwords, the admin's credentials, the webhooks' secret key and the key of the
+    notification mails' unsubscribe links, made once and kept in .data/ (0600): the keys
+    must outlive a restart (one decrypts the stored secrets, the other checks the links
+    of the mails sent already)."""
     path = data / "secrets.env"
     values = read_env_file(path)
     changed = False
@@ -67,6 +72,10 @@ def _secrets(data: Path) -> dict[str, str]:
     if "BUGTRACKER_WEBHOOKS_SECRET_KEY" not in values:
         # Not from the environment: `.env` holds compose's placeholder for it.
         values["BUGTRACKER_WEBHOOKS_SECRET_KEY"] = new_secret_key()
+        changed = True
+    if "BUGTRACKER_NOTIFICATIONS_UNSUBSCRIBE_KEY" not in values:
+        # Not from the environment either: `.env` holds compose's placeholder for it.
+        values["BUGTRACKER_NOTIFICATIONS_UNSUBSCRIBE_KEY"] = new_secret_key()
         changed = True
     if changed:
         path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
@@ -132,6 +141,27 @@ def _attachments_at(stack: Stack) -> str:
     return env.get("BUGTRACKER_ATTACHMENTS_DIR", "")
 
 
+def _external_smtp() -> bool:
+    """The environment (or `.env`) names an SMTP server: notifications sends there and
+    `make up` runs no sink of its own."""
+    return bool(os.environ.get("BUGTRACKER_SMTP_HOST") or os.environ.get("BUGTRACKER_SMTP_PORT"))
+
+
+def _mail_at(stack: Stack) -> str:
+    """Where notification mails go, for the banner."""
+    if stack.mail_sink is not None:
+        return (
+            f"smtp://127.0.0.1:{stack.mail_sink.port}, kept as .eml files in "
+            f"{stack.mail_sink.directory} (a local sink: nothing is delivered)"
+        )
+    env = stack.env("notifications")
+    host = env.get("BUGTRACKER_SMTP_HOST", "")
+    if not host:
+        return "off: no BUGTRACKER_SMTP_HOST (unset it and BUGTRACKER_SMTP_PORT for the sink)"
+    port = env.get("BUGTRACKER_SMTP_PORT", "25")
+    return f"sent to {host}:{port} (BUGTRACKER_SMTP_HOST / BUGTRACKER_SMTP_PORT)"
+
+
 def up(data: Path) -> int:
     data = data_dir_for_servers(data, (PG_USER, RABBIT_USER, REDIS_USER))
     data.mkdir(parents=True, exist_ok=True)
@@ -156,6 +186,8 @@ def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
     amqp_setting, amqp_port = _port_setting("AMQP", 5672)
     dist_setting, dist_port = _port_setting("AMQP_DIST", amqp_port + 20000)
     redis_setting, redis_port = _port_setting("REDIS", 6379)
+    # The mail sink, unless the environment names an SMTP server for notifications.
+    sink = None if _external_smtp() else _port_setting("MAILSINK", MAILSINK_PORT)
     _check_ports(
         {
             "PostgreSQL": (pg_setting, pg_port),
@@ -163,6 +195,7 @@ def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
             "RabbitMQ's Erlang distribution": (dist_setting, dist_port),
             "Redis": (redis_setting, redis_port),
             **{process.replace("_", " "): setting for process, setting in settings.items()},
+            **({"the mail sink": sink} if sink else {}),
         }
     )
     return Stack(
@@ -180,9 +213,37 @@ def _configured_stack(data: Path, secrets: dict[str, str]) -> Stack:
         redis=Redis(base=data / "redis", port=redis_port),
         role_passwords={s: secrets[f"PG_PASSWORD_{s.upper()}"] for s in SERVICES},
         webhooks_secret_key=secrets["BUGTRACKER_WEBHOOKS_SECRET_KEY"],
+        notifications_unsubscribe_key=secrets["BUGTRACKER_NOTIFICATIONS_UNSUBSCRIBE_KEY"],
+        mail_sink=MailSink(directory=data / "mail", port=sink[1]) if sink else None,
         # Readable key=value lines in a terminal; containers and CI keep the JSON default.
         extra_env={"BUGTRACKER_LOG_FORMAT": os.environ.get("BUGTRACKER_LOG_FORMAT", "console")},
     )
+
+
+def _start_mail_sink(stack: Stack, children: list[subprocess.Popen[bytes]]) -> None:
+    """The SMTP sink, if the stack has one, with its lines shown like the services'; it
+    joins `children`: watched, and stopped, with them (a sink that fails to start has
+    stopped itself)."""
+    if stack.mail_sink is None:
+        return
+    _say(f"starting the mail sink on 127.0.0.1:{stack.mail_sink.port}")
+    stack.mail_sink.start(subprocess.PIPE)
+    sink = stack.mail_sink.process
+    assert sink is not None  # noqa: S101 (started)
+    assert sink.stdout is not None  # noqa: S101 (stdout=PIPE)
+    children.append(sink)
+    threading.Thread(target=_pump, args=("mailsink", sink.stdout), daemon=True).start()
+
+
+def _launch(stack: Stack, children: list[subprocess.Popen[bytes]]) -> None:
+    """The mail sink (when the stack has one), then the six processes, each added to
+    `children` as it starts (watched, and stopped, together) with its lines shown."""
+    _start_mail_sink(stack, children)
+    for process in PROCESSES:
+        child = stack.launch(process, subprocess.PIPE)
+        children.append(child)
+        assert child.stdout is not None  # noqa: S101 (stdout=PIPE above)
+        threading.Thread(target=_pump, args=(process, child.stdout), daemon=True).start()
 
 
 def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
@@ -219,11 +280,7 @@ def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
             )
         )
         stack.rabbitmq.wait_ready()
-        for process in PROCESSES:
-            child = stack.launch(process, subprocess.PIPE)
-            children.append(child)
-            assert child.stdout is not None  # noqa: S101 (stdout=PIPE above)
-            threading.Thread(target=_pump, args=(process, child.stdout), daemon=True).start()
+        _launch(stack, children)
         wait_until_ready(stack, PROCESSES, timeout=60)
         _say(
             "\n"
@@ -240,6 +297,7 @@ def _run(stack: Stack, data: Path, secrets: dict[str, str]) -> int:
             + f"  Webhooks: may call {stack.env('webhooks')['BUGTRACKER_WEBHOOKS_ALLOWED_HOSTS']}"
             " over http (BUGTRACKER_WEBHOOKS_ALLOWED_HOSTS); secrets encrypted with the key"
             f" in {data / 'secrets.env'}\n"
+            + f"  Mail:     {_mail_at(stack)}\n"
             + f"  Metrics:  {stack.metrics_url('gateway')} and /metrics on each service\n"
             f"  Admin:    {secrets['BUGTRACKER_ADMIN_EMAIL']} / "
             f"{secrets['BUGTRACKER_ADMIN_PASSWORD']}  (kept in {data / 'secrets.env'})\n"

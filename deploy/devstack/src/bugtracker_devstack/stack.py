@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 
 from bugtracker_devstack.balancer import Balancer
+from bugtracker_devstack.mailsink import MailSink
 from bugtracker_devstack.postgres import Postgres
 from bugtracker_devstack.rabbitmq import RabbitMQ
 from bugtracker_devstack.redis import Redis
@@ -27,6 +28,8 @@ SERVICES = ("auth", "projects", "tickets", "notifications", "webhooks")
 PROCESSES = (*SERVICES, "gateway")
 DATABASE = "bugtracker"
 REPO_ROOT = Path(__file__).resolve().parents[4]
+# The sender of notification mails unless BUGTRACKER_MAIL_FROM says otherwise.
+DEFAULT_MAIL_FROM = "Bugtracker <bugtracker@localhost>"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -45,7 +48,8 @@ def role_name(service: str) -> str:
 
 
 def new_secret_key() -> str:
-    """Base64 of 32 random bytes (BUGTRACKER_WEBHOOKS_SECRET_KEY)."""
+    """Base64 of 32 random bytes (BUGTRACKER_WEBHOOKS_SECRET_KEY,
+    BUGTRACKER_NOTIFICATIONS_UNSUBSCRIBE_KEY)."""
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
@@ -97,6 +101,13 @@ class Stack:
     # The key that encrypts webhooks' signing secrets at rest: `make up` keeps one in
     # .data/secrets.env (a new key could not decrypt the stored secrets).
     webhooks_secret_key: str = field(default_factory=new_secret_key)
+    # The key that signs the unsubscribe links of notification mails: `make up` keeps one
+    # in .data/secrets.env (a new key would void the links of the mails already sent).
+    notifications_unsubscribe_key: str = field(default_factory=new_secret_key)
+    # The SMTP sink the notifications service sends to (bugtracker_devstack.mailsink),
+    # started and stopped with the stack. None: none runs; notifications sends where
+    # BUGTRACKER_SMTP_HOST / BUGTRACKER_SMTP_PORT of the environment say.
+    mail_sink: MailSink | None = None
 
     def database_url(self, service: str) -> str:
         password = self.role_passwords[service]
@@ -122,6 +133,16 @@ class Stack:
 
     def replica_url(self, process: str, replica: int = 0) -> str:
         return f"http://127.0.0.1:{self.replica_port(process, replica)}"
+
+    @property
+    def mail_dir(self) -> Path | None:
+        """Where the sink keeps each message as an `.eml` file (bugtracker_testkit.mail)."""
+        return self.mail_sink.directory if self.mail_sink else None
+
+    @property
+    def smtp_port(self) -> int | None:
+        """The sink's SMTP port on 127.0.0.1."""
+        return self.mail_sink.port if self.mail_sink else None
 
     @property
     def gateway_urls(self) -> list[str]:
@@ -150,11 +171,10 @@ class Stack:
             values["JWKS_URL"] = f"{self.url('auth')}/.well-known/jwks.json"
         if process == "auth":
             values["KEYS_DIR"] = str(self.keys_dir)
-        if process in ("auth", "gateway", "projects", "tickets", "webhooks"):
-            values["INTERNAL_TOKEN"] = self.internal_token
+        values["INTERNAL_TOKEN"] = self.internal_token  # every process: services, gateway
         if process == "gateway":
             values["AMQP_URL"] = self.amqp_url(process)
-        if process in ("projects", "gateway"):
+        if process in ("projects", "gateway", "notifications"):
             values["AUTH_URL"] = self.url("auth")
         if process in ("auth", "tickets", "gateway", "webhooks"):
             values["PROJECTS_URL"] = self.url("projects")
@@ -167,6 +187,9 @@ class Stack:
             values["WEBHOOKS_URL"] = self.url("webhooks")
         if process == "webhooks":
             values["SECRET_KEY"] = self.webhooks_secret_key
+        if process == "notifications":
+            values["UNSUBSCRIBE_KEY"] = self.notifications_unsubscribe_key
+            env.update(self.mail_env())
         env.update({prefix + key: value for key, value in values.items()})
         if process == "webhooks":
             # Endpoints on this machine (a receiver a developer or a test runs locally).
@@ -175,6 +198,20 @@ class Stack:
             env.setdefault("BUGTRACKER_ATTACHMENTS_DIR", str(self.attachments_dir))
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
+
+    def mail_env(self) -> dict[str, str]:
+        """The settings of the notifications service's mail, shared (unprefixed) names:
+        the sink's address when the stack runs one, else what the environment says; the
+        links in the mails point at the gateway unless BUGTRACKER_PUBLIC_URL says where."""
+        env = {**os.environ, **self.extra_env}
+        mail = {
+            "BUGTRACKER_MAIL_FROM": env.get("BUGTRACKER_MAIL_FROM", DEFAULT_MAIL_FROM),
+            "BUGTRACKER_PUBLIC_URL": env.get("BUGTRACKER_PUBLIC_URL", self.url("gateway")),
+        }
+        if self.mail_sink is not None:
+            mail["BUGTRACKER_SMTP_HOST"] = self.mail_sink.host
+            mail["BUGTRACKER_SMTP_PORT"] = str(self.mail_sink.port)
+        return mail
 
     async def bootstrap_database(self) -> None:
         """Create the database, one role and one schema per service (idempotent).

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bugtracker_devstack.mailsink import MailSink
 from bugtracker_devstack.postgres import Postgres
 from bugtracker_devstack.processes import free_port
 from bugtracker_devstack.rabbitmq import RabbitMQ
@@ -37,13 +38,19 @@ TEST_ENV = {
     "BUGTRACKER_WEBHOOKS_RETRY_SCHEDULE": "0.5,0.5,0.5,0.5",
     "BUGTRACKER_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1",
     "BUGTRACKER_WEBHOOKS_POLL_SECONDS": "0.2",
+    # Mail retries and digests a test can wait for.
+    "BUGTRACKER_NOTIFICATIONS_MAIL_POLL_SECONDS": "0.2",
+    "BUGTRACKER_NOTIFICATIONS_MAIL_RETRY_SECONDS": "0.5",
+    "BUGTRACKER_NOTIFICATIONS_DIGEST_POLL_SECONDS": "0.5",
 }
 
 
 @contextmanager
 def throwaway_stack(replicas: int = 1) -> Iterator[Stack]:
-    """PostgreSQL, RabbitMQ and Redis in a temporary directory on free ports, removed after;
-    the processes it launches run `replicas` times each (see `Stack.replicas`)."""
+    """PostgreSQL, RabbitMQ, Redis and an SMTP sink in a temporary directory on free ports,
+    removed after; the processes it launches run `replicas` times each (see
+    `Stack.replicas`). The mails notifications sends are files in `stack.mail_dir`
+    (`bugtracker_testkit.mail.read_mails`)."""
     base = Path(tempfile.mkdtemp(prefix="bugtracker-test-"))
     base.chmod(0o755)
     amqp_port = free_port()
@@ -62,12 +69,15 @@ def throwaway_stack(replicas: int = 1) -> Iterator[Stack]:
         keys_dir=base / "keys",
         attachments_dir=base / "attachments",
         redis=Redis(base=base / "redis", port=free_port()),
+        mail_sink=MailSink(directory=base / "mail", port=free_port()),
         role_passwords={service: new_password() for service in SERVICES},
         # Every component talks to RabbitMQ as its own user, with only its own rights.
         amqp_passwords={component: new_password() for component in COMPONENTS},
         extra_env=TEST_ENV,
         replicas=replicas,
     )
+    # The links in the mails point at this stack's gateway, whatever the environment says.
+    stack.extra_env = {**TEST_ENV, "BUGTRACKER_PUBLIC_URL": stack.url("gateway")}
     if replicas > 1:
         # The gateways side by side (the first on the gateway's port), each service's
         # replicas behind the balancer that holds the service's port.
@@ -84,11 +94,15 @@ def throwaway_stack(replicas: int = 1) -> Iterator[Stack]:
         stack.rabbitmq.launch()
         assert stack.redis is not None  # noqa: S101 (set above)
         stack.redis.start()
+        assert stack.mail_sink is not None  # noqa: S101 (set above)
+        stack.mail_sink.start()
         stack.rabbitmq.wait_ready()
         stack.rabbitmq.import_definitions(definitions(stack.amqp_passwords))
         asyncio.run(stack.bootstrap_database())
         yield stack
     finally:
+        if stack.mail_sink is not None:
+            stack.mail_sink.stop()
         if stack.redis is not None:
             stack.redis.stop()
         stack.rabbitmq.stop()
