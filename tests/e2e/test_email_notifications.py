@@ -121,23 +121,50 @@ def test_each_notification_type_is_mailed_and_a_tickets_mails_form_one_thread(
     )
     assert moved.status_code == 200, moved.text
 
-    to_bob = await_mails(infra, bob.email, 4)
+    blocker = api.post(
+        f"/api/v1/projects/{key}/tickets", json={"title": "Blocker"}, headers=ann.headers
+    ).json()["key"]
+    blocked = api.post(
+        f"/api/v1/projects/{key}/tickets",
+        json={"title": "Blocked", "assignee_id": bob.id},
+        headers=ann.headers,
+    ).json()["key"]
+    related = api.post(
+        f"/api/v1/tickets/{blocker}/relations",
+        json={"type": "blocks", "key": blocked},
+        headers=ann.headers,
+    )
+    assert related.status_code == 201, related.text
+    finished = api.post(
+        f"/api/v1/tickets/{blocker}/transitions",
+        json={"to": "closed", "resolution": "fixed"},
+        headers=ann.headers,
+    )
+    assert finished.status_code == 200, finished.text
+
+    # Bob: added, assigned twice, a comment, a mention, an unblocking; Ann: a status change.
+    to_bob = await_mails(infra, bob.email, 6)
     to_ann = await_mails(infra, ann.email, 1)
-    about_ticket = [m for m in to_bob if m["In-Reply-To"]] + to_ann
-    summaries = [text_of(m) for m in about_ticket]
-    assert any("You were assigned" in s for s in summaries)
-    assert any("New comment" in s for s in summaries)
-    assert any("mentioned" in s for s in summaries)
-    assert any("in_progress" in s or "In progress" in s for s in summaries)
+    texts = [text_of(m) for m in to_bob + to_ann]
+    for expected in (
+        "You were added to",
+        f"You were assigned {ticket_key}",
+        "New comment",
+        "mentioned",
+        f"{ticket_key} moved from open to in_progress",
+        f"{blocked} is unblocked",
+    ):
+        assert any(expected in text for text in texts), expected
     thread = f"<ticket-{ticket_id}@localhost>"
+    about_ticket = [m for m in to_bob + to_ann if m["In-Reply-To"] == thread]
+    assert len(about_ticket) == 4  # assigned, commented, mentioned, moved
     for mail in about_ticket:
         assert mail["Subject"] == f"[{ticket_key}] Crash on save"
-        assert mail["In-Reply-To"] == thread
         assert mail["References"] == thread
         assert mail["Auto-Submitted"] == "auto-generated"
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert mail.get_body(("html",)) is not None
-    assert len({m["Message-ID"] for m in about_ticket}) == len(about_ticket)
+    assert len({m["Message-ID"] for m in to_bob + to_ann}) == len(to_bob + to_ann)
 
 
 def test_one_click_unsubscribe_needs_no_login_and_stops_that_type_only(
