@@ -12,7 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from bugtracker_auth.application.use_cases import AuthUseCases, public_user
+from bugtracker_auth.application.revocations import revocation_data, session_revoked
+from bugtracker_auth.application.use_cases import public_user
 from bugtracker_auth.domain.users import GlobalRole, RevocationReason, User
 from bugtracker_projects.application.use_cases import ProjectUseCases, project_data
 from bugtracker_projects.domain.projects import Caller, Member, Project
@@ -282,15 +283,13 @@ async def auth_events() -> list[CloudEvent]:
         created_at=NOW,
         updated_at=NOW,
     )
-    # The producer's own builders; they use nothing of their object but the horizon and
-    # each other.
-    use_cases: Any = SimpleNamespace(revocation_horizon=timedelta(minutes=15))
-    revocation_data = AuthUseCases._revocation_data
-    use_cases._revocation_data = lambda *args: revocation_data(use_cases, *args)
-    revocation = revocation_data(use_cases, user.id, [uuid.uuid4()], NOW, ACTOR)
-    uow: Any = Outbox()
-    session_revoked = AuthUseCases._session_revoked
-    await session_revoked(use_cases, uow, user, [uuid.uuid4()], NOW, RevocationReason.LOGOUT, None)
+    # The producer's own builders (bugtracker_auth.application.revocations).
+    horizon = timedelta(minutes=15)
+    revocation = revocation_data(user.id, [uuid.uuid4()], NOW, horizon=horizon, actor_id=ACTOR)
+    revoked = [
+        session_revoked(user, [uuid.uuid4()], NOW, horizon=horizon, reason=reason, actor_id=None)
+        for reason in (RevocationReason.LOGOUT, RevocationReason.TOKEN_REVOKED)
+    ]
 
     def auth_event(name: str, data: UserRegistered | UserDeactivated) -> CloudEvent:
         return new_event(
@@ -306,7 +305,7 @@ async def auth_events() -> list[CloudEvent]:
     return [
         auth_event("user.registered", UserRegistered(**public_user(user))),
         auth_event("user.deactivated", UserDeactivated(**public_user(user), **revocation)),
-        *uow.events,
+        *revoked,
     ]
 
 
