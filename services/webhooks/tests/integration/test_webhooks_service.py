@@ -134,6 +134,9 @@ async def test_the_api_shows_the_secret_once_and_refuses_what_it_must(
     assert stranger.status_code == 404
     listed = (await client.get(base, headers=lead)).json()
     assert len(listed["items"]) == 1  # nothing the refusals touched
+    for ref in ("%28%07", "%F1%84%9B%9A%04", "no-such-key-at-all"):
+        odd = await client.get(f"/api/v1/projects/{ref}/webhooks", headers=lead)
+        assert odd.status_code == 404, (ref, odd.text)
 
 
 async def test_an_event_arrives_signed_with_the_secret_and_the_event_id(

@@ -196,3 +196,29 @@ async def test_lists_are_newest_first_and_paginated(world: WebhooksWorld) -> Non
     )
     assert [w.id for w in rest.items] == [made[0].id]
     assert rest.next_cursor is None
+
+
+@pytest.mark.parametrize("ref", ["(\x07", "a/b", "", "X", "TOOLONGPROJECTKEY", "\U000446da"])
+async def test_a_ref_that_names_no_project_is_not_found_without_asking_projects(
+    world: WebhooksWorld, ref: str
+) -> None:
+    _, people = world.project(lead=True)
+    world.projects.unavailable = True  # would raise if it were asked for maintainers
+    asked: list[str] = []
+    real_access = world.projects.access
+
+    async def access(project_ref: str, caller: object) -> object:
+        asked.append(project_ref)
+        return await real_access(project_ref, caller)  # type: ignore[arg-type]
+
+    world.projects.access = access  # type: ignore[method-assign]
+    with pytest.raises(ProjectNotFoundError):
+        await world.webhooks.create(people["lead"], ref, HOOK)
+    assert asked == []
+
+
+async def test_a_project_key_is_matched_whatever_its_case(world: WebhooksWorld) -> None:
+    project_id, people = world.project(lead=True)
+    world.projects.keys["DEMO"] = project_id
+    webhook = await world.webhooks.create(people["lead"], "demo", HOOK)
+    assert webhook.project_id == project_id

@@ -46,6 +46,7 @@ from bugtracker_webhooks.domain.webhooks import (
     Delivery,
     DeliveryStatus,
     Webhook,
+    project_ref,
 )
 
 SERVICE = "webhooks"
@@ -108,8 +109,9 @@ class WebhookUseCases:
     wake: Callable[[], None] = lambda: None
     clock: Callable[[], datetime] = field(default=utc_now)
 
-    async def _managed_project(self, caller: Principal, project_ref: str) -> uuid.UUID:
-        access = await self.projects.access(project_ref, caller)
+    async def _managed_project(self, caller: Principal, ref: str) -> uuid.UUID:
+        named = project_ref(ref)
+        access = await self.projects.access(named, caller) if named is not None else None
         if access is None:
             raise ProjectNotFoundError
         if not access.can_manage_webhooks:

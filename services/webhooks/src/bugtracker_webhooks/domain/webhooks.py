@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +12,16 @@ from typing import Any
 # A rotated-out secret keeps signing (and verifying, on the receiver's side) this long.
 ROTATION_OVERLAP = timedelta(hours=24)
 PING_EVENT = "webhook.ping"
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
+
+
+def project_ref(ref: str) -> str | None:
+    """A project is named by its id or its key; anything else names none (None), and is
+    never sent on to the projects service."""
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        return ref.upper() if PROJECT_KEY.match(ref.upper()) else None
 
 
 class DeliveryStatus(StrEnum):
