@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -48,7 +47,6 @@ from bugtracker_tickets.application.ports import (
     UnitOfWork,
 )
 from bugtracker_tickets.application.ticket_events import record, ticket_event
-from bugtracker_tickets.application.ticket_moves import apply_moves, drop_value
 from bugtracker_tickets.domain.configuration import (
     FieldDef,
     FieldType,
@@ -657,16 +655,20 @@ class TicketUseCases:
                 continue
             while True:
                 async with self.uow() as uow:
-                    # The configuration lock (shared), as every write checked against it.
-                    await uow.configuration.workflow(project_id, lock="share")
+                    await uow.configuration.load(project_id, lock="share")
                     batch = await uow.configuration.tickets_where(
                         project_id,
                         field=definition,
                         values=(str(user_id),),
                         limit=MEMBER_LEFT_BATCH,
                     )
-                    clear = functools.partial(drop_value, definition=definition)
-                    await apply_moves(uow, actor, batch, clear, reindex=definition)
+                    for ticket in batch:
+                        fields = dict(ticket.fields)
+                        old = fields.pop(definition.key, None)
+                        ticket.fields = fields
+                        changes = {f"fields.{definition.key}": {"from": old, "to": None}}
+                        await uow.configuration.index_values(ticket.id, [(definition, None)])
+                        await self._save(uow, ticket, actor, changes, "ticket.updated")
                     await uow.commit()
                 if len(batch) < MEMBER_LEFT_BATCH:
                     break
@@ -674,8 +676,10 @@ class TicketUseCases:
     async def transitions(self, principal: Principal, ticket_ref: str) -> list[Transition]:
         ticket, access = await self.visible_ticket(principal, ticket_ref)
         async with self.uow() as uow:
-            workflow = await uow.configuration.workflow(ticket.project_id)
-        return available(access, principal.user_id, ticket.reporter_id, workflow, ticket.status)
+            config = await uow.configuration.load(ticket.project_id)
+        return available(
+            access, principal.user_id, ticket.reporter_id, config.workflow, ticket.status
+        )
 
     async def transition(
         self,
@@ -693,7 +697,7 @@ class TicketUseCases:
         comment_html = await to_html(comment) if comment else ""
         async with self.uow() as uow:
             # The configuration lock before the ticket's (see update_ticket).
-            workflow = await uow.configuration.workflow(found.project_id, lock="share")
+            workflow = (await uow.configuration.load(found.project_id, lock="share")).workflow
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
             new_resolution = plan_transition(
