@@ -26,7 +26,7 @@ PREFS = "/api/v1/users/me/notification-preferences"
 PASSWORD = "correct horse battery staple 42"
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: people key role maps
 class Person:
     id: str
     email: str
