@@ -127,6 +127,9 @@ class FakeConfigurationRepository:
             tuple(await self.fields(project_id)),
         )
 
+    async def workflow(self, project_id: uuid.UUID, *, lock: ConfigLock | None = None) -> Workflow:
+        return (await self.load(project_id, lock=lock)).workflow
+
     async def save_workflow(self, project_id: uuid.UUID, workflow: Workflow) -> None:
         self._state.workflows[project_id] = workflow
 

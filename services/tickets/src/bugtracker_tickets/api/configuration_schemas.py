@@ -28,6 +28,7 @@ from bugtracker_tickets.domain.configuration import (
     TicketTypes,
     TransitionDef,
     Workflow,
+    workflow_document,
 )
 from bugtracker_tickets.domain.tickets import KEEP
 
@@ -103,25 +104,8 @@ class WorkflowResponse(BaseModel):
 
     @classmethod
     def of(cls, workflow: Workflow) -> WorkflowResponse:
-        return cls(
-            statuses=[
-                StatusBody(
-                    key=s.key,
-                    name=s.name,
-                    category=s.category,
-                    requires_resolution=s.requires_resolution,
-                )
-                for s in workflow.statuses
-            ],
-            initial=workflow.initial,
-            transitions=[
-                TransitionBody.model_validate(
-                    {"from": t.from_status, "to": t.to, "min_role": t.min_role.value}
-                )
-                for t in workflow.transitions
-            ],
-            version=workflow.version,
-        )
+        """The document that is stored and published, with its version."""
+        return cls.model_validate(workflow_document(workflow) | {"version": workflow.version})
 
 
 class TicketTypeBody(StrictModel):

@@ -144,7 +144,7 @@ class BulkUseCases:
         bulk_id = uuid.uuid4()
         async with self.uow() as uow:
             # The configuration lock before any row lock (see TicketUseCases.update_ticket).
-            workflow = (await uow.configuration.load(access.project_id, lock="share")).workflow
+            workflow = await uow.configuration.workflow(access.project_id, lock="share")
             if not isinstance(change.milestone_id, Keep):
                 await check_milestone(uow, access.project_id, change.milestone_id)
             found = await self._load(uow, access, refs)

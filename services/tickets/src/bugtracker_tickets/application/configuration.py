@@ -34,7 +34,8 @@ from bugtracker_shared.request_context import current_request_id
 from bugtracker_shared.tokens import Principal
 
 from bugtracker_tickets.application.ports import TrackerConfig, UnitOfWork
-from bugtracker_tickets.application.ticket_events import SERVICE, ticket_event
+from bugtracker_tickets.application.ticket_events import SERVICE
+from bugtracker_tickets.application.ticket_moves import apply_moves, drop_value
 from bugtracker_tickets.application.use_cases import TicketUseCases
 from bugtracker_tickets.domain.configuration import (
     MAX_FIELDS,
@@ -57,7 +58,6 @@ from bugtracker_tickets.domain.errors import (
 )
 from bugtracker_tickets.domain.tickets import (
     KEEP,
-    HistoryEntry,
     Keep,
     ProjectAccess,
     Ticket,
@@ -165,10 +165,7 @@ class ConfigurationUseCases:
             check_version(old.version, expected_version)
             removed = [s.key for s in old.statuses if workflow.status(s.key) is None]
             counts = await uow.configuration.status_counts(access.project_id, removed)
-            moves = check_migrate(counts, migrate, workflow.keys(), "status")
-            unmoved = {key: n for key, n in counts.items() if key not in moves}
-            if unmoved:
-                raise StatusInUseError("statuses", unmoved)
+            moves = check_migrate(counts, migrate, workflow.keys(), StatusInUseError)
             new = dataclasses.replace(workflow, version=old.version + 1)
             await uow.configuration.save_workflow(access.project_id, new)
             # Kept statuses in another category: their tickets take it as a move would
@@ -226,10 +223,7 @@ class ConfigurationUseCases:
             check_version(config.types.version, expected_version)
             removed = [t.key for t in config.types.types if t.key not in kept]
             counts = await uow.configuration.type_counts(access.project_id, removed)
-            moves = check_migrate(counts, migrate, kept, "type")
-            unmoved = {key: n for key, n in counts.items() if key not in moves}
-            if unmoved:
-                raise TypeInUseError("ticket types", unmoved)
+            moves = check_migrate(counts, migrate, kept, TypeInUseError)
             new = dataclasses.replace(types, version=config.types.version + 1)
             await uow.configuration.save_types(access.project_id, new)
             await self._rescope_fields(uow, config, removed, kept, migrate)
@@ -351,18 +345,9 @@ class ConfigurationUseCases:
                 return old
             removed = [v for v in old.option_values() if v not in new.option_values()]
             counts = await uow.configuration.option_counts(old, removed)
-            kept = new.option_values()
-            wrong = sorted(o for o, n in migrate.items() if n is not None and n not in kept)
-            if wrong:
-                raise InvalidConfigurationError(
-                    [f"`migrate` must move each option to one that is kept: {', '.join(wrong)}."]
-                )
-            unmoved = {v: n for v, n in counts.items() if v not in migrate}
-            if unmoved:
-                raise OptionInUseError("options", unmoved)
+            moves = check_migrate(counts, migrate, new.option_values(), OptionInUseError)
             new = dataclasses.replace(new, version=old.version + 1, updated_at=datetime.now(UTC))
             await uow.configuration.update_field(new)
-            moves = {v: migrate[v] for v in counts}
             if moves:
                 await self._migrate(
                     uow,
@@ -379,7 +364,7 @@ class ConfigurationUseCases:
                     uow,
                     principal,
                     access,
-                    functools.partial(_drop_value, definition=new),
+                    functools.partial(drop_value, definition=new),
                     types_outside=new.ticket_types,
                     field=old,
                     definition=new,
@@ -434,8 +419,8 @@ class ConfigurationUseCases:
         definition: FieldDef | None = None,
     ) -> int:
         """Move every ticket matching the condition with `move` (which returns its
-        changes), MIGRATE_BATCH at a time: each with a version bump, history and event.
-        A moved ticket no longer matches, so the loop ends."""
+        changes), MIGRATE_BATCH at a time (`apply_moves`); how many. A moved ticket no
+        longer matches, so the loop ends."""
         moved = 0
         while True:
             batch = await uow.configuration.tickets_where(
@@ -450,29 +435,7 @@ class ConfigurationUseCases:
             )
             if not batch:
                 return moved
-            now = datetime.now(UTC)
-            entries: list[HistoryEntry] = []
-            events = []
-            watchers = await uow.watchers.list_many([t.id for t in batch])
-            for ticket in batch:
-                changes = move(ticket)
-                ticket.touch(now)
-                entries += [
-                    HistoryEntry(ticket.id, now, principal.user_id, name, c["from"], c["to"])
-                    for name, c in changes.items()
-                ]
-                moved = "status" in changes or "status_category" in changes
-                name = "ticket.status_changed" if moved else "ticket.updated"
-                events.append(
-                    ticket_event(name, ticket, principal, watchers[ticket.id], changes=changes)
-                )
-                if definition is not None:
-                    await uow.configuration.index_values(
-                        ticket.id, [(definition, ticket.fields.get(definition.key))]
-                    )
-            await uow.tickets.update_many(batch)
-            await uow.history.add(entries)
-            await uow.outbox.add_many(events)
+            await apply_moves(uow, principal, batch, move, reindex=definition)
             moved += len(batch)
 
     # -- purging deleted fields ------------------------------------------------------------
@@ -523,14 +486,6 @@ def _move_status(ticket: Ticket, workflow: Workflow, to: str) -> dict[str, dict[
     if resolution != ticket.resolution:
         changes |= _set(ticket, "resolution", resolution)
     return changes
-
-
-def _drop_value(ticket: Ticket, definition: FieldDef) -> dict[str, dict[str, Any]]:
-    """The ticket's value of the field removed (it no longer applies to its type)."""
-    fields = dict(ticket.fields)
-    old = fields.pop(definition.key, None)
-    ticket.fields = fields
-    return {f"fields.{definition.key}": {"from": old, "to": None}}
 
 
 def _move_option(

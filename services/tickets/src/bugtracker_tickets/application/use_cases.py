@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -47,6 +48,7 @@ from bugtracker_tickets.application.ports import (
     UnitOfWork,
 )
 from bugtracker_tickets.application.ticket_events import record, ticket_event
+from bugtracker_tickets.application.ticket_moves import apply_moves, drop_value
 from bugtracker_tickets.domain.configuration import (
     FieldDef,
     FieldType,
@@ -655,20 +657,16 @@ class TicketUseCases:
                 continue
             while True:
                 async with self.uow() as uow:
-                    await uow.configuration.load(project_id, lock="share")
+                    # The configuration lock (shared), as every write checked against it.
+                    await uow.configuration.workflow(project_id, lock="share")
                     batch = await uow.configuration.tickets_where(
                         project_id,
                         field=definition,
                         values=(str(user_id),),
                         limit=MEMBER_LEFT_BATCH,
                     )
-                    for ticket in batch:
-                        fields = dict(ticket.fields)
-                        old = fields.pop(definition.key, None)
-                        ticket.fields = fields
-                        changes = {f"fields.{definition.key}": {"from": old, "to": None}}
-                        await uow.configuration.index_values(ticket.id, [(definition, None)])
-                        await self._save(uow, ticket, actor, changes, "ticket.updated")
+                    clear = functools.partial(drop_value, definition=definition)
+                    await apply_moves(uow, actor, batch, clear, reindex=definition)
                     await uow.commit()
                 if len(batch) < MEMBER_LEFT_BATCH:
                     break
@@ -676,10 +674,8 @@ class TicketUseCases:
     async def transitions(self, principal: Principal, ticket_ref: str) -> list[Transition]:
         ticket, access = await self.visible_ticket(principal, ticket_ref)
         async with self.uow() as uow:
-            config = await uow.configuration.load(ticket.project_id)
-        return available(
-            access, principal.user_id, ticket.reporter_id, config.workflow, ticket.status
-        )
+            workflow = await uow.configuration.workflow(ticket.project_id)
+        return available(access, principal.user_id, ticket.reporter_id, workflow, ticket.status)
 
     async def transition(
         self,
@@ -697,7 +693,7 @@ class TicketUseCases:
         comment_html = await to_html(comment) if comment else ""
         async with self.uow() as uow:
             # The configuration lock before the ticket's (see update_ticket).
-            workflow = (await uow.configuration.load(found.project_id, lock="share")).workflow
+            workflow = await uow.configuration.workflow(found.project_id, lock="share")
             ticket = await self._locked(uow, found.id)
             check_version(ticket.version, expected_version)
             new_resolution = plan_transition(

@@ -19,12 +19,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from bugtracker_shared.permissions import Permission, ProjectRole
 
-from bugtracker_tickets.domain.errors import InvalidConfigurationError, InvalidFieldValuesError
+from bugtracker_tickets.domain.errors import (
+    InUseError,
+    InvalidConfigurationError,
+    InvalidFieldValuesError,
+)
 
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 MAX_STATUSES: Final = 30
@@ -286,19 +290,47 @@ DEFAULT_TICKET_TYPES: Final = TicketTypes(
 )
 
 
+def workflow_of(document: Mapping[str, Any], version: int) -> Workflow:
+    """The workflow `workflow_document` wrote (`requires_resolution` may be left out)."""
+    return Workflow(
+        statuses=tuple(
+            StatusDef(
+                s["key"], s["name"], Category(s["category"]), s.get("requires_resolution", False)
+            )
+            for s in document["statuses"]
+        ),
+        initial=document["initial"],
+        transitions=tuple(
+            TransitionDef(t["from"], t["to"], ProjectRole(t["min_role"]))
+            for t in document["transitions"]
+        ),
+        version=version,
+    )
+
+
+Target = TypeVar("Target", str, str | None)
+
+
 def check_migrate(
-    removed_in_use: Mapping[str, int], migrate: Mapping[str, str], kept: Iterable[str], what: str
-) -> dict[str, str]:
-    """The moves for the removed keys tickets still use: every one needs a target that is
-    kept (the caller raises 409 with the counts when some have none). Returns the moves of
-    the keys in use; raises InvalidConfigurationError for a move to a key not kept."""
+    in_use: Mapping[str, int],
+    migrate: Mapping[str, Target],
+    kept: Iterable[str],
+    error: type[InUseError],
+) -> dict[str, Target]:
+    """The moves of the removed keys that tickets still use (`in_use`: key -> how many).
+    Each needs a `migrate` target that is kept, or None where the caller takes None (a
+    dropped value): a target not kept is InvalidConfigurationError (422), a key in use
+    without a target is `error` (409 with the counts)."""
     kept_keys = set(kept)
-    wrong = sorted(old for old, new in migrate.items() if new not in kept_keys)
+    wrong = sorted(old for old, new in migrate.items() if new is not None and new not in kept_keys)
     if wrong:
         raise InvalidConfigurationError(
-            [f"`migrate` must move each {what} to one that is kept: {', '.join(wrong)}."]
+            [f"`migrate` must move each {error.item} to one that is kept: {', '.join(wrong)}."]
         )
-    return {old: migrate[old] for old in removed_in_use if old in migrate}
+    unmoved = {key: count for key, count in in_use.items() if key not in migrate}
+    if unmoved:
+        raise error(unmoved)
+    return {old: migrate[old] for old in in_use}
 
 
 # -- custom fields -------------------------------------------------------------------------

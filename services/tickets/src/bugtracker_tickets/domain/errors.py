@@ -1,5 +1,7 @@
 """Domain errors: plain exceptions with a stable `code`; the API edge maps them to HTTP."""
 
+from typing import ClassVar
+
 from bugtracker_shared.errors import DomainError
 
 
@@ -153,26 +155,34 @@ class InvalidFieldValuesError(RequestRuleError):
 
 class InUseError(TicketsError):
     """Removing statuses, types or options that tickets still use needs a `migrate` map
-    for them (409 with the number of tickets for each)."""
+    for them (409 with the number of tickets for each). `item` and `items` name what is
+    removed, one and many."""
 
-    def __init__(self, what: str, counts: dict[str, int]) -> None:
+    item: ClassVar[str]
+    items: ClassVar[str]
+
+    def __init__(self, counts: dict[str, int]) -> None:
         names = ", ".join(sorted(counts))
         super().__init__(
-            f"Tickets still use the {what} being removed ({names}); give `migrate` to move them."
+            f"Tickets still use the {self.items} being removed ({names}); "
+            "give `migrate` to move them."
         )
         self.extra = {"counts": counts}
 
 
 class StatusInUseError(InUseError):
     code = "status_in_use"
+    item, items = "status", "statuses"
 
 
 class TypeInUseError(InUseError):
     code = "type_in_use"
+    item, items = "type", "ticket types"
 
 
 class OptionInUseError(InUseError):
     code = "option_in_use"
+    item, items = "option", "options"
 
 
 class FieldNotFoundError(TicketsError):

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from bugtracker_shared.permissions import ProjectRole
 from bugtracker_shared.rows import Columns
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,12 +23,11 @@ from bugtracker_tickets.domain.configuration import (
     FieldDef,
     FieldOption,
     FieldType,
-    StatusDef,
     TicketTypeDef,
     TicketTypes,
-    TransitionDef,
     Workflow,
     workflow_document,
+    workflow_of,
 )
 from bugtracker_tickets.domain.errors import FieldExistsError
 from bugtracker_tickets.domain.tickets import Ticket
@@ -44,23 +42,6 @@ from bugtracker_tickets.infrastructure.tables import (
 # The first key of the transaction-scoped advisory lock on a project's configuration (the
 # second is the project id's hash); the hierarchy lock is 0x7E1.
 CONFIG_LOCK = 0x7E2
-
-
-def workflow_of(document: dict[str, Any], version: int) -> Workflow:
-    return Workflow(
-        statuses=tuple(
-            StatusDef(
-                s["key"], s["name"], Category(s["category"]), s.get("requires_resolution", False)
-            )
-            for s in document["statuses"]
-        ),
-        initial=document["initial"],
-        transitions=tuple(
-            TransitionDef(t["from"], t["to"], ProjectRole(t["min_role"]))
-            for t in document["transitions"]
-        ),
-        version=version,
-    )
 
 
 def _types_of(document: dict[str, Any], version: int) -> TicketTypes:
@@ -121,35 +102,37 @@ class SqlConfigurationRepository:
         self._session = session
 
     async def load(self, project_id: uuid.UUID, *, lock: ConfigLock | None = None) -> TrackerConfig:
-        stored = select(
-            project_configs.c.workflow,
-            project_configs.c.workflow_version,
-            project_configs.c.ticket_types,
-            project_configs.c.types_version,
-        ).where(project_configs.c.project_id == project_id)
+        workflow, types = await self._documents(project_id, lock)
+        return TrackerConfig(workflow, types, tuple(await self.fields(project_id)))
+
+    async def workflow(self, project_id: uuid.UUID, *, lock: ConfigLock | None = None) -> Workflow:
+        workflow, _ = await self._documents(project_id, lock)
+        return workflow
+
+    async def _documents(
+        self, project_id: uuid.UUID, lock: ConfigLock | None
+    ) -> tuple[Workflow, TicketTypes]:
+        """The workflow and the ticket types (each the default unless stored: a document
+        not stored has the default's version, its column's default)."""
         if lock is not None:
             take = (
                 func.pg_advisory_xact_lock_shared if lock == "share" else func.pg_advisory_xact_lock
             )
             # Locked first, read after: the read sees what the last change committed.
             await self._session.execute(select(take(CONFIG_LOCK, func.hashtext(str(project_id)))))
+        stored = select(
+            project_configs.c.workflow,
+            project_configs.c.workflow_version,
+            project_configs.c.ticket_types,
+            project_configs.c.types_version,
+        ).where(project_configs.c.project_id == project_id)
         row = (await self._session.execute(stored)).mappings().first()
         workflow, types = DEFAULT_WORKFLOW, DEFAULT_TICKET_TYPES
-        if row is not None:
-            if row["workflow"] is not None:
-                workflow = workflow_of(row["workflow"], row["workflow_version"])
-            else:
-                workflow = Workflow(
-                    workflow.statuses,
-                    workflow.initial,
-                    workflow.transitions,
-                    row["workflow_version"],
-                )
-            if row["ticket_types"] is not None:
-                types = _types_of(row["ticket_types"], row["types_version"])
-            else:
-                types = TicketTypes(types.types, row["types_version"])
-        return TrackerConfig(workflow, types, tuple(await self.fields(project_id)))
+        if row is not None and row["workflow"] is not None:
+            workflow = workflow_of(row["workflow"], row["workflow_version"])
+        if row is not None and row["ticket_types"] is not None:
+            types = _types_of(row["ticket_types"], row["types_version"])
+        return workflow, types
 
     async def _save(self, project_id: uuid.UUID, values: dict[str, Any]) -> None:
         statement = pg_insert(project_configs).values(project_id=project_id, **values)
