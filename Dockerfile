@@ -109,14 +109,14 @@ COPY ${BUGTRACKER_COMPONENT_DIR}/migrations ./migrations
 # BUGTRACKER_FORWARDED_ALLOW_IPS, addresses or networks; empty, from no peer.
 ENV BUGTRACKER_FORWARDED_ALLOW_IPS=""
 # A shell to expand the variables at start; `exec` leaves uvicorn as PID 1 for signals.
-CMD ["sh", "-c", "exec uvicorn \"bugtracker_${BUGTRACKER_COMPONENT}.main:create_app\" --factory --host 0.0.0.0 --port \"$BUGTRACKER_COMPONENT_PORT\" --no-access-log --timeout-graceful-shutdown 5 --forwarded-allow-ips \"$BUGTRACKER_FORWARDED_ALLOW_IPS\""]
+CMD ["sh", "-c", "exec uvicorn \"bugtracker_${BUGTRACKER_COMPONENT}.main:create_app\" --factory --host 0.0.0.0 --port \"$BUGTRACKER_COMPONENT_PORT\" --no-access-log --timeout-graceful-shutdown 5 --timeout-keep-alive 75 --forwarded-allow-ips \"$BUGTRACKER_FORWARDED_ALLOW_IPS\""]
 
 FROM runtime AS gateway
 # No migrations: the gateway has no database.
 # --no-server-header: no `server: uvicorn` on the public side (a middleware cannot drop it).
 # --no-proxy-headers: the gateway decides the client address itself, trusting the proxies
 # of BUGTRACKER_GATEWAY_TRUSTED_PROXIES only (docs/adr/0027).
-CMD ["uvicorn", "bugtracker_gateway.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--no-server-header", "--no-proxy-headers", "--timeout-graceful-shutdown", "5"]
+CMD ["uvicorn", "bugtracker_gateway.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--no-server-header", "--no-proxy-headers", "--timeout-graceful-shutdown", "5", "--timeout-keep-alive", "75"]
 
 # The image COMPONENT names (the last stage is what `docker build` builds without --target):
 # every service is the service stage (auth with its keys directory from auth-base).

@@ -4,6 +4,7 @@ operation in docs/api.md."""
 
 from __future__ import annotations
 
+import select
 import time
 from typing import Any
 
@@ -115,6 +116,46 @@ def test_the_gateways_probes(api: httpx.Client) -> None:
     health = api.get("/health")
     assert health.status_code == 200, health.text
     assert set(health.json()["backends"].values()) == {"ok"}
+
+
+def test_the_gateway_keeps_an_idle_connection_open_longer_than_a_client_reuses_it(
+    system: Any,
+) -> None:
+    """uvicorn closes an idle connection exactly --timeout-keep-alive after its last answer
+    was handed over, however late the client read that answer. A client reuses a
+    connection as long as its own idle limit allows (httpx by default: 5 s, uvicorn's
+    default too; a load balancer's: a minute), counted from when it read the answer. With
+    the server's limit no longer than that, a request can go out on a connection at the
+    moment the gateway closes it, and it fails with no answer at all (a ReadError or
+    "Server disconnected without sending a response"; CI, under load). So the gateway
+    keeps an idle connection well past what a client's pool allows."""
+    urls = system.gateway_urls or [system.gateway_url]
+    # No expiry on the client's side: whether the connection lives on is the server's call.
+    clients = [
+        httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(keepalive_expiry=None))
+        for url in urls
+    ]
+    try:
+        streams = []
+        for client in clients:
+            first = client.get("/health/live")
+            assert first.status_code == 200
+            streams.append(first.extensions["network_stream"])
+        # Idle for as long as httpx's pool would reuse the connection, and a second more (the
+        # client may read the answer that much later than the server sent it): a server
+        # that closes the connection meanwhile makes its socket readable (the end of it).
+        idle = httpx.Limits().keepalive_expiry
+        assert idle is not None
+        sockets = [stream.get_extra_info("socket") for stream in streams]
+        closed, _, _ = select.select(sockets, [], [], idle + 1.0)
+        assert not closed, "a gateway closed an idle connection that a client would still reuse"
+        for client, stream in zip(clients, streams, strict=True):
+            again = client.get("/health/live")
+            assert again.status_code == 200
+            assert again.extensions["network_stream"] is stream  # the same connection
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_the_served_openapi_has_exactly_the_operations_of_the_api_doc(

@@ -30,6 +30,13 @@ DATABASE = "bugtracker"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 # The sender of notification mails unless BUGTRACKER_MAIL_FROM says otherwise.
 DEFAULT_MAIL_FROM = "Bugtracker <bugtracker@localhost>"
+# How long uvicorn keeps an idle keep-alive connection (its default: 5 s). It closes one
+# exactly that long after handing over the last answer, however late the client read it;
+# a client reuses a connection as long as its own pool allows (httpx: 5 s, an ingress or
+# load balancer: 60 s) counted from its read. Were the server's limit not well above
+# that, a request could go out on a connection just as the server closes it, and fail
+# with no answer at all. 75 s, as nginx's own keepalive_timeout.
+KEEP_ALIVE_SECONDS = 75
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -275,6 +282,8 @@ class Stack:
             "--no-server-header",  # the gateway is public: no `server: uvicorn`
             "--timeout-graceful-shutdown",
             "5",
+            "--timeout-keep-alive",  # the client closes an idle connection, not the server
+            str(KEEP_ALIVE_SECONDS),
             # Proxy headers (docs/adr/0027): the gateway decides the client address itself
             # (BUGTRACKER_GATEWAY_TRUSTED_PROXIES, none here), so uvicorn takes none; a
             # service takes them from the gateway's address only.
