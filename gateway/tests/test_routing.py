@@ -15,6 +15,8 @@ from bugtracker_gateway.routing import backend_for
         ("/api/v1/projects/PRJ/tickets/export", "tickets"),
         ("/api/v1/projects//tickets", "projects"),
         ("/api/v1/projects/PRJ/members", "projects"),
+        ("/api/v1/projects/PRJ/activity", "tickets"),
+        ("/api/v1/projects//activity", "projects"),
         ("/api/v1/projects", "projects"),
         ("/api/v1/projects/PRJ", "projects"),
         ("/api/v1/auth/login", "auth"),

@@ -39,6 +39,7 @@ ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/projects/*/ticket-types", "tickets"),
     PrefixRoute("/api/v1/projects/*/fields", "tickets"),
     PrefixRoute("/api/v1/projects/*/webhooks", "webhooks"),
+    PrefixRoute("/api/v1/projects/*/activity", "tickets"),
     PrefixRoute("/api/v1/auth", "auth"),
     # A user's e-mail notification settings: the notifications service keeps them.
     PrefixRoute("/api/v1/users/me/notification-preferences", "notifications"),
@@ -48,6 +49,8 @@ ROUTES: tuple[PrefixRoute, ...] = (
     PrefixRoute("/api/v1/tickets", "tickets"),
     PrefixRoute("/api/v1/milestones", "tickets"),
     PrefixRoute("/api/v1/attachments", "tickets"),
+    # Saved ticket queries (ADR 0045).
+    PrefixRoute("/api/v1/filters", "tickets"),
     PrefixRoute("/api/v1/notifications", "notifications"),
     PrefixRoute("/api/v1/webhooks", "webhooks"),
 )

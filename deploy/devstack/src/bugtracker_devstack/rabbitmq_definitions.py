@@ -3,10 +3,11 @@
 One user per component, with rights limited to what it does (deploy/rabbitmq/README.md):
 publishers may declare and write the events exchange and read nothing; a consumer may
 declare and read its own `<component>.*` queues, bind them to the events exchange and
-declare the dead-letter exchange (tickets is both: it consumes `project.*` for its
-membership view; so is webhooks: it consumes the events it delivers and publishes
-`webhook.*`); `bugtracker_ops` may read dead letters and republish
-them (the dlq tool). Topic permissions on the events exchange narrow the routing keys:
+declare the dead-letter exchange (tickets is both: it consumes `project.*` and its own
+`ticket.*` for its membership view and activity feed; so is webhooks: it consumes
+the events it delivers and publishes `webhook.*`); `bugtracker_ops` may read dead
+letters and republish them (the dlq tool). Topic permissions on the events exchange
+narrow the routing keys:
 each publisher may publish only the event types it owns (`ticket.*` only tickets,
 `project.*` only projects, `user.*` and `auth.*` only auth, `webhook.*` only webhooks),
 and each consumer may bind only the keys it consumes; the consumers check the rest (an
@@ -87,7 +88,7 @@ TOPICS: dict[str, dict[str, str]] = {
     "projects": {"write": rf"^project\.(?!{_TRACKER_EVENTS}$)[a-z0-9_]+$", "read": "^$"},
     "tickets": {
         "write": rf"^((ticket|milestone)\.[a-z0-9_]+|project\.{_TRACKER_EVENTS})$",
-        "read": r"^project\.[a-z0-9_]+$",
+        "read": r"^(ticket|project)\.[a-z0-9_]+$",
     },
     "notifications": {
         "write": "^$",

@@ -10,6 +10,7 @@ from bugtracker_shared.http_client import service_client
 from bugtracker_shared.runtime import ServiceRuntime, http_jwks_fetcher
 from bugtracker_shared.tokens import JwksFetcher, TokenVerifier
 
+from bugtracker_tickets.application.activity import ActivityUseCases
 from bugtracker_tickets.application.attachments import AttachmentUseCases
 from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
@@ -18,6 +19,8 @@ from bugtracker_tickets.application.milestones import MilestoneUseCases
 from bugtracker_tickets.application.ports import BlobStore, ProjectDirectory
 from bugtracker_tickets.application.relations import RelationUseCases
 from bugtracker_tickets.application.use_cases import TicketUseCases
+from bugtracker_tickets.domain.activity import ACTIVITY_EVENTS
+from bugtracker_tickets.infrastructure.activity_repository import SqlActivityLog
 from bugtracker_tickets.infrastructure.blob_store import LocalBlobStore
 from bugtracker_tickets.infrastructure.content_types import sniff
 from bugtracker_tickets.infrastructure.html_backfill import backfill_html
@@ -33,6 +36,9 @@ from bugtracker_tickets.infrastructure.ticket_reads import DriverTicketReads
 from bugtracker_tickets.infrastructure.uow import TicketsUnitOfWork
 from bugtracker_tickets.settings import AttachmentSettings, Settings
 
+ACTIVITY_QUEUE = "tickets.activity"
+ACTIVITY_PREFETCH = 5
+
 
 @dataclass(frozen=True)
 class UseCases:
@@ -45,6 +51,7 @@ class UseCases:
     configuration: ConfigurationUseCases
     bulk: BulkUseCases
     attachments: AttachmentUseCases
+    activity: ActivityUseCases
 
 
 def blob_store(settings: AttachmentSettings) -> BlobStore:
@@ -124,6 +131,14 @@ def build(
     runtime.jobs.append(use_cases.keep_purging)
     # Removes bytes no attachment names, after the grace period (docs/adr/0041).
     runtime.jobs.append(attachment_cases.keep_sweeping)
+    # The project activity feed, built from the service's own ticket events and projects'
+    # member events on its own queue (docs/adr/0046).
+    activity_cases = ActivityUseCases(log=SqlActivityLog(runtime.engine), tickets=use_cases)
+    # Each entry is one short statement: a few at a time leave the pool to the requests.
+    runtime.broker.add_consumer(
+        ACTIVITY_QUEUE, ACTIVITY_EVENTS, activity_cases.handle_event, prefetch=ACTIVITY_PREFETCH
+    )
+    runtime.jobs.append(activity_cases.keep_purging)
     return runtime, UseCases(
         tickets=use_cases,
         comments=CommentUseCases(uow=uow, tickets=use_cases),
@@ -132,4 +147,5 @@ def build(
         configuration=configuration_cases,
         attachments=attachment_cases,
         bulk=BulkUseCases(uow=uow, tickets=use_cases),
+        activity=activity_cases,
     )

@@ -7,13 +7,16 @@ from bugtracker_shared.tokens import JwksFetcher
 from fastapi import FastAPI
 
 from bugtracker_tickets.api import (
+    activity_routes,
     attachment_routes,
     bulk_routes,
     configuration_routes,
+    filter_routes,
     milestone_routes,
     relation_routes,
 )
 from bugtracker_tickets.api.routes import ANSWERS, VERSIONED, router
+from bugtracker_tickets.application.saved_filters import SavedFilterUseCases
 from bugtracker_tickets.bootstrap import build
 from bugtracker_tickets.domain.errors import (
     AssigneeNotMemberError,
@@ -21,12 +24,15 @@ from bugtracker_tickets.domain.errors import (
     AttachmentTooLargeError,
     BulkRejectedError,
     CommentNotFoundError,
+    ExportTooLargeError,
     FieldExistsError,
     FieldNotFoundError,
+    FilterNotFoundError,
     ForbiddenError,
     IdempotencyKeyReusedError,
     InvalidMilestoneError,
     InvalidParentError,
+    InvalidQueryError,
     InvalidRelationError,
     InvalidTransitionError,
     MilestoneExistsError,
@@ -80,6 +86,9 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     RestoreExpiredError: 409,
     AttachmentTooLargeError: 413,
     QuotaExceededError: 413,
+    InvalidQueryError: 422,
+    ExportTooLargeError: 422,
+    FilterNotFoundError: 404,
 }
 
 
@@ -102,6 +111,8 @@ def create_app(
         app.state.bulk_cases = cases.bulk
         app.state.configuration_cases = cases.configuration
         app.state.attachment_cases = cases.attachments
+        app.state.activity_cases = cases.activity
+        app.state.filter_cases = SavedFilterUseCases(cases.tickets)
         return runtime
 
     return service_app(
@@ -114,6 +125,8 @@ def create_app(
             bulk_routes.router,
             configuration_routes.router,
             attachment_routes.router,
+            activity_routes.router,
+            filter_routes.router,
         ],
         domain_errors=DOMAIN_ERRORS,
         log_level=settings.log_level,
@@ -122,6 +135,12 @@ def create_app(
         | milestone_routes.ANSWERS
         | bulk_routes.ANSWERS
         | configuration_routes.ANSWERS
-        | attachment_routes.ANSWERS,
-        versioned=(*VERSIONED, *milestone_routes.VERSIONED, *configuration_routes.VERSIONED),
+        | attachment_routes.ANSWERS
+        | filter_routes.ANSWERS,
+        versioned=(
+            *VERSIONED,
+            *milestone_routes.VERSIONED,
+            *configuration_routes.VERSIONED,
+            *filter_routes.VERSIONED,
+        ),
     )

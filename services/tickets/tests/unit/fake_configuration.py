@@ -150,6 +150,15 @@ class FakeConfigurationRepository:
             if d.project_id in project_ids and d.key == key and d.deleted_at is None
         ]
 
+    async def field_keys(self, project_ids: Sequence[uuid.UUID]) -> list[str]:
+        live = [
+            d
+            for d in self._state.fields.values()
+            if d.project_id in project_ids and d.deleted_at is None
+        ]
+        live.sort(key=lambda d: (self._state.field_positions.get(d.id, 0), d.key))
+        return list(dict.fromkeys(d.key for d in live))
+
     async def add_field(self, definition: FieldDef) -> None:
         state = self._state
         if definition.id in state.fields:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,16 @@ class FakeMilestoneRepository:
         for milestone_id in cleared:
             del self._state.milestones[milestone_id]
         return len(cleared)
+
+    async def named(
+        self, project_ids: Sequence[uuid.UUID], names: Sequence[str]
+    ) -> dict[str, list[uuid.UUID]]:
+        wanted = {name.lower() for name in names}
+        found: dict[str, list[uuid.UUID]] = {}
+        for m in self._state.milestones.values():
+            if m.project_id in project_ids and m.deleted_at is None and m.name.lower() in wanted:
+                found.setdefault(m.name.lower(), []).append(m.id)
+        return found
 
     # Last: below it, `list` in annotations would name this method, not the builtin.
     async def list(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import operator
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,10 +43,14 @@ from bugtracker_tickets.application.bulk import BulkUseCases
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
 from bugtracker_tickets.application.configuration import ConfigurationUseCases
 from bugtracker_tickets.application.ports import (
+    Among,
     AttachmentRepository,
     BlobStore,
     CommentRepository,
+    Compare,
+    Condition,
     ConfigurationRepository,
+    Flag,
     HistoryRepository,
     IdempotencyClaim,
     IdempotencyStore,
@@ -54,16 +59,19 @@ from bugtracker_tickets.application.ports import (
     Page,
     ProjectDirectory,
     RelationRepository,
+    SavedFilterRepository,
     TicketQuery,
     TicketReads,
     TicketRepository,
     UnitOfWork,
     WatcherRepository,
+    WithLabels,
 )
 from bugtracker_tickets.application.use_cases import TicketUseCases
 from bugtracker_tickets.domain.attachments import Attachment
 from bugtracker_tickets.domain.configuration import FieldDef, TicketTypes, Workflow
 from bugtracker_tickets.domain.planning import Milestone, Relation, RelationType, TicketRef
+from bugtracker_tickets.domain.saved_filters import SavedFilter
 from bugtracker_tickets.domain.tickets import (
     Comment,
     HistoryEntry,
@@ -82,6 +90,7 @@ from services.tickets.tests.unit.fake_configuration import (
 )
 from services.tickets.tests.unit.fake_milestones import FakeMilestoneRepository
 from services.tickets.tests.unit.fake_relations import FakeRelationRepository
+from services.tickets.tests.unit.fake_saved_filters import FakeSavedFilterRepository
 
 IDEMPOTENCY_TTL = timedelta(hours=24)  # as SqlIdempotencyStore
 
@@ -119,6 +128,7 @@ class TicketsState:
     attachments: dict[uuid.UUID, Attachment] = field(default_factory=dict)
     # When the service learned a project was deleted (the membership view's deleted_at).
     deleted_projects: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    saved_filters: dict[uuid.UUID, SavedFilter] = field(default_factory=dict)
 
 
 class FakeTicketsDatabase(InMemoryOutboxDatabase[TicketsState]):
@@ -423,6 +433,7 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
     configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
+    filters: SavedFilterRepository
     relations: RelationRepository
     comments: CommentRepository
     history: HistoryRepository
@@ -437,6 +448,7 @@ class FakeUnitOfWork(InMemoryUnitOfWork[TicketsState]):
         self.configuration = FakeConfigurationRepository(self)
         self.tickets = FakeTicketRepository(self)
         self.milestones = FakeMilestoneRepository(self)
+        self.filters = FakeSavedFilterRepository(self)
         self.relations = FakeRelationRepository(self)
         self.comments = FakeCommentRepository(self)
         self.history = FakeHistoryRepository(self)
@@ -518,6 +530,33 @@ class FakeProjectDirectory:
         ]
 
 
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+def matches_condition(
+    ticket: Ticket, condition: Condition, blocked: set[uuid.UUID], with_files: set[uuid.UUID]
+) -> bool:
+    """A typed query's condition as TicketSearch applies it in SQL (NULLs included)."""
+    match condition:
+        case Among(column, values, negated):
+            value = getattr(ticket, column)
+            return (value in values) != negated
+        case Compare(column, op, value):
+            actual = ticket.priority.rank if column == "priority_rank" else getattr(ticket, column)
+            return actual is not None and _COMPARE[op](actual, value)
+        case WithLabels(labels, negated):
+            return bool(set(labels) & set(ticket.labels)) != negated
+        case Flag(name, negated):
+            return (ticket.id in (blocked if name == "blocked" else with_files)) != negated
+    raise AssertionError(condition)
+
+
 def _sort_value(ticket: Ticket, name: str) -> Any:
     if name == "priority":
         return ticket.priority.rank
@@ -562,6 +601,7 @@ class FakeTicketReads:
                 and (query.updated_since is None or t.updated_at >= query.updated_since)
                 and planned(t)
                 and all(matches_field_filter(state, t, f) for f in query.fields)
+                and all(matches_condition(t, c, blocked, with_files) for c in query.conditions)
             )
 
         def planned(t: Ticket) -> bool:
@@ -582,6 +622,7 @@ class FakeTicketReads:
             and not state.tickets[r.source_id].is_done
         }
 
+        with_files = {a.ticket_id for a in state.attachments.values()}
         sort = "-updated_at" if query.sort == "rank" else query.sort
         name, descending = sort.lstrip("-"), sort.startswith("-")
         found = sorted(
@@ -601,6 +642,10 @@ class FakeTicketReads:
             next_after = [str(_sort_value(last, name)), str(last.id)]
         total = len(list(filter(matches, self.database.state.tickets.values())))
         return Page(page, next_after, total if with_total else None)
+
+    async def count(self, query: TicketQuery) -> int:
+        page = await self.search(query, after=None, limit=1, with_total=True)
+        return page.total or 0
 
 
 @dataclass(frozen=True)

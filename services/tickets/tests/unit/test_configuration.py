@@ -13,7 +13,8 @@ from bugtracker_shared.etags import PreconditionFailedError
 from bugtracker_shared.permissions import ProjectRole, permissions_for
 from bugtracker_shared.tokens import Principal
 from bugtracker_tickets.application.configuration import FieldPatch, NewField
-from bugtracker_tickets.application.use_cases import FieldCondition, ListRequest, NewTicket
+from bugtracker_tickets.application.field_filters import FieldCondition
+from bugtracker_tickets.application.use_cases import ListRequest, NewTicket
 from bugtracker_tickets.domain.configuration import (
     DEFAULT_TICKET_TYPES,
     DEFAULT_WORKFLOW,

@@ -20,7 +20,9 @@ from bugtracker_shared.web import (
     versioned,
 )
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
+from bugtracker_tickets.api.export import EXPORT_CONTENT, export_format, streamed
 from bugtracker_tickets.api.schemas import (
     AssignRequest,
     CommentPage,
@@ -40,8 +42,9 @@ from bugtracker_tickets.api.schemas import (
     field_conditions,
 )
 from bugtracker_tickets.application.comments_and_watchers import CommentUseCases
+from bugtracker_tickets.application.field_filters import FieldCondition
+from bugtracker_tickets.application.ticket_export import ExportUseCases
 from bugtracker_tickets.application.use_cases import (
-    FieldCondition,
     Idempotency,
     ListRequest,
     NewTicket,
@@ -100,6 +103,15 @@ class Filters:
         Literal["blocked"] | None,
         Query(alias="is", description="blocked: with an unfinished blocker"),
     ] = None
+    query: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=1000,
+            description="a typed query such as `status:open assignee:@me -label:wontfix "
+            'crash` (docs/api.md "Find tickets"); combines with the other filters',
+        ),
+    ] = None
     sort: Annotated[
         SortParam | None,
         Query(
@@ -126,6 +138,7 @@ class Filters:
             milestone=self.milestone,
             parent=self.parent,
             blocked=self.is_ == "blocked",
+            query=self.query,
             sort=self.sort,
             limit=self.limit,
             cursor=self.cursor,
@@ -176,20 +189,28 @@ async def create_ticket(
     return versioned(response, TicketResponse.of(created.ticket))
 
 
-async def _list(
+async def list_or_export(
     cases: TicketUseCases,
     principal: CurrentPrincipal,
     project_ref: str | None,
-    filters: Filters,
+    listed: ListRequest,
     request: Request,
     response: Response,
-) -> TicketPage:
-    conditions = field_conditions(request.query_params.multi_items())
-    page = await cases.list_tickets(principal, project_ref, filters.request(conditions))
+) -> TicketPage | StreamingResponse:
+    """A page as JSON, or every ticket of the list as CSV or NDJSON when `Accept` asks."""
+    form = export_format(request.headers.get("accept"))
+    if form is not None:
+        export = await ExportUseCases(cases).export(principal, project_ref, listed)
+        return streamed(export, form, "tickets")
+    page = await cases.list_tickets(principal, project_ref, listed)
     return page_of(request, response, TicketPage, page, TicketResponse.of, total=page.total)
 
 
-@router.get("/projects/{project_ref}/tickets")
+def _listed(filters: Filters, request: Request) -> ListRequest:
+    return filters.request(field_conditions(request.query_params.multi_items()))
+
+
+@router.get("/projects/{project_ref}/tickets", response_model=TicketPage, responses=EXPORT_CONTENT)
 async def list_project_tickets(
     project_ref: str,
     principal: CurrentPrincipal,
@@ -197,20 +218,23 @@ async def list_project_tickets(
     filters: ListFilters,
     request: Request,
     response: Response,
-) -> TicketPage:
-    return await _list(cases, principal, project_ref, filters, request, response)
+) -> TicketPage | StreamingResponse:
+    listed = _listed(filters, request)
+    return await list_or_export(cases, principal, project_ref, listed, request, response)
 
 
-@router.get("/tickets")
+@router.get("/tickets", response_model=TicketPage, responses=EXPORT_CONTENT)
 async def list_my_tickets(
     principal: CurrentPrincipal,
     cases: UseCases,
     filters: ListFilters,
     request: Request,
     response: Response,
-) -> TicketPage:
-    """Tickets of every project the caller belongs to, e.g. `?assignee=me&status=open`."""
-    return await _list(cases, principal, None, filters, request, response)
+) -> TicketPage | StreamingResponse:
+    """Tickets of every project the caller belongs to, e.g. `?assignee=me&status=open`.
+    With `Accept: text/csv` or `application/x-ndjson`: every one of them, streamed."""
+    listed = _listed(filters, request)
+    return await list_or_export(cases, principal, None, listed, request, response)
 
 
 @router.get("/tickets/{ticket_ref}", response_model=TicketResponse)

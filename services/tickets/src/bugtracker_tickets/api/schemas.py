@@ -9,8 +9,8 @@ from bugtracker_shared.pagination import Page
 from bugtracker_shared.web import ResponseModel, StrictModel, example
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from bugtracker_tickets.application.field_filters import FieldCondition
 from bugtracker_tickets.application.markdown import render
-from bugtracker_tickets.application.use_cases import FieldCondition
 from bugtracker_tickets.domain.errors import InvalidFilterError
 from bugtracker_tickets.domain.tickets import (
     KEEP,

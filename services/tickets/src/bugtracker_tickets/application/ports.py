@@ -26,6 +26,8 @@ from bugtracker_tickets.domain.planning import (
     Relation,
     TicketRef,
 )
+from bugtracker_tickets.domain.query_language import Comparison
+from bugtracker_tickets.domain.saved_filters import SavedFilter
 from bugtracker_tickets.domain.tickets import (
     Comment,
     HistoryEntry,
@@ -71,6 +73,58 @@ class FieldFilter:
     equals: tuple[Any, ...] = ()
     gte: Any = None
     lte: Any = None
+    negated: bool = False
+
+
+# The conditions a typed `query` compiles to (docs/adr/0045), each a plain value the
+# search turns into SQL: never text built into a statement.
+TicketColumn = Literal[
+    "status",
+    "status_category",
+    "type",
+    "priority",
+    "assignee_id",
+    "reporter_id",
+    "milestone_id",
+    "parent_id",
+]
+OrderedColumn = Literal["created_at", "updated_at", "due_date", "priority_rank"]
+
+
+@dataclass(frozen=True)
+class Among:
+    """`column` is one of `values` (None stands for "not set"), or with `negated` none
+    of them (a ticket without a value is then among the matches)."""
+
+    column: TicketColumn
+    values: tuple[Any, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Compare:
+    column: OrderedColumn
+    op: Comparison
+    value: Any
+
+
+@dataclass(frozen=True)
+class WithLabels:
+    """Tickets with any of `labels`, or with `negated` none of them."""
+
+    labels: tuple[str, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Flag:
+    """`blocked`: at least one unfinished blocker; `attachment`: at least one file."""
+
+    name: Literal["blocked", "attachment"]
+    negated: bool = False
+
+
+Condition = Among | Compare | WithLabels | Flag
 
 
 @dataclass(frozen=True)
@@ -93,6 +147,8 @@ class TicketQuery:
     no_parent: bool = False
     blocked: bool = False
     """Only tickets with at least one unfinished (live, not done) blocker."""
+    conditions: tuple[Condition, ...] = ()
+    """What a typed `query` asks for besides the fields above, all of it (AND)."""
     sort: str = "-updated_at"
     """One of created_at, updated_at, priority, due_date (descending with `-`), or
     `rank` (full-text relevance, only with `text`)."""
@@ -122,6 +178,10 @@ class TicketReads(Protocol):
     ) -> Page:
         """Live tickets matching `query` in its order, after the keyset `after` (each
         statement one consistent snapshot; the total, when asked, counted separately)."""
+        ...
+
+    async def count(self, query: TicketQuery) -> int:
+        """How many live tickets match `query`."""
         ...
 
 
@@ -212,6 +272,13 @@ class MilestoneRepository(Protocol):
 
     async def purge_cleared(self) -> int:
         """Remove deleted milestones no ticket names any more; how many."""
+        ...
+
+    async def named(
+        self, project_ids: Sequence[uuid.UUID], names: Sequence[str]
+    ) -> dict[str, list[uuid.UUID]]:
+        """The live milestones of the projects with one of the names (case-insensitive),
+        by lower-cased name."""
         ...
 
     # Last: below it, `list` in annotations would name this method, not the builtin.
@@ -366,6 +433,10 @@ class ConfigurationRepository(Protocol):
         """The live fields called `key` in these projects (for the list filters)."""
         ...
 
+    async def field_keys(self, project_ids: Sequence[uuid.UUID]) -> list[str]:
+        """The keys of the live fields of these projects, each once, in order."""
+        ...
+
     async def add_field(self, definition: FieldDef) -> None:
         """Raises FieldExistsError when the project has (or is still purging) the key."""
         ...
@@ -479,11 +550,37 @@ class AttachmentRepository(Protocol):
         ...
 
 
+class SavedFilterRepository(Protocol):
+    async def add(self, saved: SavedFilter) -> None: ...
+
+    async def get(
+        self, filter_id: uuid.UUID, *, for_update: bool = False
+    ) -> SavedFilter | None: ...
+
+    async def update(self, saved: SavedFilter) -> None: ...
+
+    async def delete(self, filter_id: uuid.UUID) -> None: ...
+
+    async def visible(
+        self,
+        user_id: uuid.UUID,
+        projects: Sequence[uuid.UUID],
+        *,
+        project_id: uuid.UUID | None,
+        after: tuple[str, uuid.UUID] | None,
+        limit: int,
+    ) -> list[SavedFilter]:
+        """The user's own filters and those shared in `projects`, by name and id; with
+        `project_id`, only those of that project."""
+        ...
+
+
 class UnitOfWork(Transaction, Protocol):
     attachments: AttachmentRepository
     configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
+    filters: SavedFilterRepository
     relations: RelationRepository
     comments: CommentRepository
     history: HistoryRepository

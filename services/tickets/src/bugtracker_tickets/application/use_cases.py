@@ -14,7 +14,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from bugtracker_tickets.application.comment_writing import (
     new_comment,
     store_comment,
 )
+from bugtracker_tickets.application.field_filters import FieldCondition, field_filter
 from bugtracker_tickets.application.markdown import to_html
 from bugtracker_tickets.application.planning_rules import (
     announce_unblocked,
@@ -49,6 +49,7 @@ from bugtracker_tickets.application.ports import (
 )
 from bugtracker_tickets.application.ticket_events import record, ticket_event
 from bugtracker_tickets.application.ticket_moves import apply_moves, drop_value
+from bugtracker_tickets.application.ticket_queries import CompiledQuery, QueryCompiler
 from bugtracker_tickets.domain.configuration import (
     FieldDef,
     FieldType,
@@ -111,17 +112,6 @@ class NewTicket:
 
 
 @dataclass(frozen=True)
-class FieldCondition:
-    """A `field.<key>` list filter as asked: any of `equals`, within `gte`..`lte`
-    (strings as given; typed against the field's definition)."""
-
-    key: str
-    equals: tuple[str, ...] = ()
-    gte: str | None = None
-    lte: str | None = None
-
-
-@dataclass(frozen=True)
 class Idempotency:
     """A client's `Idempotency-Key` and a fingerprint of what it asked for."""
 
@@ -180,6 +170,8 @@ class ListRequest:
     milestone: Literal["none"] | uuid.UUID | None = None
     parent: Literal["none"] | uuid.UUID | None = None
     blocked: bool = False
+    query: str | None = None
+    """A typed query (docs/adr/0045), combined with the filters above."""
     sort: str | None = None
     limit: int = 20
     cursor: str | None = None
@@ -220,57 +212,6 @@ def checked_type(config: TrackerConfig, ticket_type: str | None) -> str:
     if ticket_type not in known:
         raise InvalidTicketTypeError(ticket_type, known)
     return ticket_type
-
-
-_FILTER_COLUMN: dict[FieldType, Literal["value", "number", "day"]] = {
-    FieldType.NUMBER: "number",
-    FieldType.DATE: "day",
-}
-
-
-def _filter_value(definition: FieldDef, raw: str) -> Any:
-    if definition.type is FieldType.NUMBER:
-        number = float(raw)
-        if not math.isfinite(number):
-            raise ValueError(raw)
-        return number
-    if definition.type is FieldType.DATE:
-        return date.fromisoformat(raw)
-    if definition.type is FieldType.BOOL:
-        if raw not in ("true", "false"):
-            raise ValueError(raw)
-        return raw
-    if definition.type is FieldType.USER:
-        return str(uuid.UUID(raw))
-    return raw
-
-
-def field_filter(condition: FieldCondition, definitions: Sequence[FieldDef]) -> FieldFilter:
-    """One `field.<key>` condition as the search applies it (422 when it cannot be)."""
-    parameter = f"field.{condition.key}"
-    if not definitions:
-        raise InvalidFilterError(parameter, "names no field of the listed projects")
-    kinds = {d.type for d in definitions}
-    if len(kinds) > 1:
-        raise InvalidFilterError(parameter, "is a field of different types in these projects")
-    definition = definitions[0]
-    if (condition.gte is not None or condition.lte is not None) and not definition.type.is_ordered:
-        raise InvalidFilterError(
-            f"{parameter}.gte", "and .lte apply to number and date fields only"
-        )
-    try:
-        equals = tuple(_filter_value(definition, raw) for raw in condition.equals)
-        gte = None if condition.gte is None else _filter_value(definition, condition.gte)
-        lte = None if condition.lte is None else _filter_value(definition, condition.lte)
-    except ValueError:
-        raise InvalidFilterError(parameter, f"takes values of a {definition.type} field") from None
-    return FieldFilter(
-        field_ids=tuple(d.id for d in definitions),
-        column=_FILTER_COLUMN.get(definition.type, "value"),
-        equals=equals,
-        gte=gte,
-        lte=lte,
-    )
 
 
 @dataclass
@@ -409,6 +350,21 @@ class TicketUseCases:
     ) -> TicketList:
         """One project's tickets, or (without `project_ref`) those of every project the
         caller may read."""
+        query = await self.search_query(principal, project_ref, request)
+        if query is None:
+            return TicketList([], None, 0 if request.include_total else None)
+        after = decode_cursor(request.cursor, 2) if request.cursor else None
+        page = await self.reads.search(
+            query, after=after, limit=request.limit, with_total=request.include_total
+        )
+        next_cursor = encode_cursor(page.next_after) if page.next_after else None
+        return TicketList(page.tickets, next_cursor, page.total)
+
+    async def search_query(
+        self, principal: Principal, project_ref: str | None, request: ListRequest
+    ) -> TicketQuery | None:
+        """What a list asks for, checked (404 for a project the caller may not see, 422
+        for filters it cannot apply); None when the caller can see no project."""
         if project_ref is not None:
             project_ids: tuple[uuid.UUID, ...] = (
                 (await self.project_access(principal, project_ref)).project_id,
@@ -417,12 +373,23 @@ class TicketUseCases:
                 await self._check_filters(project_ids[0], request)
         else:
             project_ids = tuple(await self.projects.visible_projects(principal))
+        typed = CompiledQuery(project_ids)
+        if request.query:  # checked even when the caller sees no project
+            typed = await QueryCompiler(self.uow, self.projects).compile(
+                principal,
+                request.query,
+                project_ids,
+                cross_project=project_ref is None,
+                now=datetime.now(UTC),
+            )
+            project_ids = typed.project_ids
+        text = " ".join(part for part in (request.q, typed.text) if part) or None
         # docs/api.md: -updated_at unless asked otherwise, with `q` too (an index serves it at
-        # any size); relevance is on request, as it ranks every match (ADR 0022).
-        sort = request.sort or "-updated_at"
+        # any size); relevance is on request, as it ranks every match (ADR 0022). The
+        # `sort` parameter wins over a query's `sort:`.
+        sort = request.sort or typed.sort or "-updated_at"
         if sort == "relevance":
-            sort = "rank" if request.q else "-updated_at"
-        after = decode_cursor(request.cursor, 2) if request.cursor else None
+            sort = "rank" if text else "-updated_at"
         # `me` is the caller; `none` asks for unassigned tickets.
         assignee = principal.user_id if request.assignee == "me" else request.assignee
         query = TicketQuery(
@@ -430,12 +397,12 @@ class TicketUseCases:
             statuses=request.statuses,
             priorities=request.priorities,
             types=request.types,
-            fields=await self._field_filters(project_ids, request.fields),
+            fields=await self._field_filters(project_ids, request.fields) + typed.fields,
             assignee_id=assignee if isinstance(assignee, uuid.UUID) else None,
             unassigned=assignee == "none",
             reporter_id=request.reporter,
             labels=request.labels,
-            text=request.q,
+            text=text,
             due_before=request.due_before,
             updated_since=request.updated_since,
             milestone_id=request.milestone if isinstance(request.milestone, uuid.UUID) else None,
@@ -443,15 +410,10 @@ class TicketUseCases:
             parent_id=request.parent if isinstance(request.parent, uuid.UUID) else None,
             no_parent=request.parent == "none",
             blocked=request.blocked,
+            conditions=typed.conditions,
             sort=sort,
         )
-        if not project_ids:
-            return TicketList([], None, 0 if request.include_total else None)
-        page = await self.reads.search(
-            query, after=after, limit=request.limit, with_total=request.include_total
-        )
-        next_cursor = encode_cursor(page.next_after) if page.next_after else None
-        return TicketList(page.tickets, next_cursor, page.total)
+        return query if project_ids else None
 
     # -- configuration (docs/adr/0040) ------------------------------------------------
 

@@ -247,3 +247,43 @@ class InvalidUploadError(RequestRuleError):
 
     def __init__(self, problem: str) -> None:
         super().__init__([(["body", "file"], problem)])
+
+
+# -- ticket query language -------------------------------------------------------------------
+
+
+class InvalidQueryError(TicketsError):
+    """A `query` the ticket query language cannot take, with the offset (0-based) of the
+    offending character in it."""
+
+    code = "invalid_query"
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+        self.extra = {"position": position}
+
+
+# -- saved filters and export (docs/adr/0045) ------------------------------------------------
+
+
+class ExportTooLargeError(TicketsError):
+    code = "export_too_large"
+
+    def __init__(self, total: int, limit: int) -> None:
+        super().__init__(
+            f"The list has {total} tickets; an export holds at most {limit}: narrow it."
+        )
+        self.extra = {"total": total, "limit": limit}
+
+
+class FilterNotFoundError(TicketsError):
+    code = "not_found"
+    message = "There is no such filter."
+
+
+class InvalidFilterProjectError(RequestRuleError):
+    """A saved filter's project the caller cannot see, or a shared filter without one."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([(["body", "project_id"], problem)])

@@ -168,6 +168,16 @@ class SqlConfigurationRepository:
         rows = (await self._session.execute(query)).mappings().all()
         return [FIELDS.from_row(row) for row in rows]
 
+    async def field_keys(self, project_ids: Sequence[uuid.UUID]) -> list[str]:
+        c = custom_fields.c
+        rows = await self._session.scalars(
+            select(c.key)
+            .where(c.project_id.in_(list(project_ids)), c.deleted_at.is_(None))
+            .group_by(c.key)
+            .order_by(func.min(c.position), c.key)
+        )
+        return list(rows)
+
     async def add_field(self, definition: FieldDef) -> None:
         position = (
             select(func.coalesce(func.max(custom_fields.c.position), 0) + 1)

@@ -7,12 +7,23 @@ in the transaction of every ticket write, so they are read here and never writte
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from bugtracker_shared.pagination import InvalidCursorError
 from bugtracker_shared.rows import Columns
-from sqlalchemy import ColumnElement, delete, exists, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,6 +123,23 @@ class SqlMilestoneRepository:
             delete(milestones).where(milestones.c.id.in_(cleared)).returning(milestones.c.id)
         )
         return len(result.all())
+
+    async def named(
+        self, project_ids: Sequence[uuid.UUID], names: Sequence[str]
+    ) -> dict[str, list[uuid.UUID]]:
+        m = milestones.c
+        # Served by the unique index on (project_id, lower(name)) of live milestones.
+        rows = await self._session.execute(
+            select(func.lower(m.name), m.id).where(
+                m.project_id.in_(list(project_ids)),
+                func.lower(m.name).in_([name.lower() for name in names]),
+                m.deleted_at.is_(None),
+            )
+        )
+        found: dict[str, list[uuid.UUID]] = {}
+        for name, milestone_id in rows:
+            found.setdefault(name, []).append(milestone_id)
+        return found
 
     # Last: below it, `list` in annotations would name this method, not the builtin.
     async def list(

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import json
+import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    not_,
     or_,
     select,
     tuple_,
@@ -33,7 +35,17 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import FromClause
 
-from bugtracker_tickets.application.ports import FieldFilter, IdempotencyClaim, Page, TicketQuery
+from bugtracker_tickets.application.ports import (
+    Among,
+    Compare,
+    Condition,
+    FieldFilter,
+    Flag,
+    IdempotencyClaim,
+    Page,
+    TicketQuery,
+    WithLabels,
+)
 from bugtracker_tickets.domain.configuration import Category
 from bugtracker_tickets.domain.planning import TicketRef
 from bugtracker_tickets.domain.tickets import (
@@ -43,6 +55,7 @@ from bugtracker_tickets.domain.tickets import (
     Ticket,
 )
 from bugtracker_tickets.infrastructure.tables import (
+    attachments,
     comments,
     custom_fields,
     field_values,
@@ -204,7 +217,64 @@ def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElemen
         where.append(t.due_date < query.due_before)
     if query.updated_since is not None:
         where.append(t.updated_at >= query.updated_since)
-    return where + _planning_filters(query) + [_field_filter(f) for f in query.fields]
+    return [
+        *where,
+        *_planning_filters(query),
+        *(_field_filter(f) for f in query.fields),
+        *(_condition(c) for c in query.conditions),
+    ]
+
+
+_COMPARE: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
+    "=": operator.eq,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+def _condition(condition: Condition) -> ColumnElement[bool]:
+    """One condition of a typed query (docs/adr/0045) as SQL."""
+    t = tickets.c
+    match condition:
+        case Among(column, values, negated):
+            return _among(t[column], values, negated)
+        case Compare(column, op, value):
+            compared: ColumnElement[bool] = _COMPARE[op](t[column], value)
+            return compared
+        case WithLabels(labels, negated):
+            overlap: ColumnElement[bool] = t.labels.overlap(list(labels))
+            return not_(overlap) if negated else overlap
+        case Flag("blocked", negated):
+            # A literal 0 as in _planning_filters: the partial index ix_tickets_blocked.
+            zero: ColumnElement[int] = literal_column("0")
+            return t.open_blockers == zero if negated else t.open_blockers > zero
+        case Flag("attachment", negated):
+            # The few tickets with files, by the attachments' project index: a semi-join
+            # the planner can start from the attachments (they are rare) or the tickets.
+            with_files = t.id.in_(
+                select(attachments.c.ticket_id).where(attachments.c.project_id == t.project_id)
+            )
+            return not_(with_files) if negated else with_files
+    raise AssertionError(f"unknown condition {condition!r}")
+
+
+def _among(
+    column: ColumnElement[Any], values: tuple[Any, ...], negated: bool
+) -> ColumnElement[bool]:
+    known = [v for v in values if v is not None]
+    unset = len(known) < len(values)
+    parts: list[ColumnElement[bool]] = []
+    if known:
+        parts.append(column.in_(known))
+    if unset:
+        parts.append(column.is_(None))
+    matches = or_(*parts) if len(parts) > 1 else parts[0]
+    if not negated:
+        return matches
+    # NOT IN is unknown for a NULL: a ticket without a value is not one of the values.
+    return not_(func.coalesce(matches, False))
 
 
 def _field_filter(wanted: FieldFilter) -> ColumnElement[bool]:
@@ -227,7 +297,8 @@ def _field_filter(wanted: FieldFilter) -> ColumnElement[bool]:
         conditions.append(column >= fixed(wanted.gte))
     if wanted.lte is not None:
         conditions.append(column <= fixed(wanted.lte))
-    return tickets.c.id.in_(select(field_values.c.ticket_id).where(*conditions))
+    with_value = tickets.c.id.in_(select(field_values.c.ticket_id).where(*conditions))
+    return not_(with_value) if wanted.negated else with_value
 
 
 def _planning_filters(query: TicketQuery) -> list[ColumnElement[bool]]:
@@ -536,11 +607,11 @@ class TicketSearch:
         if len(rows) > limit:
             last = rows[limit - 1]
             next_after = [_encode(last["sort_value"]), str(last["id"])]
-        total = None
-        if with_total:
-            count = await self._conn.scalar(select(func.count()).where(*_filters(query)))
-            total = int(count or 0)
+        total = await self.count(query) if with_total else None
         return Page(found, next_after, total)
+
+    async def count(self, query: TicketQuery) -> int:
+        return int(await self._conn.scalar(select(func.count()).where(*_filters(query))) or 0)
 
     async def _text_search(
         self,

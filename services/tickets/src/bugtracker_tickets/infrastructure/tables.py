@@ -362,4 +362,45 @@ attachments = Table(
     Index("ix_attachments_project", "project_id", "size"),
 )
 
+# A project's activity feed (docs/adr/0046): one entry per event that makes one, written
+# by the consumer of `tickets.activity`; `event_id` makes a redelivery insert nothing. No
+# foreign keys: an entry may outlive what it names (a deleted or purged ticket's entries
+# are left out when read, a deleted project's are purged with its tickets).
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("project_id", Uuid, nullable=False),
+    moment("at"),
+    Column("actor_id", Uuid, nullable=True),
+    Column("kind", String(40), nullable=False),
+    Column("ticket_id", Uuid, nullable=True),
+    Column("ticket_key", String(24), nullable=True),
+    Column("summary", Text, nullable=False),
+)
+# The feed, newest first (keyset pagination on at, id).
+Index("ix_activity_project_at", activity.c.project_id, activity.c.at.desc(), activity.c.id.desc())
+
+# Saved filters (docs/adr/0045): a user's own, by name, and those shared in a project.
+saved_filters = Table(
+    "saved_filters",
+    metadata,
+    uuid_key(),
+    Column("owner_id", Uuid, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("query", String(1000), nullable=False),
+    Column("project_id", Uuid, nullable=True),
+    Column("shared", Boolean, nullable=False),
+    *tracked(),
+    Index("ix_saved_filters_owner", "owner_id", "name", "id"),
+    Index(
+        "ix_saved_filters_shared",
+        "project_id",
+        "name",
+        "id",
+        postgresql_where=text("shared"),
+    ),
+)
+
 outbox = outbox_table(metadata)

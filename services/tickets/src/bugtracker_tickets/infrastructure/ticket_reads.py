@@ -86,3 +86,7 @@ class DriverTicketReads:
             return await TicketSearch(conn).search(
                 query, after=after, limit=limit, with_total=with_total
             )
+
+    async def count(self, query: TicketQuery) -> int:
+        async with self._autocommit.connect() as conn:
+            return await TicketSearch(conn).count(query)

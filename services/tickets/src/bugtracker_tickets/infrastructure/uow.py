@@ -10,6 +10,7 @@ from bugtracker_tickets.application.ports import (
     IdempotencyStore,
     MilestoneRepository,
     RelationRepository,
+    SavedFilterRepository,
     TicketRepository,
     WatcherRepository,
 )
@@ -26,6 +27,7 @@ from bugtracker_tickets.infrastructure.repositories import (
     SqlTicketRepository,
     SqlWatcherRepository,
 )
+from bugtracker_tickets.infrastructure.saved_filter_repository import SqlSavedFilterRepository
 from bugtracker_tickets.infrastructure.tables import outbox
 
 
@@ -35,6 +37,7 @@ class TicketsUnitOfWork(OutboxUnitOfWork):
     configuration: ConfigurationRepository
     tickets: TicketRepository
     milestones: MilestoneRepository
+    filters: SavedFilterRepository
     relations: RelationRepository
     comments: CommentRepository
     history: HistoryRepository
@@ -46,6 +49,7 @@ class TicketsUnitOfWork(OutboxUnitOfWork):
         self.configuration = SqlConfigurationRepository(self.session)
         self.tickets = SqlTicketRepository(self.session)
         self.milestones = SqlMilestoneRepository(self.session)
+        self.filters = SqlSavedFilterRepository(self.session)
         self.relations = SqlRelationRepository(self.session)
         self.comments = SqlCommentRepository(self.session)
         self.history = SqlHistoryRepository(self.session)
