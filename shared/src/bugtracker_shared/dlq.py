@@ -33,6 +33,8 @@ DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # The consumer queues of this repository; `list` without arguments looks at their DLQs.
 KNOWN_QUEUES = (
     "notifications.events",
+    "tickets.memberships",
+    "tickets.activity",
     "webhooks.events",
     "gateway.revocations",
     UNROUTED_QUEUE,

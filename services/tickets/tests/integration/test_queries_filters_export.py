@@ -323,3 +323,34 @@ async def test_an_export_reads_in_pages_without_losing_or_repeating_a_ticket(
     keys = [json.loads(line)["key"] for line in response.text.splitlines()]
     assert sorted(keys) == ["QRY-1", "QRY-2", "QRY-3", "QRY-4", "QRY-5"]
     assert keys[0] == "QRY-1"  # critical first
+
+
+async def test_rare_and_common_matches_page_alike(
+    tickets_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typed query first checks the newest tickets of the list's order, then asks the
+    index that suits it for every match when the page is not full: both ways give the same
+    pages, in the list's order."""
+    from bugtracker_tickets.infrastructure import repositories
+
+    await scene(tickets_api)
+
+    async def walk(query: str) -> list[str]:
+        seen: list[str] = []
+        params = {"query": query, "limit": "2"}
+        while True:
+            page = await tickets_api.client.get(
+                "/api/v1/projects/QRY/tickets", params=params, headers=tickets_api.headers(DEV)
+            )
+            assert page.status_code == 200, page.text
+            seen += [t["key"] for t in page.json()["items"]]
+            if not page.json()["next_cursor"]:
+                return seen
+            params["cursor"] = page.json()["next_cursor"]
+
+    queries = ["is:open", "label:ui crash", "-label:wontfix", "priority:>=high", "label:nope"]
+    by_window = {query: await walk(query) for query in queries}
+    assert sorted(by_window["is:open"]) == ["QRY-1", "QRY-2", "QRY-3", "QRY-5"]
+    assert by_window["label:nope"] == []
+    monkeypatch.setattr(repositories, "TEXT_SCAN_WINDOW", 1)
+    assert {query: await walk(query) for query in queries} == by_window

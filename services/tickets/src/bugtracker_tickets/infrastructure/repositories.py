@@ -18,6 +18,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -34,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.util import ClauseAdapter
 
 from bugtracker_tickets.application.ports import (
     Among,
@@ -194,7 +196,18 @@ def _after(
     return pair < boundary if descending else pair > boundary
 
 
-def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElement[bool]]:
+def _filters(query: TicketQuery) -> list[ColumnElement[bool]]:
+    return [*_plain_filters(query), *_narrowing(query)]
+
+
+def _narrowing(query: TicketQuery) -> list[ColumnElement[bool]]:
+    """The full text and the typed query's conditions: `TicketSearch._narrowed` applies
+    them in two steps, after the plain filters."""
+    text = [_text_match(query)] if query.text else []
+    return [*text, *(_condition(c, query.project_ids) for c in query.conditions)]
+
+
+def _plain_filters(query: TicketQuery) -> list[ColumnElement[bool]]:
     t = tickets.c
     where: list[ColumnElement[bool]] = [t.project_id.in_(query.project_ids), t.deleted_at.is_(None)]
     if query.statuses:
@@ -211,18 +224,11 @@ def _filters(query: TicketQuery, *, with_text: bool = True) -> list[ColumnElemen
         where.append(t.reporter_id == query.reporter_id)
     if query.labels:
         where.append(t.labels.contains(list(query.labels)))
-    if query.text and with_text:
-        where.append(_text_match(query))
     if query.due_before is not None:
         where.append(t.due_date < query.due_before)
     if query.updated_since is not None:
         where.append(t.updated_at >= query.updated_since)
-    return [
-        *where,
-        *_planning_filters(query),
-        *(_field_filter(f) for f in query.fields),
-        *(_condition(c) for c in query.conditions),
-    ]
+    return [*where, *_planning_filters(query), *(_field_filter(f) for f in query.fields)]
 
 
 _COMPARE: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
@@ -234,27 +240,51 @@ _COMPARE: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = 
 }
 
 
-def _condition(condition: Condition) -> ColumnElement[bool]:
+# Compared as the sort indexes hold them (tables.py): due dates as `due_sort`.
+_COMPARED: dict[str, ColumnElement[Any]] = {
+    "created_at": tickets.c.created_at,
+    "updated_at": tickets.c.updated_at,
+    "due_date": tickets.c.due_sort,
+    "priority_rank": tickets.c.priority_rank,
+}
+
+
+def _fixed(column: ColumnElement[Any], value: Any) -> ColumnElement[Any]:
+    """A value written into the statement, not sent as a parameter: a prepared statement
+    run a few times with parameters gets a generic plan, which cannot know that one label
+    is on no ticket and another on half of them, and walks a million rows for the rare one
+    (bench/query_bench.py; the same as for `field.<key>`, bench/explain_fields.py)."""
+    return literal(value, column.type, literal_execute=True)
+
+
+def _condition(condition: Condition, project_ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
     """One condition of a typed query (docs/adr/0045) as SQL."""
     t = tickets.c
     match condition:
         case Among(column, values, negated):
             return _among(t[column], values, negated)
         case Compare(column, op, value):
-            compared: ColumnElement[bool] = _COMPARE[op](t[column], value)
+            target = _COMPARED[column]
+            compared: ColumnElement[bool] = _COMPARE[op](target, _fixed(target, value))
+            if column == "due_date":  # due_sort is `infinity` for no due date
+                return and_(compared, t.due_date.is_not(None))
             return compared
         case WithLabels(labels, negated):
-            overlap: ColumnElement[bool] = t.labels.overlap(list(labels))
+            # Cast: a literal array is text[], the column varchar[] (no `&&` between them).
+            wanted = cast(_fixed(t.labels, list(labels)), t.labels.type)
+            overlap: ColumnElement[bool] = t.labels.overlap(wanted)
             return not_(overlap) if negated else overlap
         case Flag("blocked", negated):
             # A literal 0 as in _planning_filters: the partial index ix_tickets_blocked.
             zero: ColumnElement[int] = literal_column("0")
             return t.open_blockers == zero if negated else t.open_blockers > zero
         case Flag("attachment", negated):
-            # The few tickets with files, by the attachments' project index: a semi-join
-            # the planner can start from the attachments (they are rare) or the tickets.
+            # The few tickets with files of the projects listed (ix_attachments_project),
+            # one uncorrelated set the planner hashes or starts from.
             with_files = t.id.in_(
-                select(attachments.c.ticket_id).where(attachments.c.project_id == t.project_id)
+                select(attachments.c.ticket_id).where(
+                    attachments.c.project_id.in_(list(project_ids))
+                )
             )
             return not_(with_files) if negated else with_files
     raise AssertionError(f"unknown condition {condition!r}")
@@ -263,7 +293,7 @@ def _condition(condition: Condition) -> ColumnElement[bool]:
 def _among(
     column: ColumnElement[Any], values: tuple[Any, ...], negated: bool
 ) -> ColumnElement[bool]:
-    known = [v for v in values if v is not None]
+    known = [_fixed(column, v) for v in values if v is not None]
     unset = len(known) < len(values)
     parts: list[ColumnElement[bool]] = []
     if known:
@@ -287,9 +317,9 @@ def _field_filter(wanted: FieldFilter) -> ColumnElement[bool]:
     column = field_values.c[wanted.column]
 
     def fixed(value: Any) -> Any:
-        return literal(value, column.type, literal_execute=True)
+        return _fixed(column, value)
 
-    ids = [literal(i, field_values.c.field_id.type, literal_execute=True) for i in wanted.field_ids]
+    ids = [_fixed(field_values.c.field_id, i) for i in wanted.field_ids]
     conditions: list[ColumnElement[bool]] = [field_values.c.field_id.in_(ids)]
     if wanted.equals:
         conditions.append(column.in_([fixed(value) for value in wanted.equals]))
@@ -591,9 +621,8 @@ class TicketSearch:
     ) -> Page:
         key, descending = _sort_key(query)
         keyset = [_after(query, key, descending, after)] if after is not None else []
-        if query.text and query.sort != "rank":
-            plain = [*_filters(query, with_text=False), *keyset]
-            rows = await self._text_search(query, plain, key, descending, limit)
+        if (query.text or query.conditions) and query.sort != "rank":
+            rows = await self._narrowed(query, keyset, key, descending, limit)
         else:
             statement = _ordered(
                 select(*TICKET_COLUMNS, key.label("sort_value")).where(*_filters(query), *keyset),
@@ -613,32 +642,46 @@ class TicketSearch:
     async def count(self, query: TicketQuery) -> int:
         return int(await self._conn.scalar(select(func.count()).where(*_filters(query))) or 0)
 
-    async def _text_search(
+    async def _narrowed(
         self,
         query: TicketQuery,
-        plain: list[ColumnElement[bool]],
+        keyset: list[ColumnElement[bool]],
         key: ColumnElement[Any],
         descending: bool,
         limit: int,
     ) -> Sequence[RowMapping]:
-        """Full text in a sort order an index serves, fast for common and rare words alike.
+        """Full text and typed-query conditions in a sort order an index serves, fast
+        whether they match many tickets or few.
 
-        First the newest (in sort order) `TEXT_SCAN_WINDOW` tickets by the index, checked
-        for the words: a common word fills the page early and the scan stops there. A page
-        not filled from that window means the words are rare; then every match comes from
-        the GIN index (materialized, so the planner cannot walk the sort index instead),
-        sorted and cut. One plan alone is slow for one of the two cases at 1M tickets.
+        First the newest (in sort order) `TEXT_SCAN_WINDOW` tickets of the plain filters
+        (and of the query's ranges on the sort column itself: index conditions), walked
+        by the sort index and checked for the rest as they come: a common word or
+        condition fills the page early and the walk stops there. A page not filled from
+        that window means the matches are rare, or far along the order (`created:<` a
+        year ago is at the end of `-updated_at`); then every match comes from the index
+        that suits its conditions (GIN, a date index; materialized, so the planner cannot
+        walk the sort index instead, which it would, guessing the matches spread evenly
+        along it), and only the page's rows are read whole. One plan alone is slow for one
+        of the two cases at 1M tickets (bench/query_bench.py).
         """
-        window = _ordered(
-            select(*TICKET_COLUMNS, tickets.c.search, key.label("sort_value")).where(*plain),
-            key,
-            tickets.c.id,
-            descending,
-        ).limit(TEXT_SCAN_WINDOW)
-        recent = window.subquery("recent")
-        columns = [recent.c[column.name] for column in TICKET_COLUMNS]
+        on_key, narrow = _split_on_sort_key(query, key)
+        plain = [*_plain_filters(query), *keyset, *on_key]
+        columns = [*TICKET_COLUMNS, *_SEARCHED]
+        recent = (
+            _ordered(
+                select(*columns, key.label("sort_value")).where(*plain),
+                key,
+                tickets.c.id,
+                descending,
+            )
+            .limit(TEXT_SCAN_WINDOW)
+            .subquery("recent")
+        )
+        adapt = ClauseAdapter(recent).traverse
         first = _ordered(
-            select(*columns, recent.c.sort_value).where(recent.c.search.op("@@")(_tsquery(query))),
+            select(*(recent.c[c.name] for c in TICKET_COLUMNS), recent.c.sort_value).where(
+                *(adapt(condition) for condition in narrow)
+            ),
             recent.c.sort_value,
             recent.c.id,
             descending,
@@ -648,20 +691,56 @@ class TicketSearch:
             return rows
         matches = (
             select(tickets.c.id, key.label("sort_value"))
-            .where(*plain, _text_match(query))
+            .where(*plain, *narrow)
             .cte("matches")
             .prefix_with("MATERIALIZED")
         )
+        page = (
+            _ordered(
+                select(matches.c.id, matches.c.sort_value),
+                matches.c.sort_value,
+                matches.c.id,
+                descending,
+            )
+            .limit(limit + 1)
+            .subquery("page")
+        )
         every = _ordered(
-            select(*TICKET_COLUMNS, matches.c.sort_value).join(
-                matches, matches.c.id == tickets.c.id
-            ),
-            matches.c.sort_value,
+            select(*TICKET_COLUMNS, page.c.sort_value).join(page, page.c.id == tickets.c.id),
+            page.c.sort_value,
             tickets.c.id,
             descending,
-        ).limit(limit + 1)
+        )
         matched: Sequence[RowMapping] = (await self._conn.execute(every)).mappings().all()
         return matched
+
+
+# The columns the typed query's conditions read besides a ticket's own.
+_SEARCHED = [
+    tickets.c.search,
+    tickets.c.priority_rank,
+    tickets.c.due_sort,
+    tickets.c.open_blockers,
+]
+
+
+def _split_on_sort_key(
+    query: TicketQuery, key: ColumnElement[Any]
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+    """The query's ranges on the sort column (the sort index's own conditions, which
+    bound the walk instead of filtering it) and the rest of its narrowing conditions."""
+    on_key = [
+        _condition(c, query.project_ids)
+        for c in query.conditions
+        if isinstance(c, Compare) and _COMPARED[c.column] is key
+    ]
+    rest = [
+        _condition(c, query.project_ids)
+        for c in query.conditions
+        if not (isinstance(c, Compare) and _COMPARED[c.column] is key)
+    ]
+    text = [_text_match(query)] if query.text else []
+    return on_key, [*text, *rest]
 
 
 COMMENTS = Columns(Comment, comments, load={"mentions": list})
