@@ -189,6 +189,17 @@ def test_saved_filters_private_and_shared(
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert sorted(r["key"] for r in rows) == [k(1), k(2)]
     assert {r["key"]: r["field.effort"] for r in rows} == {k(1): "", k(2): "5"}
+    # Only its owner changes or deletes it.
+    url = f"/api/v1/filters/{shared.json()['id']}"
+    assert api.patch(url, json={"name": "Mine now"}, headers=viewer).status_code == 403
+    renamed = api.patch(url, json={"name": "UI work"}, headers={**dev, "If-Match": '"1"'})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == "UI work"
+    stale = api.patch(url, json={"name": "x"}, headers={**dev, "If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert api.delete(f"/api/v1/filters/{private.json()['id']}", headers=viewer).status_code == 404
+    assert api.delete(f"/api/v1/filters/{private.json()['id']}", headers=dev).status_code == 204
+    assert api.get(f"/api/v1/filters/{private.json()['id']}", headers=dev).status_code == 404
     # Someone who leaves the project no longer sees what was shared in it.
     left = api.delete(f"/api/v1/projects/{scene.key}/members/{scene.viewer_id}", headers=viewer)
     assert left.status_code == 204, left.text
