@@ -117,8 +117,9 @@ async def run_filter(
 
 
 # The error answers each operation's route does not reveal (docs/adr/0031): another
-# user's filter (403).
+# user's filter (403); a `?project=` the caller cannot see (404).
 ANSWERS: dict[tuple[str, str], set[int]] = {
+    ("GET", "/api/v1/filters"): {404},
     ("PATCH", "/api/v1/filters/{filter_id}"): {403},
     ("DELETE", "/api/v1/filters/{filter_id}"): {403},
 }
